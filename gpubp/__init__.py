@@ -1,0 +1,20 @@
+"""gpubp: backpropagation as ESL 11.4 writes it, on NumPy or CuPy."""
+
+from .backend import Backend, BackendError, get_backend, to_numpy
+from .config import show_config
+from .gradcheck import GradcheckResult, gradcheck
+from .network import MLP, Backprop
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Backprop",
+    "Backend",
+    "BackendError",
+    "GradcheckResult",
+    "get_backend",
+    "gradcheck",
+    "show_config",
+    "to_numpy",
+]

@@ -1,0 +1,128 @@
+"""The backend as a value: an array module plus the two transfer points.
+
+Only this module imports CuPy, and only when a backend is first resolved, so
+``import gpubp`` never touches CUDA.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "cupy")
+ENV_VAR = "GPUBP_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for explicitly and cannot work here."""
+
+
+@dataclass(frozen=True, eq=False)
+class Backend:
+    """An array module ``xp`` with its to-device and to-host transfers."""
+
+    name: str
+    xp: Any
+    to_device: Callable[..., Any]
+    reason: str = ""
+
+    def to_host(self, a: Any) -> np.ndarray:
+        """Copy ``a`` to a NumPy array (no copy when it already is one)."""
+        return to_numpy(a)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Return ``a`` as a NumPy array, from NumPy, CuPy or any DLPack producer."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    if hasattr(a, "__dlpack__") and not isinstance(a, np.generic):
+        try:
+            return np.from_dlpack(a)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass
+    return np.asarray(a)
+
+
+def _numpy_to_device(a: Any, dtype: Any = None) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=dtype)
+
+
+NUMPY = Backend("numpy", np, _numpy_to_device)
+
+
+@functools.cache
+def probe_cupy() -> tuple[Backend | None, str]:
+    """The CuPy backend, or None and why not: import and allocate once (cached)."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        return None, f"CuPy is not installed or does not import ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"the CUDA driver or runtime failed ({type(exc).__name__}: {exc})"
+    if count == 0:
+        return None, "CuPy imports but no CUDA device is visible"
+    try:
+        cupy.zeros(1, dtype=cupy.float32).sum().item()
+    except Exception as exc:
+        return None, f"a tiny allocation on the GPU failed ({type(exc).__name__}: {exc})"
+    reason = f"CuPy {cupy.__version__} with {count} device(s)"
+    return Backend("cupy", cupy, cupy.asarray, reason), ""
+
+
+def _requested(name: str) -> str:
+    if name == "auto":
+        env = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
+        if env not in BACKENDS:
+            raise ValueError(f"{ENV_VAR}={env!r} is not one of {', '.join(BACKENDS)}")
+        return env
+    if name not in BACKENDS:
+        raise ValueError(f"backend={name!r} is not one of {', '.join(BACKENDS)}")
+    return name
+
+
+def get_backend(name: str | Backend = "auto") -> Backend:
+    """Resolve ``"auto" | "numpy" | "cupy"`` (or pass a Backend through).
+
+    "auto" honours the ``GPUBP_BACKEND`` environment variable, then picks CuPy
+    when it imports and a device answers, NumPy otherwise.
+    """
+    if isinstance(name, Backend):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a name or a Backend, not {type(name).__name__}")
+    requested = _requested(name.lower())
+    if requested == "numpy":
+        return NUMPY
+    cupy_backend, why = probe_cupy()
+    if cupy_backend is not None:
+        return cupy_backend
+    if requested == "cupy":
+        raise BackendError(
+            f"backend 'cupy' is unavailable: {why}. Install CuPy for your CUDA version "
+            "(pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'), check that `nvidia-smi` "
+            "sees a GPU, or use backend='numpy'."
+        )
+    return NUMPY
+
+
+def auto_reason() -> str:
+    """Why "auto" resolves the way it does, in words."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env and env.lower() != "auto":
+        return f"{ENV_VAR}={env}"
+    cupy_backend, why = probe_cupy()
+    if cupy_backend is not None:
+        return cupy_backend.reason
+    return f"falling back to NumPy: {why}"

@@ -1,0 +1,87 @@
+"""Central finite differences of the loss against ``loss_and_gradients``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import NUMPY
+from .network import MLP
+
+
+@dataclass(frozen=True)
+class GradcheckResult:
+    """The largest relative error and where it occurs.
+
+    ``errors[l]`` is ``(err_W, err_b)`` for layer l + 1, entry by entry:
+    ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``.
+    """
+
+    max_rel_error: float
+    layer: int
+    param: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    errors: list[tuple[np.ndarray, np.ndarray]]
+
+    def __float__(self) -> float:
+        return self.max_rel_error
+
+    def __str__(self) -> str:
+        return (
+            f"max relative error {self.max_rel_error:.3e} at {self.param}_{self.layer}"
+            f"{list(self.index)}: analytic {self.analytic:.10g}, numeric {self.numeric:.10g}"
+        )
+
+
+def gradcheck(net: MLP, X, Y, eps: float = 1e-4, reduction: str = "mean",
+              floor: float = 1e-6) -> GradcheckResult:
+    """Compare ``net.loss_and_gradients(X, Y)`` with central differences.
+
+    The differences are taken on a float64 NumPy copy of the network, one
+    weight at a time, with the fourth-order central stencil
+    (8 (R(w + eps) - R(w - eps)) - (R(w + 2 eps) - R(w - 2 eps))) / (12 eps):
+    its truncation error is O(eps^4), so a larger eps (less rounding) still
+    gives about 1e-12 absolute accuracy. ``floor`` keeps near-zero entries
+    from dividing by almost nothing.
+    """
+    if not eps > 0:
+        raise ValueError(f"eps={eps!r} must be > 0")
+    _, analytic = net.loss_and_gradients(X, Y, reduction=reduction)
+    analytic = [(net.backend.to_host(dW), net.backend.to_host(db)) for dW, db in analytic]
+
+    ref = MLP(net.layer_sizes, net.activation, net.output, net.loss, net.weight_decay,
+              dtype="float64", backend=NUMPY)
+    ref.set_weights(net.get_weights())
+    params = list(zip(ref.W, ref.b))  # perturbed in place, one entry at a time
+    X64 = ref._inputs(net.backend.to_host(X))
+    Y64 = ref._targets(net.backend.to_host(Y), X64.shape[0])
+
+    def loss() -> float:
+        return float(ref._loss(X64, Y64, reduction))
+
+    best = None
+    errors = []
+    for l, (layer, grads) in enumerate(zip(params, analytic), start=1):
+        layer_errors = []
+        for name, theta, g in zip("Wb", layer, grads):
+            numeric = np.empty_like(theta)
+            for idx in np.ndindex(theta.shape):
+                saved = theta[idx]
+                R = {}
+                for k in (-2, -1, 1, 2):
+                    theta[idx] = saved + k * eps
+                    R[k] = loss()
+                theta[idx] = saved
+                numeric[idx] = (8 * (R[1] - R[-1]) - (R[2] - R[-2])) / (12 * eps)
+            g = g.astype(np.float64)
+            err = np.abs(g - numeric) / np.maximum(np.maximum(np.abs(g), np.abs(numeric)), floor)
+            layer_errors.append(err)
+            if err.size and (best is None or err.max() > best.max_rel_error):
+                i = np.unravel_index(np.argmax(err), err.shape)
+                best = GradcheckResult(float(err[i]), l, name, tuple(int(k) for k in i),
+                                       float(g[i]), float(numeric[i]), errors)
+        errors.append(tuple(layer_errors))
+    return best

@@ -1,0 +1,281 @@
+"""A feed-forward network with explicit forward and backward passes (ESL 11.4).
+
+For a minibatch X (N x p), layer l = 1..L+1 with weights W_l (fan_in x fan_out)
+and biases b_l:
+
+    A_l = Z_{l-1} W_l + b_l,   Z_0 = X,   Z_l = sigma(A_l),   F = g(T),  T = A_{L+1}
+    delta = dR/dT                             (output errors)
+    dW_l = Z_{l-1}^T Delta_l,  db_l = sum over cases of Delta_l
+    s_{l-1} = (Delta_l W_l^T) * sigma'(Z_{l-1})   (back-propagated errors)
+
+with Delta_{L+1} = delta and Delta_l = s_l for the hidden layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, get_backend
+from .functions import (
+    ACTIVATIONS,
+    CANONICAL_LOSS,
+    DERIVATIVES,
+    LOSSES,
+    OUTPUTS,
+    VALID_OUTPUTS,
+    output_delta,
+)
+
+DTYPES = ("float32", "float64")
+REDUCTIONS = ("mean", "sum")
+
+
+@dataclass
+class Backprop:
+    """One pass at (X, Y): hidden outputs Z = [X, Z_1, ..., Z_L], output
+    pre-activations T, outputs F = g(T), output errors delta = dR/dT, hidden
+    errors s = [s_1, ..., s_L], the loss and [(dW_l, db_l), ...]. With
+    reduction="mean", delta and s carry the factor 1/N.
+    """
+
+    Z: list
+    T: Any
+    F: Any
+    delta: Any
+    s: list
+    loss: Any
+    gradients: list
+
+
+def check_choice(argument: str, value: Any, valid: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``valid``, else a ValueError listing them."""
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"{argument}={value!r} is not one of: {', '.join(valid)}")
+    return value
+
+
+def init_weights(layer_sizes, activation, rng):
+    """Glorot-uniform weights and biases near zero, drawn in float64 on the host."""
+    factor = 2.0 if activation == "sigmoid" else 6.0
+    weights = []
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        W = rng.uniform(-bound, bound, (fan_in, fan_out))
+        b = rng.uniform(-bound, bound, fan_out)
+        weights.append((W, b))
+    return weights
+
+
+class MLP:
+    """Multilayer perceptron ``layer_sizes = [p, M_1, ..., M_L, K]``.
+
+    ``activation`` is sigma for the hidden units, ``output`` is g, ``loss`` is R
+    (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
+    ``sum_i R_i`` plus ``weight_decay * sum_l ||W_l||^2`` (biases not penalised).
+    """
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        activation: str = "sigmoid",
+        output: str = "softmax",
+        loss: str | None = None,
+        weight_decay: float = 0.0,
+        dtype: str = "float32",
+        backend: str | Backend = "auto",
+        seed: int | np.random.Generator | None = None,
+    ):
+        sizes = tuple(layer_sizes)
+        if len(sizes) < 2 or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in sizes
+        ):
+            raise ValueError(
+                f"layer_sizes={list(layer_sizes)!r} must be at least two positive integers "
+                "[p, M_1, ..., M_L, K]"
+            )
+        self.layer_sizes = tuple(int(n) for n in sizes)
+        self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.output = check_choice("output", output, tuple(OUTPUTS))
+        loss = CANONICAL_LOSS[output] if loss is None else loss
+        self.loss = check_choice("loss", loss, tuple(LOSSES))
+        if output not in VALID_OUTPUTS[loss]:
+            raise ValueError(
+                f"loss={loss!r} cannot be paired with output={output!r}; it needs output in "
+                f"{VALID_OUTPUTS[loss]} (squared_error works with every output)"
+            )
+        if not np.isfinite(weight_decay) or weight_decay < 0:
+            raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+        self.weight_decay = float(weight_decay)
+        self.dtype = _float_dtype(dtype)
+        self.backend = get_backend(backend)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.set_weights(init_weights(self.layer_sizes, self.activation, rng))
+
+    # -- weights ----------------------------------------------------------------
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers, L + 1."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def _xp_dtype(self):
+        return getattr(self.backend.xp, self.dtype.name)
+
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``[(W_1, b_1), ..., (W_{L+1}, b_{L+1})]`` as NumPy arrays."""
+        to_host = self.backend.to_host
+        return [(to_host(W).copy(), to_host(b).copy()) for W, b in zip(self.W, self.b)]
+
+    def set_weights(self, weights) -> None:
+        """Set every (W_l, b_l) from arrays of any backend; shapes are checked."""
+        weights = list(weights)
+        if len(weights) != self.n_layers:
+            raise ValueError(f"weights has {len(weights)} layers, the network {self.n_layers}")
+        xp_dtype = self._xp_dtype
+        W, b = [], []
+        for l, ((Wl, bl), fan_in, fan_out) in enumerate(
+            zip(weights, self.layer_sizes[:-1], self.layer_sizes[1:]), start=1
+        ):
+            Wl = self.backend.to_device(Wl, dtype=xp_dtype)
+            bl = self.backend.to_device(bl, dtype=xp_dtype)
+            if tuple(Wl.shape) != (fan_in, fan_out) or tuple(bl.shape) != (fan_out,):
+                raise ValueError(
+                    f"layer {l}: W has shape {tuple(Wl.shape)} and b {tuple(bl.shape)}, "
+                    f"expected {(fan_in, fan_out)} and {(fan_out,)}"
+                )
+            W.append(Wl)
+            b.append(bl)
+        self.W, self.b = W, b
+
+    # -- inputs -----------------------------------------------------------------
+
+    def _inputs(self, X):
+        X = self.backend.to_device(X, dtype=self._xp_dtype)
+        p = self.layer_sizes[0]
+        if X.ndim != 2 or X.shape[1] != p or X.shape[0] == 0:
+            raise ValueError(f"X must have shape (N, {p}) with N >= 1, got {tuple(X.shape)}")
+        return X
+
+    def _targets(self, Y, N):
+        """Y as an (N, K) array; for softmax with K > 1, labels are one-hot encoded."""
+        xp, K = self.backend.xp, self.layer_sizes[-1]
+        ndim = Y.ndim if hasattr(Y, "ndim") else np.ndim(Y)
+        if ndim == 1 and self.output == "softmax" and K > 1:
+            labels = self.backend.to_host(Y)
+            if labels.dtype.kind not in "iu" or labels.shape != (N,):
+                raise ValueError(
+                    f"a 1-D Y must be ({N},) integer class labels, got shape {labels.shape} "
+                    f"of dtype {labels.dtype}"
+                )
+            if N and (labels.min() < 0 or labels.max() >= K):
+                raise ValueError(
+                    f"class labels must lie in [0, {K}), got [{labels.min()}, {labels.max()}]"
+                )
+            eye = self.backend.to_device(np.eye(K, dtype=self.dtype))
+            return xp.take(eye, self.backend.to_device(labels), axis=0)
+        Y = self.backend.to_device(Y, dtype=self._xp_dtype)
+        if Y.ndim == 1 and K == 1:
+            Y = xp.reshape(Y, (-1, 1))
+        if tuple(Y.shape) != (N, K):
+            raise ValueError(f"Y must have shape ({N}, {K}), got {tuple(Y.shape)}")
+        return Y
+
+    # -- forward and backward ----------------------------------------------------
+
+    def _propagate(self, X):
+        """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T."""
+        xp, sigma = self.backend.xp, ACTIVATIONS[self.activation]
+        Z = [X]
+        for W, b in zip(self.W[:-1], self.b[:-1]):
+            Z.append(sigma(xp, Z[-1] @ W + b))
+        T = Z[-1] @ self.W[-1] + self.b[-1]
+        return Z, T
+
+    def forward(self, X):
+        """f(X) = g(T), one row per case, as a backend array."""
+        _, T = self._propagate(self._inputs(X))
+        return OUTPUTS[self.output](self.backend.xp, T)
+
+    def loss(self, X, Y, reduction: str = "mean"):
+        """The loss at (X, Y) as a 0-d backend array, forward pass only."""
+        check_choice("reduction", reduction, REDUCTIONS)
+        X = self._inputs(X)
+        return self._loss(X, self._targets(Y, X.shape[0]), reduction)
+
+    def loss_and_gradients(self, X, Y, reduction: str = "mean"):
+        """The loss (0-d backend array) and ``[(dW_l, db_l), ...]`` at (X, Y)."""
+        check_choice("reduction", reduction, REDUCTIONS)
+        X = self._inputs(X)
+        return self._loss_and_gradients(X, self._targets(Y, X.shape[0]), reduction)
+
+    def _loss(self, X, Y, reduction):
+        _, T = self._propagate(X)
+        return self._objective(T, OUTPUTS[self.output](self.backend.xp, T), Y, reduction)
+
+    def _objective(self, T, F, Y, reduction):
+        """mean_i R_i or sum_i R_i, plus weight_decay * sum_l ||W_l||^2."""
+        xp = self.backend.xp
+        R = LOSSES[self.loss](xp, T, F, Y)
+        if reduction == "mean":
+            R = R / T.shape[0]
+        if self.weight_decay:
+            R = R + self.weight_decay * sum(xp.sum(W * W) for W in self.W)
+        return xp.asarray(R)
+
+    def backprop(self, X, Y, reduction: str = "mean") -> Backprop:
+        """Every named quantity of one forward and backward pass (for teaching)."""
+        check_choice("reduction", reduction, REDUCTIONS)
+        X = self._inputs(X)
+        return self._backprop(X, self._targets(Y, X.shape[0]), reduction)
+
+    def _loss_and_gradients(self, X, Y, reduction):
+        trace = self._backprop(X, Y, reduction)
+        return trace.loss, trace.gradients
+
+    def _backprop(self, X, Y, reduction):
+        xp = self.backend.xp
+        Z, T = self._propagate(X)
+        F = OUTPUTS[self.output](xp, T)
+        delta = output_delta(xp, self.output, self.loss, T, F, Y)
+        if reduction == "mean":
+            delta = delta * (1.0 / X.shape[0])
+        gradients, s = self._backward(Z, delta)
+        if self.weight_decay:
+            lam2 = 2 * self.weight_decay
+            gradients = [(dW + lam2 * W, db) for (dW, db), W in zip(gradients, self.W)]
+        return Backprop(Z, T, F, delta, s, self._objective(T, F, Y, reduction), gradients)
+
+    def _backward(self, Z, delta):
+        """Back-propagate delta through the W_l: three GEMMs per layer.
+
+        Returns the gradients [(dW_l, db_l)] and the hidden errors [s_1, ..., s_L].
+        """
+        xp, sigma_prime = self.backend.xp, DERIVATIVES[self.activation]
+        gradients, s = [], []
+        D = delta
+        for l in range(self.n_layers - 1, -1, -1):
+            gradients.append((Z[l].T @ D, xp.sum(D, axis=0)))
+            if l > 0:
+                D = sigma_prime(xp, Z[l], D @ self.W[l].T)  # the back-propagation equation
+                s.append(D)
+        return gradients[::-1], s[::-1]
+
+    def __repr__(self) -> str:
+        return (
+            f"MLP({list(self.layer_sizes)}, activation={self.activation!r}, "
+            f"output={self.output!r}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
+            f"backend={self.backend.name!r})"
+        )
+
+
+def _float_dtype(dtype) -> np.dtype:
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = dtype
+    return np.dtype(check_choice("dtype", name, DTYPES))
