@@ -22,23 +22,6 @@ class BackendError(RuntimeError):
     """A backend was asked for explicitly and cannot work here."""
 
 
-@dataclass(frozen=True, eq=False)
-class Backend:
-    """An array module ``xp`` with its to-device and to-host transfers."""
-
-    name: str
-    xp: Any
-    to_device: Callable[..., Any]
-    reason: str = ""
-
-    def to_host(self, a: Any) -> np.ndarray:
-        """Copy ``a`` to a NumPy array (no copy when it already is one)."""
-        return to_numpy(a)
-
-    def __repr__(self) -> str:
-        return f"Backend({self.name!r})"
-
-
 def to_numpy(a: Any) -> np.ndarray:
     """Return ``a`` as a NumPy array, from NumPy, CuPy or any DLPack producer."""
     if isinstance(a, np.ndarray):
@@ -51,6 +34,20 @@ def to_numpy(a: Any) -> np.ndarray:
         except (BufferError, RuntimeError, TypeError, ValueError):
             pass
     return np.asarray(a)
+
+
+@dataclass(frozen=True, eq=False)
+class Backend:
+    """An array module ``xp`` with its to-device and to-host transfers."""
+
+    name: str
+    xp: Any
+    to_device: Callable[..., Any]  # (array, dtype=None) -> array of xp on its device
+    to_host: Callable[[Any], np.ndarray] = to_numpy
+    reason: str = ""
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
 
 
 def _numpy_to_device(a: Any, dtype: Any = None) -> np.ndarray:
@@ -78,7 +75,7 @@ def probe_cupy() -> tuple[Backend | None, str]:
     except Exception as exc:
         return None, f"a tiny allocation on the GPU failed ({type(exc).__name__}: {exc})"
     reason = f"CuPy {cupy.__version__} with {count} device(s)"
-    return Backend("cupy", cupy, cupy.asarray, reason), ""
+    return Backend("cupy", cupy, cupy.asarray, reason=reason), ""
 
 
 def _requested(name: str) -> str:

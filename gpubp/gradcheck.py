@@ -15,7 +15,8 @@ class GradcheckResult:
     """The largest relative error and where it occurs.
 
     ``errors[l]`` is ``(err_W, err_b)`` for layer l + 1, entry by entry:
-    ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``.
+    ``|analytic - numeric| / max(|analytic|, |numeric|, floor * G)`` with G the
+    largest |numeric| entry of the whole network.
     """
 
     max_rel_error: float
@@ -36,24 +37,33 @@ class GradcheckResult:
         )
 
 
-def gradcheck(net: MLP, X, Y, eps: float = 1e-4, reduction: str = "mean",
-              floor: float = 1e-6) -> GradcheckResult:
+def gradcheck(
+    net: MLP, X, Y, eps: float = 1e-4, reduction: str = "mean", floor: float = 1e-4
+) -> GradcheckResult:
     """Compare ``net.loss_and_gradients(X, Y)`` with central differences.
 
     The differences are taken on a float64 NumPy copy of the network, one
     weight at a time, with the fourth-order central stencil
     (8 (R(w + eps) - R(w - eps)) - (R(w + 2 eps) - R(w - 2 eps))) / (12 eps):
     its truncation error is O(eps^4), so a larger eps (less rounding) still
-    gives about 1e-12 absolute accuracy. ``floor`` keeps near-zero entries
-    from dividing by almost nothing.
+    gives about 1e-16 |R| / eps absolute accuracy. Entries below
+    ``floor`` times the largest gradient entry are compared on that scale, so
+    vanishing gradients do not divide rounding noise by almost nothing.
     """
     if not eps > 0:
         raise ValueError(f"eps={eps!r} must be > 0")
     _, analytic = net.loss_and_gradients(X, Y, reduction=reduction)
     analytic = [(net.backend.to_host(dW), net.backend.to_host(db)) for dW, db in analytic]
 
-    ref = MLP(net.layer_sizes, net.activation, net.output, net.loss, net.weight_decay,
-              dtype="float64", backend=NUMPY)
+    ref = MLP(
+        net.layer_sizes,
+        net.activation,
+        net.output,
+        net.loss,
+        net.weight_decay,
+        dtype="float64",
+        backend=NUMPY,
+    )
     ref.set_weights(net.get_weights())
     params = list(zip(ref.W, ref.b))  # perturbed in place, one entry at a time
     X64 = ref._inputs(net.backend.to_host(X))
@@ -62,26 +72,43 @@ def gradcheck(net: MLP, X, Y, eps: float = 1e-4, reduction: str = "mean",
     def loss() -> float:
         return float(ref._loss(X64, Y64, reduction))
 
+    numeric = []
+    for layer in params:
+        numeric.append(tuple(_central_differences(theta, loss, eps) for theta in layer))
+    scale = floor * max(float(np.max(np.abs(n), initial=0)) for layer in numeric for n in layer)
+
     best = None
     errors = []
-    for l, (layer, grads) in enumerate(zip(params, analytic), start=1):
+    for l, (nums, grads) in enumerate(zip(numeric, analytic), start=1):
         layer_errors = []
-        for name, theta, g in zip("Wb", layer, grads):
-            numeric = np.empty_like(theta)
-            for idx in np.ndindex(theta.shape):
-                saved = theta[idx]
-                R = {}
-                for k in (-2, -1, 1, 2):
-                    theta[idx] = saved + k * eps
-                    R[k] = loss()
-                theta[idx] = saved
-                numeric[idx] = (8 * (R[1] - R[-1]) - (R[2] - R[-2])) / (12 * eps)
+        for name, n, g in zip("Wb", nums, grads):
             g = g.astype(np.float64)
-            err = np.abs(g - numeric) / np.maximum(np.maximum(np.abs(g), np.abs(numeric)), floor)
+            err = np.abs(g - n) / np.maximum(np.maximum(np.abs(g), np.abs(n)), scale or 1.0)
             layer_errors.append(err)
-            if err.size and (best is None or err.max() > best.max_rel_error):
+            if best is None or err.max() > best.max_rel_error:
                 i = np.unravel_index(np.argmax(err), err.shape)
-                best = GradcheckResult(float(err[i]), l, name, tuple(int(k) for k in i),
-                                       float(g[i]), float(numeric[i]), errors)
+                best = GradcheckResult(
+                    float(err[i]),
+                    l,
+                    name,
+                    tuple(int(k) for k in i),
+                    float(g[i]),
+                    float(n[i]),
+                    errors,
+                )
         errors.append(tuple(layer_errors))
     return best
+
+
+def _central_differences(theta, loss, eps):
+    """dR/dtheta entry by entry, perturbing theta in place and restoring it."""
+    numeric = np.empty_like(theta)
+    for idx in np.ndindex(theta.shape):
+        saved = theta[idx]
+        R = {}
+        for k in (-2, -1, 1, 2):
+            theta[idx] = saved + k * eps
+            R[k] = loss()
+        theta[idx] = saved
+        numeric[idx] = (8 * (R[1] - R[-1]) - (R[2] - R[-2])) / (12 * eps)
+    return numeric

@@ -201,7 +201,7 @@ class MLP:
         _, T = self._propagate(self._inputs(X))
         return OUTPUTS[self.output](self.backend.xp, T)
 
-    def loss(self, X, Y, reduction: str = "mean"):
+    def compute_loss(self, X, Y, reduction: str = "mean"):
         """The loss at (X, Y) as a 0-d backend array, forward pass only."""
         check_choice("reduction", reduction, REDUCTIONS)
         X = self._inputs(X)

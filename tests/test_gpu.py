@@ -1,0 +1,85 @@
+"""The same equations on CuPy and NumPy (run only where CuPy has a device)."""
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+
+pytestmark = pytest.mark.gpu
+
+PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
+RTOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def assert_close(got, expected, dtype, name):
+    expected = np.asarray(expected)
+    scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_cupy_matches_numpy_quantity_by_quantity(activation, output, loss, dtype):
+    import cupy
+
+    sizes = [20, 32, 16, 5]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 20))
+    Y = rng.dirichlet(np.ones(5), size=64) if output == "softmax" else rng.uniform(size=(64, 5))
+    kw = dict(weight_decay=0.01, dtype=dtype, seed=11)
+    gpu = gpubp.MLP(sizes, activation, output, loss, backend="cupy", **kw)
+    cpu = gpubp.MLP(sizes, activation, output, loss, backend="numpy", **kw)
+    for (Wg, bg), (Wc, bc) in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_array_equal(Wg, Wc)  # same seed, same starting weights
+        np.testing.assert_array_equal(bg, bc)
+
+    bp, want = gpu.backprop(X, Y), cpu.backprop(X, Y)
+    assert isinstance(bp.loss, cupy.ndarray) and bp.loss.shape == ()
+    named = {"T": (bp.T, want.T), "F": (bp.F, want.F), "delta": (bp.delta, want.delta)}
+    named |= {"loss": (bp.loss, want.loss)}
+    named |= {f"Z_{l}": pair for l, pair in enumerate(zip(bp.Z, want.Z))}
+    named |= {f"s_{l + 1}": pair for l, pair in enumerate(zip(bp.s, want.s))}
+    for l, ((dW, db), (dW0, db0)) in enumerate(zip(bp.gradients, want.gradients), start=1):
+        named |= {f"dW_{l}": (dW, dW0), f"db_{l}": (db, db0)}
+    for name, (got, expected) in named.items():
+        assert isinstance(got, cupy.ndarray), name
+        assert got.dtype == expected.dtype == np.dtype(dtype), name
+        assert_close(cupy.asnumpy(got), expected, dtype, name)
+    assert_close(gpubp.to_numpy(gpu.forward(X)), cpu.forward(X), dtype, "forward")
+
+
+def test_inputs_already_on_the_gpu_and_labels_work():
+    import cupy
+
+    net = gpubp.MLP([4, 8, 3], "relu", backend="cupy", seed=0)
+    X = cupy.asarray(np.random.default_rng(0).normal(size=(10, 4)), dtype=cupy.float32)
+    labels = cupy.asarray([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    loss, grads = net.loss_and_gradients(X, labels)
+    loss_onehot, _ = net.loss_and_gradients(X, cupy.eye(3, dtype=cupy.float32)[labels])
+    assert float(loss) == pytest.approx(float(loss_onehot), rel=1e-6)
+    assert all(isinstance(g, cupy.ndarray) for pair in grads for g in pair)
+
+
+def test_weights_move_between_backends():
+    gpu = gpubp.MLP([3, 5, 2], backend="cupy", seed=1)
+    cpu = gpubp.MLP([3, 5, 2], backend="numpy", seed=2)
+    cpu.set_weights(list(zip(gpu.W, gpu.b)))  # CuPy arrays into a NumPy network
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    np.testing.assert_allclose(gpubp.to_numpy(gpu.forward(X)), cpu.forward(X), rtol=1e-5)
+
+
+def test_gradcheck_on_a_gpu_network():
+    net = gpubp.MLP([3, 4, 2], "tanh", "softmax", dtype="float64", backend="cupy", seed=0)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    assert gpubp.gradcheck(net, X, np.array([0, 1, 1, 0, 1])).max_rel_error < 1e-6
+
+
+def test_auto_picks_cupy_and_show_config_names_the_gpu(monkeypatch, capsys):
+    monkeypatch.delenv("GPUBP_BACKEND", raising=False)
+    assert gpubp.get_backend().name == "cupy"
+    gpubp.show_config()
+    out = capsys.readouterr().out
+    assert "GPU" in out and "GiB" in out

@@ -1,0 +1,118 @@
+"""The gradients of loss_and_gradients against central differences (float64)."""
+
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.functions import ACTIVATIONS, LOSSES, OUTPUTS, VALID_OUTPUTS
+
+PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
+DEPTHS = {1: [3, 4], 2: [3, 4, 3], 3: [3, 4, 3, 2]}  # hidden sizes before K
+
+
+def problem(layer_sizes, output, seed):
+    rng = np.random.default_rng(seed)
+    N, K = 5, layer_sizes[-1]
+    X = rng.normal(size=(N, layer_sizes[0]))
+    if output == "softmax":  # rows of class probabilities, as in soft labels
+        Y = rng.dirichlet(np.ones(K), size=N)
+    else:
+        Y = rng.uniform(size=(N, K))
+    return X, Y
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_gradients_match_central_differences(
+    activation, output, loss, depth, K, weight_decay, reduction
+):
+    sizes = DEPTHS[depth][: depth + 1] + [K]
+    seed = zlib.crc32(repr((activation, output, loss, depth, K, weight_decay, reduction)).encode())
+    net = gpubp.MLP(
+        sizes, activation, output, loss, weight_decay, dtype="float64", backend="numpy", seed=seed
+    )
+    X, Y = problem(sizes, output, seed)
+    result = gpubp.gradcheck(net, X, Y, reduction=reduction)
+    assert result.max_rel_error < 1e-6, str(result)
+
+
+def test_gradients_with_integer_labels_equal_one_hot():
+    net = gpubp.MLP([4, 5, 3], "tanh", "softmax", dtype="float64", backend="numpy", seed=0)
+    X = np.random.default_rng(1).normal(size=(7, 4))
+    labels = np.array([0, 2, 1, 1, 0, 2, 2])
+    loss_l, grads_l = net.loss_and_gradients(X, labels)
+    loss_h, grads_h = net.loss_and_gradients(X, np.eye(3)[labels])
+    assert float(loss_l) == pytest.approx(float(loss_h), rel=1e-15)
+    for (dW1, db1), (dW2, db2) in zip(grads_l, grads_h):
+        np.testing.assert_array_equal(dW1, dW2)
+        np.testing.assert_array_equal(db1, db2)
+    assert gpubp.gradcheck(net, X, labels).max_rel_error < 1e-6
+
+
+def test_float32_gradients_agree_with_float64_differences():
+    net = gpubp.MLP([4, 6, 3], "sigmoid", "softmax", dtype="float32", backend="numpy", seed=3)
+    X, Y = problem([4, 6, 3], "softmax", 3)
+    assert gpubp.gradcheck(net, X, Y).max_rel_error < 1e-2
+
+
+def test_gradcheck_finds_a_wrong_gradient(monkeypatch):
+    """The checker itself can fail: break sigma' and it must point at a hidden layer."""
+    from gpubp import functions
+
+    monkeypatch.setitem(functions.DERIVATIVES, "tanh", lambda xp, Z, G: G * (1 - Z))
+    net = gpubp.MLP([3, 4, 2], "tanh", "identity", dtype="float64", backend="numpy", seed=0)
+    X, Y = problem([3, 4, 2], "identity", 0)
+    result = gpubp.gradcheck(net, X, Y)
+    assert result.max_rel_error > 1e-2
+    assert result.layer == 1
+    assert result.param in "Wb"
+    assert result.analytic != pytest.approx(result.numeric)
+    assert result.errors[0][0].shape == (3, 4) and result.errors[1][1].shape == (2,)
+
+
+def test_squared_error_has_no_half_and_reductions_differ_by_n():
+    """R = sum_i sum_k (y - f)^2 and mean = sum / N, also for K > 1 (sklearn #8349)."""
+    net = gpubp.MLP([2, 3, 2], "tanh", "identity", dtype="float64", backend="numpy", seed=0)
+    X, Y = problem([2, 3, 2], "identity", 0)
+    F = gpubp.to_numpy(net.forward(X))
+    total = float(net.compute_loss(X, Y, reduction="sum"))
+    assert total == pytest.approx(np.sum((Y - F) ** 2), rel=1e-14)
+    assert float(net.compute_loss(X, Y)) == pytest.approx(total / len(X), rel=1e-14)
+    _, g_sum = net.loss_and_gradients(X, Y, reduction="sum")
+    _, g_mean = net.loss_and_gradients(X, Y, reduction="mean")
+    for (a, _), (b, _) in zip(g_sum, g_mean):
+        np.testing.assert_allclose(a / len(X), b, rtol=1e-13)
+
+
+def test_weight_decay_adds_lambda_sum_of_squared_weights_not_biases():
+    kw = dict(dtype="float64", backend="numpy", seed=4)
+    plain = gpubp.MLP([3, 4, 2], "relu", "identity", **kw)
+    decayed = gpubp.MLP([3, 4, 2], "relu", "identity", weight_decay=0.25, **kw)
+    X, Y = problem([3, 4, 2], "identity", 4)
+    J = sum(np.sum(W**2) for W, _ in plain.get_weights())
+    assert float(decayed.compute_loss(X, Y)) == pytest.approx(
+        float(plain.compute_loss(X, Y)) + 0.25 * J
+    )
+    _, gp = plain.loss_and_gradients(X, Y)
+    _, gd = decayed.loss_and_gradients(X, Y)
+    for (dWp, dbp), (dWd, dbd), (W, _) in zip(gp, gd, plain.get_weights()):
+        np.testing.assert_allclose(dWd, dWp + 0.5 * W, rtol=1e-13)
+        np.testing.assert_array_equal(dbd, dbp)
+
+
+def test_the_matrix_covers_every_pairing_the_network_accepts():
+    accepted = set()
+    for output, loss in itertools.product(OUTPUTS, LOSSES):
+        try:
+            gpubp.MLP([2, 2], output=output, loss=loss, backend="numpy")
+            accepted.add((output, loss))
+        except ValueError as exc:
+            assert "cannot be paired" in str(exc)
+    assert accepted == set(PAIRS) and len(PAIRS) == 5
