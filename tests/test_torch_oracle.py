@@ -1,0 +1,67 @@
+"""A second, independent oracle: PyTorch's autograd (skips where torch is absent)."""
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.functions import VALID_OUTPUTS
+
+torch = pytest.importorskip("torch")
+F_ = torch.nn.functional
+
+PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
+SIGMA = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda a: a}
+G = {"identity": lambda t: t, "softmax": lambda t: torch.softmax(t, 1), "sigmoid": torch.sigmoid}
+
+
+def torch_loss(weights, X, Y, activation, output, loss, weight_decay, reduction):
+    Z = X
+    for W, b in weights[:-1]:
+        Z = SIGMA[activation](Z @ W + b)
+    T = Z @ weights[-1][0] + weights[-1][1]
+    if loss == "squared_error":
+        R = ((Y - G[output](T)) ** 2).sum()
+    elif loss == "cross_entropy":
+        R = -(Y * torch.log_softmax(T, 1)).sum()
+    else:
+        R = F_.binary_cross_entropy_with_logits(T, Y, reduction="sum")
+    if reduction == "mean":
+        R = R / X.shape[0]
+    return R + weight_decay * sum((W**2).sum() for W, _ in weights)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_gradients_equal_torch_autograd_on_random_architectures(seed, output, loss):
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(1, 6)) for _ in range(int(rng.integers(2, 5)))] + [
+        int(rng.integers(1, 5))
+    ]
+    activation = ["sigmoid", "tanh", "relu", "identity"][seed % 4]
+    weight_decay = float(rng.choice([0.0, 0.1]))
+    reduction = ["mean", "sum"][seed % 2]
+    net = gpubp.MLP(sizes, activation, output, loss, weight_decay, "float64", "numpy", seed=rng)
+    N, K = 7, sizes[-1]
+    X = rng.normal(size=(N, sizes[0]))
+    Y = rng.dirichlet(np.ones(K), size=N) if output == "softmax" else rng.uniform(size=(N, K))
+
+    R, grads = net.loss_and_gradients(X, Y, reduction=reduction)
+    weights = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in net.get_weights()
+    ]
+    R_t = torch_loss(
+        weights,
+        torch.tensor(X),
+        torch.tensor(Y),
+        activation,
+        output,
+        loss,
+        weight_decay,
+        reduction,
+    )
+    R_t.backward()
+    assert float(R) == pytest.approx(R_t.item(), rel=1e-12)
+    for (dW, db), (W, b) in zip(grads, weights):
+        np.testing.assert_allclose(dW, W.grad.numpy(), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(db, b.grad.numpy(), rtol=1e-10, atol=1e-14)
