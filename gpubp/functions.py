@@ -63,20 +63,23 @@ OUTPUT_JACOBIANS = {
 }
 
 
+# The loss of each case, R_i, as an (N,) vector.
+
+
 def squared_error(xp, T, F, Y):
-    """sum_i sum_k (y_ik - f_k(x_i))^2 -- no factor 1/2."""
+    """R_i = sum_k (y_ik - f_k(x_i))^2 -- no factor 1/2."""
     D = Y - F
-    return xp.sum(D * D)
+    return xp.sum(D * D, axis=1)
 
 
 def cross_entropy(xp, T, F, Y):
-    """-sum_i sum_k y_ik log f_k(x_i), with log f from T (softmax output)."""
-    return -xp.sum(Y * log_softmax(xp, T))
+    """R_i = -sum_k y_ik log f_k(x_i), with log f from T (softmax output)."""
+    return -xp.sum(Y * log_softmax(xp, T), axis=1)
 
 
 def binary_cross_entropy(xp, T, F, Y):
-    """-sum_ik [y log f + (1 - y) log(1 - f)] = sum_ik softplus(T) - y T (sigmoid output)."""
-    return xp.sum(softplus(xp, T) - Y * T)
+    """R_i = -sum_k [y log f + (1 - y) log(1 - f)] = sum_k softplus(T) - y T (sigmoid g)."""
+    return xp.sum(softplus(xp, T) - Y * T, axis=1)
 
 
 LOSSES = {

@@ -66,11 +66,10 @@ def gradcheck(
     )
     ref.set_weights(net.get_weights())
     params = list(zip(ref.W, ref.b))  # perturbed in place, one entry at a time
-    X64 = ref._inputs(net.backend.to_host(X))
-    Y64 = ref._targets(net.backend.to_host(Y), X64.shape[0])
+    X64, Y64, scale = ref._checked(net.backend.to_host(X), net.backend.to_host(Y), reduction)
 
     def loss() -> float:
-        return float(ref._loss(X64, Y64, reduction))
+        return float(ref._loss(X64, Y64, scale, ref.weight_decay))
 
     numeric = []
     for layer in params:

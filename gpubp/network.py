@@ -132,25 +132,53 @@ class MLP:
         return [(to_host(W).copy(), to_host(b).copy()) for W, b in zip(self.W, self.b)]
 
     def set_weights(self, weights) -> None:
-        """Set every (W_l, b_l) from arrays of any backend; shapes are checked."""
+        """Set every (W_l, b_l) from arrays of any backend; shapes are checked.
+
+        The weights live in one flat vector ``theta`` (W_1, b_1, W_2, b_2, ...)
+        and ``W[l]``, ``b[l]`` are views of it, so an optimiser can update all
+        of them at once.
+        """
         weights = list(weights)
         if len(weights) != self.n_layers:
             raise ValueError(f"weights has {len(weights)} layers, the network {self.n_layers}")
-        xp_dtype = self._xp_dtype
-        W, b = [], []
+        flat = []
         for l, ((Wl, bl), fan_in, fan_out) in enumerate(
             zip(weights, self.layer_sizes[:-1], self.layer_sizes[1:]), start=1
         ):
-            Wl = self.backend.to_device(Wl, dtype=xp_dtype)
-            bl = self.backend.to_device(bl, dtype=xp_dtype)
-            if tuple(Wl.shape) != (fan_in, fan_out) or tuple(bl.shape) != (fan_out,):
+            Wl, bl = self.backend.to_host(Wl), self.backend.to_host(bl)
+            if Wl.shape != (fan_in, fan_out) or bl.shape != (fan_out,):
                 raise ValueError(
-                    f"layer {l}: W has shape {tuple(Wl.shape)} and b {tuple(bl.shape)}, "
+                    f"layer {l}: W has shape {Wl.shape} and b {bl.shape}, "
                     f"expected {(fan_in, fan_out)} and {(fan_out,)}"
                 )
-            W.append(Wl)
-            b.append(bl)
-        self.W, self.b = W, b
+            flat += [Wl.astype(self.dtype).ravel(), bl.astype(self.dtype)]
+        self.set_theta(np.concatenate(flat))
+
+    def set_theta(self, theta) -> None:
+        """Adopt ``theta`` (any backend) as the flat parameter vector."""
+        xp = self.backend.xp
+        self.theta = self.backend.to_device(theta, dtype=self._xp_dtype)
+        if tuple(self.theta.shape) != (self.n_parameters,):
+            raise ValueError(
+                f"theta has shape {tuple(self.theta.shape)}, expected ({self.n_parameters},)"
+            )
+        self.W, self.b = [], []
+        start = 0
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            stop = start + fan_in * fan_out
+            self.W.append(xp.reshape(self.theta[start:stop], (fan_in, fan_out)))
+            self.b.append(self.theta[stop : stop + fan_out])
+            start = stop + fan_out
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of weights and biases."""
+        return sum((m + 1) * n for m, n in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+
+    def flatten(self, gradients):
+        """Gradients ``[(dW_l, db_l), ...]`` as one vector laid out like ``theta``."""
+        xp = self.backend.xp
+        return xp.concatenate([xp.reshape(g, (-1,)) for pair in gradients for g in pair])
 
     # -- inputs -----------------------------------------------------------------
 
@@ -203,52 +231,50 @@ class MLP:
 
     def compute_loss(self, X, Y, reduction: str = "mean"):
         """The loss at (X, Y) as a 0-d backend array, forward pass only."""
-        check_choice("reduction", reduction, REDUCTIONS)
-        X = self._inputs(X)
-        return self._loss(X, self._targets(Y, X.shape[0]), reduction)
+        X, Y, scale = self._checked(X, Y, reduction)
+        return self._loss(X, Y, scale, self.weight_decay)
 
     def loss_and_gradients(self, X, Y, reduction: str = "mean"):
         """The loss (0-d backend array) and ``[(dW_l, db_l), ...]`` at (X, Y)."""
-        check_choice("reduction", reduction, REDUCTIONS)
-        X = self._inputs(X)
-        return self._loss_and_gradients(X, self._targets(Y, X.shape[0]), reduction)
-
-    def _loss(self, X, Y, reduction):
-        _, T = self._propagate(X)
-        return self._objective(T, OUTPUTS[self.output](self.backend.xp, T), Y, reduction)
-
-    def _objective(self, T, F, Y, reduction):
-        """mean_i R_i or sum_i R_i, plus weight_decay * sum_l ||W_l||^2."""
-        xp = self.backend.xp
-        R = LOSSES[self.loss](xp, T, F, Y)
-        if reduction == "mean":
-            R = R / T.shape[0]
-        if self.weight_decay:
-            R = R + self.weight_decay * sum(xp.sum(W * W) for W in self.W)
-        return xp.asarray(R)
+        trace = self.backprop(X, Y, reduction)
+        return trace.loss, trace.gradients
 
     def backprop(self, X, Y, reduction: str = "mean") -> Backprop:
         """Every named quantity of one forward and backward pass (for teaching)."""
+        X, Y, scale = self._checked(X, Y, reduction)
+        return self._backprop(X, Y, scale, self.weight_decay)
+
+    def _checked(self, X, Y, reduction):
         check_choice("reduction", reduction, REDUCTIONS)
         X = self._inputs(X)
-        return self._backprop(X, self._targets(Y, X.shape[0]), reduction)
+        scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+        return X, self._targets(Y, X.shape[0]), scale
 
-    def _loss_and_gradients(self, X, Y, reduction):
-        trace = self._backprop(X, Y, reduction)
-        return trace.loss, trace.gradients
+    def _loss(self, X, Y, scale, decay, w=None):
+        _, T = self._propagate(X)
+        return self._objective(T, OUTPUTS[self.output](self.backend.xp, T), Y, scale, decay, w)
 
-    def _backprop(self, X, Y, reduction):
+    def _objective(self, T, F, Y, scale, decay, w=None):
+        """scale * sum_i w_i R_i + decay * sum_l ||W_l||^2 (w_i = 1 unless given)."""
+        xp = self.backend.xp
+        R_i = LOSSES[self.loss](xp, T, F, Y)
+        R = scale * xp.sum(R_i if w is None else R_i * w)
+        if decay:
+            R = R + decay * sum(xp.sum(W * W) for W in self.W)
+        return xp.asarray(R)
+
+    def _backprop(self, X, Y, scale, decay, w=None):
+        """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay."""
         xp = self.backend.xp
         Z, T = self._propagate(X)
         F = OUTPUTS[self.output](xp, T)
-        delta = output_delta(xp, self.output, self.loss, T, F, Y)
-        if reduction == "mean":
-            delta = delta * (1.0 / X.shape[0])
+        delta = output_delta(xp, self.output, self.loss, T, F, Y) * scale
+        if w is not None:
+            delta = delta * xp.reshape(w, (-1, 1))
         gradients, s = self._backward(Z, delta)
-        if self.weight_decay:
-            lam2 = 2 * self.weight_decay
-            gradients = [(dW + lam2 * W, db) for (dW, db), W in zip(gradients, self.W)]
-        return Backprop(Z, T, F, delta, s, self._objective(T, F, Y, reduction), gradients)
+        if decay:
+            gradients = [(dW + (2 * decay) * W, db) for (dW, db), W in zip(gradients, self.W)]
+        return Backprop(Z, T, F, delta, s, self._objective(T, F, Y, scale, decay, w), gradients)
 
     def _backward(self, Z, delta):
         """Back-propagate delta through the W_l: three GEMMs per layer.

@@ -116,3 +116,21 @@ def test_the_matrix_covers_every_pairing_the_network_accepts():
         except ValueError as exc:
             assert "cannot be paired" in str(exc)
     assert accepted == set(PAIRS) and len(PAIRS) == 5
+
+
+def test_case_weights_scale_each_cases_contribution():
+    """sum_i w_i R_i: the gradient is the w-weighted sum of one-case gradients."""
+    net = gpubp.MLP([3, 4, 2], "sigmoid", "sigmoid", dtype="float64", backend="numpy", seed=2)
+    X, Y = problem([3, 4, 2], "sigmoid", 2)
+    w = np.array([0.0, 1.0, 2.5, 0.5, 3.0])
+    bp = net._backprop(X, Y, 0.5, 0.1, w)
+    loss, want = 0.0, [(0.0, 0.0)] * 2
+    for i in range(len(X)):
+        one = net._backprop(X[i : i + 1], Y[i : i + 1], 0.5 * w[i], 0.0)
+        loss += float(one.loss)
+        want = [(a + dW, b + db) for (a, b), (dW, db) in zip(want, one.gradients)]
+    J = sum(np.sum(W**2) for W, _ in net.get_weights())
+    assert float(bp.loss) == pytest.approx(loss + 0.1 * J, rel=1e-13)
+    for (dW, db), (eW, eb), W in zip(bp.gradients, want, net.W):
+        np.testing.assert_allclose(dW, eW + 0.2 * W, rtol=1e-12)
+        np.testing.assert_allclose(db, eb, rtol=1e-12)
