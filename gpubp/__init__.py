@@ -1,7 +1,9 @@
 """gpubp: backpropagation as ESL 11.4 writes it, on NumPy or CuPy."""
 
-from .backend import Backend, BackendError, get_backend, to_numpy
+from .backend import Backend, get_backend, to_numpy
 from .config import show_config
+from .errors import BackendError, DivergenceError, ModelFileError
+from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckResult, gradcheck
 from .network import MLP, Backprop
 
@@ -12,6 +14,10 @@ __all__ = [
     "Backprop",
     "Backend",
     "BackendError",
+    "DivergenceError",
+    "MLPClassifier",
+    "MLPRegressor",
+    "ModelFileError",
     "GradcheckResult",
     "get_backend",
     "gradcheck",

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BackendError
+
 BACKENDS = ("auto", "numpy", "cupy")
+_DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
 ENV_VAR = "GPUBP_BACKEND"
-
-
-class BackendError(RuntimeError):
-    """A backend was asked for explicitly and cannot work here."""
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -45,6 +44,21 @@ class Backend:
     to_device: Callable[..., Any]  # (array, dtype=None) -> array of xp on its device
     to_host: Callable[[Any], np.ndarray] = to_numpy
     reason: str = ""
+
+    def resident(self, a: Any) -> Any:
+        """``a`` as a CuPy array, without a copy, if it already lives on the GPU; else None.
+
+        That is a CuPy array or a DLPack producer on a CUDA device (a PyTorch or
+        JAX GPU tensor). Host data, and every array on the NumPy backend, gives None.
+        """
+        if self.name != "cupy":
+            return None
+        if isinstance(a, self.xp.ndarray):
+            return a
+        device = getattr(a, "__dlpack_device__", None)
+        if device is not None and device()[0] == _DLPACK_CUDA:
+            return self.xp.from_dlpack(a)
+        return None
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"

@@ -224,10 +224,14 @@ class MLP:
         T = Z[-1] @ self.W[-1] + self.b[-1]
         return Z, T
 
+    def g(self, T):
+        """The output function g applied to the output pre-activations T."""
+        return OUTPUTS[self.output](self.backend.xp, T)
+
     def forward(self, X):
         """f(X) = g(T), one row per case, as a backend array."""
         _, T = self._propagate(self._inputs(X))
-        return OUTPUTS[self.output](self.backend.xp, T)
+        return self.g(T)
 
     def compute_loss(self, X, Y, reduction: str = "mean"):
         """The loss at (X, Y) as a 0-d backend array, forward pass only."""
@@ -252,7 +256,7 @@ class MLP:
 
     def _loss(self, X, Y, scale, decay, w=None):
         _, T = self._propagate(X)
-        return self._objective(T, OUTPUTS[self.output](self.backend.xp, T), Y, scale, decay, w)
+        return self._objective(T, self.g(T), Y, scale, decay, w)
 
     def _objective(self, T, F, Y, scale, decay, w=None):
         """scale * sum_i w_i R_i + decay * sum_l ||W_l||^2 (w_i = 1 unless given)."""
@@ -267,7 +271,7 @@ class MLP:
         """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay."""
         xp = self.backend.xp
         Z, T = self._propagate(X)
-        F = OUTPUTS[self.output](xp, T)
+        F = self.g(T)
         delta = output_delta(xp, self.output, self.loss, T, F, Y) * scale
         if w is not None:
             delta = delta * xp.reshape(w, (-1, 1))

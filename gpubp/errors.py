@@ -1,0 +1,13 @@
+"""The package's own exception types."""
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for explicitly and cannot work here."""
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss; the last finite weights are kept."""
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, truncated, corrupted, or of another format or version."""

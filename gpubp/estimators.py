@@ -1,0 +1,632 @@
+"""scikit-learn's MLPClassifier and MLPRegressor, trained by gpubp on NumPy or CuPy.
+
+A thin face over the network (``gpubp.network``) and the loop (``gpubp.train``):
+the same parameters, defaults and fitted attributes as scikit-learn, plus
+``backend`` and ``dtype``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .backend import get_backend, to_numpy
+from .functions import log_softmax, softplus
+from .network import DTYPES, MLP
+from .optim import SGD, Adam, moved
+from .train import Data, History, Objective, fit_lbfgs, fit_stochastic
+
+# scikit-learn's activation names, and the textbook's "sigmoid" for "logistic".
+ACTIVATIONS = {
+    "identity": "identity",
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+}
+OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
+STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
+
+
+def _generator(random_state) -> np.random.Generator:
+    """A numpy Generator from what scikit-learn accepts as random_state."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31 - 1))
+    return np.random.default_rng(random_state)
+
+
+class _BaseMLP(BaseEstimator):
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state", np.random.Generator],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"auto", "numpy", "cupy"})],
+        "dtype": [StrOptions(set(DTYPES))],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dtype = dtype
+
+    # -- what the subclasses say ---------------------------------------------------
+
+    def _encode_targets(self, y, incremental):
+        """(validated host targets y, (N, K) training targets in self.dtype)."""
+        raise NotImplementedError
+
+    def _score_predictions(self, F, y, sample_weight):
+        raise NotImplementedError
+
+    # -- fitting -----------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and y (class labels or real targets)."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is "
+                "not stochastic."
+            )
+        return True
+
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if not all(isinstance(n, Integral) and n > 0 for n in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
+        return [int(n) for n in sizes]
+
+    def _fit(self, X, y, sample_weight, incremental):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if first_pass:
+            self._backend = get_backend(self.backend)
+        net_backend = self._backend if first_pass else self._network().backend
+        X, y = self._inputs(X, net_backend, reset=first_pass, y=y)
+        y_host, Y = self._encode_targets(y, incremental)
+        w_host = None
+        if sample_weight is not None:
+            w_host = _check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
+            w_host = w_host.astype(self.dtype)
+        rng = _generator(self.random_state)
+        if first_pass:
+            self._initialize(X.shape[1], hidden, Y.shape[1], rng)
+        net = self._net
+        xp = net.backend.xp
+        dtype = getattr(xp, self.dtype)
+        Y = net.backend.to_device(Y, dtype=dtype)
+        w = None if w_host is None else net.backend.to_device(w_host)
+        objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
+
+        if self.solver == "lbfgs":
+            data = Data(X, Y, w, w_host)
+            self.n_iter_, self.loss_ = fit_lbfgs(
+                net, data, objective, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
+            )
+        else:
+            self._fit_stochastic(net, X, Y, w, y_host, w_host, objective, rng, incremental)
+        self._publish()
+        return self
+
+    def _loss_factor(self, K: int) -> float:
+        """scikit-learn's regression loss is the mean of half squared errors over K outputs."""
+        return 1.0 if is_classifier(self) else 1.0 / (2 * K)
+
+    def _initialize(self, p, hidden, K, rng):
+        output = self._output(K)
+        self.n_outputs_ = K
+        self.n_layers_ = len(hidden) + 2
+        self.out_activation_ = OUT_ACTIVATIONS[output]
+        self.backend_ = self._backend.name
+        self._net = MLP(
+            [p, *hidden, K],
+            ACTIVATIONS[self.activation],
+            output,
+            dtype=self.dtype,
+            backend=self._backend,
+            seed=rng,
+        )
+        self._history = History()
+        self.t_ = 0
+        self.n_iter_ = 0
+        if self.solver in STOCHASTIC_SOLVERS:
+            if self.early_stopping:
+                self._history.best_loss = None
+                self._history.validation_scores = []
+                self._history.validation_loss_curve = []
+                self._history.best_validation_score = -np.inf
+        if hasattr(self, "_optimizer"):
+            del self._optimizer
+
+    def _fit_stochastic(self, net, X, Y, w, y_host, w_host, objective, rng, incremental):
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer(net)
+        else:
+            self._optimizer = moved(self._optimizer, net.backend.to_device)
+        history = self._history
+        validate = None
+        data = Data(X, Y, w, w_host)
+        if self.early_stopping:
+            data, validate = self._split_validation(net, data, y_host, objective, rng)
+        n = data.n
+        if self.solver == "gd":
+            batch_size = n
+        elif self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped",
+                    stacklevel=4,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        try:
+            fit_stochastic(
+                net,
+                self._optimizer,
+                data,
+                objective,
+                history,
+                batch_size=batch_size,
+                max_iter=self.max_iter,
+                shuffle=self.shuffle,
+                rng=rng,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                validate=validate,
+                incremental=incremental,
+                verbose=bool(self.verbose),
+            )
+        finally:
+            self._publish()
+
+    def _new_optimizer(self, net):
+        xp = net.backend.xp
+        if self.solver == "adam":
+            return Adam(
+                xp, net.theta, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+            )
+        momentum = self.momentum if self.solver == "sgd" else 0.0
+        return SGD(
+            xp,
+            net.theta,
+            self.learning_rate_init,
+            self.learning_rate,
+            momentum,
+            self.nesterovs_momentum,
+            self.power_t,
+        )
+
+    def _split_validation(self, net, data, y_host, objective, rng):
+        """Hold out validation_fraction of the cases (stratified for single-output classifiers)."""
+        stratify = y_host if is_classifier(self) and self.n_outputs_ == 1 else None
+        train, val = train_test_split(
+            np.arange(data.n),
+            test_size=self.validation_fraction,
+            stratify=stratify,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        if len(val) < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size "
+                "of your dataset."
+            )
+        xp, to_device = net.backend.xp, net.backend.to_device
+
+        def part(rows):
+            idx = to_device(rows)
+            w = None if data.w is None else xp.take(data.w, idx, axis=0)
+            w_host = None if data.w_host is None else data.w_host[rows]
+            return Data(xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0), w, w_host)
+
+        training, held_out = part(train), part(val)
+        y_val = y_host[val]
+        scale, decay = objective.constants(held_out.weight_sum())
+
+        def validate():
+            _, T = net._propagate(held_out.X)
+            F = net.backend.to_host(net.g(T))
+            score = self._score_predictions(F, y_val, held_out.w_host)
+            loss = net._objective(T, net.g(T), held_out.Y, scale, decay, held_out.w)
+            return float(score), float(loss)
+
+        return training, validate
+
+    def _publish(self):
+        """Copy the network and the loop's record into scikit-learn's attribute names."""
+        net = self._net
+        weights = net.get_weights()
+        self.coefs_ = [W for W, _ in weights]
+        self.intercepts_ = [b for _, b in weights]
+        if self.solver == "lbfgs":
+            return
+        h = self._history
+        self.n_iter_, self.t_, self.loss_ = h.n_iter, h.t, h.loss
+        self.loss_curve_ = list(h.loss_curve)
+        self.best_loss_ = h.best_loss
+        self.validation_scores_ = None if h.validation_scores is None else list(h.validation_scores)
+        self.validation_loss_curve_ = (
+            None if h.validation_loss_curve is None else list(h.validation_loss_curve)
+        )
+        self.best_validation_score_ = h.best_validation_score
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def _inputs(self, X, backend, reset, y=None):
+        """X validated and on the backend's device (no copy if it already is); y on the host.
+
+        Returns X, or (X, y) when y is given.
+        """
+        resident = backend.resident(X)
+        dtype = getattr(backend.xp, self.dtype)
+        if resident is None:
+            if y is None:
+                X = validate_data(self, X, dtype=(np.float64, np.float32), reset=reset)
+                return backend.to_device(X, dtype=dtype)
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                multi_output=True,
+                y_numeric=not is_classifier(self),
+                dtype=(np.float64, np.float32),
+                reset=reset,
+            )
+            return backend.to_device(X, dtype=dtype), y
+        X = self._check_resident(resident, backend.xp, reset).astype(dtype, copy=False)
+        if y is None:
+            return X
+        y = check_array(
+            to_numpy(y), ensure_2d=False, dtype=None if is_classifier(self) else np.float64
+        )
+        check_consistent_length(X, y)
+        return X, y
+
+    def _check_resident(self, X, xp, reset):
+        """What validate_data checks, for an array already on the GPU."""
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D array for X, got shape {tuple(X.shape)}.")
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
+        if not bool(xp.isfinite(X).all()):
+            raise ValueError("Input X contains NaN or infinity.")
+        return X
+
+    # -- predicting --------------------------------------------------------------------
+
+    def _network(self) -> MLP:
+        """The fitted network; rebuilt from coefs_ after unpickling."""
+        net = getattr(self, "_net", None)
+        if net is None:
+            sizes = [self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_)]
+            backend = get_backend(self.backend)
+            net = MLP(
+                sizes,
+                ACTIVATIONS[self.activation],
+                {v: k for k, v in OUT_ACTIVATIONS.items()}[self.out_activation_],
+                dtype=self.dtype,
+                backend=backend,
+                seed=0,
+            )
+            net.set_weights(list(zip(self.coefs_, self.intercepts_)))
+            self._net = net
+        return net
+
+    def _forward_T(self, X):
+        """The output pre-activations T for X, on the device."""
+        check_is_fitted(self)
+        net = self._network()
+        _, T = net._propagate(self._inputs(X, net.backend, reset=False))
+        return net, T
+
+    def _forward(self, X) -> np.ndarray:
+        net, T = self._forward_T(X)
+        return net.backend.to_host(net.g(T))
+
+    # -- pickling ----------------------------------------------------------------------
+
+    def __getstate__(self):
+        """NumPy only: a model trained on a GPU unpickles where there is no CuPy."""
+        state = super().__getstate__()
+        state.pop("_net", None)
+        state.pop("_backend", None)
+        to_host = getattr(self.__dict__.get("_net"), "backend", None)
+        to_host = to_host.to_host if to_host is not None else np.asarray
+        if "_optimizer" in state:
+            state["_optimizer"] = moved(state["_optimizer"], to_host)
+        if "_history" in state and state["_history"].best_theta is not None:
+            history = History(**vars(state["_history"]))
+            history.best_theta = to_host(history.best_theta)
+            state["_history"] = history
+        return state
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: softmax + cross-entropy for several
+    classes, sigmoid + binary cross-entropy for two classes and for multi-label
+    targets. Parameters and attributes are scikit-learn's, plus ``backend``
+    ("auto", "numpy", "cupy"), ``dtype`` ("float32", "float64") and, fitted,
+    ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
+    gradient descent without momentum (the textbook's).
+    """
+
+    def _output(self, K):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _encode_targets(self, y, incremental):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    "MLPClassifier needs samples of at least 2 classes in y; got only one "
+                    f"class: {self.classes_[0]!r}."
+                )
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return y, self._label_binarizer.transform(y).astype(self.dtype)
+
+    def _score_predictions(self, F, y, sample_weight):
+        return accuracy_score(y, self._labels(F), sample_weight=sample_weight)
+
+    def _labels(self, F):
+        if self.n_outputs_ == 1:
+            F = F.ravel()
+        return self._label_binarizer.inverse_transform(F)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` is required on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._validate_params()
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels of X."""
+        return self._labels(self._forward(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns ordered as ``classes_``."""
+        F = self._forward(X)
+        if self.n_outputs_ == 1:
+            F = F.ravel()
+            return np.vstack([1 - F, F]).T
+        return F
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """log of predict_proba, computed from T so it stays finite."""
+        net, T = self._forward_T(X)
+        xp = net.backend.xp
+        if self.out_activation_ == "softmax":
+            return net.backend.to_host(log_softmax(xp, T))
+        log_p = net.backend.to_host(-softplus(xp, -T))
+        if self.n_outputs_ == 1:
+            log_q = net.backend.to_host(-softplus(xp, T))
+            return np.hstack([log_q, log_p])
+        return log_p
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
+    half mean squared error). Parameters and attributes as MLPClassifier.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+        )
+        self.loss = loss
+
+    def _output(self, K):
+        return "identity"
+
+    def _encode_targets(self, y, incremental):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return y, y.reshape(len(y), -1).astype(self.dtype)
+
+    def _score_predictions(self, F, y, sample_weight):
+        return r2_score(y, F.ravel() if F.shape[1] == 1 else F, sample_weight=sample_weight)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, (N,) for one output."""
+        F = self._forward(X)
+        return F.ravel() if F.shape[1] == 1 else F

@@ -1,0 +1,231 @@
+"""The training loop: a network, an optimiser and data already on the device.
+
+The objective on a batch whose case weights sum to S is scikit-learn's
+
+    loss_factor / S * sum_i w_i R_i  +  alpha / (2 S) * sum_l ||W_l||^2
+
+(loss_factor = 1 for the log losses, 1 / (2K) for squared error, which makes
+it the mean of half squared errors). The loss of an epoch is summed on the
+device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+from sklearn.exceptions import ConvergenceWarning
+
+from .errors import DivergenceError
+
+
+@dataclass
+class Objective:
+    """loss_factor and alpha of the objective above."""
+
+    loss_factor: float = 1.0
+    alpha: float = 0.0
+
+    def constants(self, S: float) -> tuple[float, float]:
+        """(scale, decay) for ``MLP._backprop`` on a batch of weight sum S."""
+        return self.loss_factor / S, self.alpha / (2.0 * S)
+
+
+@dataclass
+class Data:
+    """Training cases on the device; case weights also on the host for batch sums."""
+
+    X: Any
+    Y: Any
+    w: Any = None
+    w_host: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    def weight_sum(self, rows=None) -> float:
+        if self.w_host is None:
+            return float(self.n if rows is None else len(rows))
+        return float(self.w_host.sum() if rows is None else self.w_host[rows].sum())
+
+
+@dataclass
+class History:
+    """What the loop records, kept across warm starts and partial fits."""
+
+    n_iter: int = 0
+    t: int = 0
+    loss: float | None = None
+    loss_curve: list = field(default_factory=list)
+    best_loss: float | None = math.inf
+    validation_scores: list | None = None
+    validation_loss_curve: list | None = None
+    best_validation_score: float | None = None
+    no_improvement_count: int = 0
+    best_theta: Any = None
+
+
+def run_epoch(net, optimizer, data: Data, objective: Objective, batch_size: int, order=None):
+    """One pass over the data in minibatches; the summed batch losses (device)."""
+    xp = net.backend.xp
+    order_dev = None if order is None else net.backend.to_device(order)
+    total = 0
+    for start in range(0, data.n, batch_size):
+        stop = min(start + batch_size, data.n)
+        if order is None:
+            rows = range(start, stop)
+            Xb, Yb = data.X[start:stop], data.Y[start:stop]
+            wb = None if data.w is None else data.w[start:stop]
+        else:
+            rows = order[start:stop]
+            idx = order_dev[start:stop]
+            Xb, Yb = xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0)
+            wb = None if data.w is None else xp.take(data.w, idx, axis=0)
+        S = data.weight_sum(rows)
+        if S <= 0:  # every case of this batch has weight 0: nothing to learn from
+            continue
+        trace = net._backprop(Xb, Yb, *objective.constants(S), wb)
+        optimizer.step(net.theta, net.flatten(trace.gradients))
+        total = total + trace.loss * (stop - start)
+    return total
+
+
+def fit_stochastic(
+    net,
+    optimizer,
+    data: Data,
+    objective: Objective,
+    history: History,
+    *,
+    batch_size: int,
+    max_iter: int,
+    shuffle: bool,
+    rng: np.random.Generator,
+    tol: float,
+    n_iter_no_change: int,
+    validate: Callable[[], tuple[float, float]] | None = None,
+    incremental: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Epochs of minibatch steps with scikit-learn's stopping rules.
+
+    Stops when the training loss (or, with ``validate``, the validation score)
+    has not improved by ``tol`` for ``n_iter_no_change`` epochs, after the
+    optimiser's own schedule declines to go on. With ``validate`` the best
+    weights are restored at the end. A non-finite loss raises DivergenceError
+    with the weights of the last finite epoch in place.
+    """
+    progress = None
+    if verbose and not incremental:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=max_iter, desc="epochs", unit="epoch")
+    history.n_iter = 0
+    converged = False
+    try:
+        for _ in range(max_iter):
+            order = rng.permutation(data.n) if shuffle else None
+            start_theta = net.theta.copy()
+            # A diverging epoch is reported below, once, as DivergenceError.
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = run_epoch(net, optimizer, data, objective, batch_size, order)
+                loss = float(total) / data.n
+            if not math.isfinite(loss):
+                net.theta[...] = start_theta
+                raise DivergenceError(
+                    f"the training loss became {loss} in epoch {history.n_iter + 1}; the "
+                    "weights from before that epoch are kept. Try a smaller "
+                    f"learning_rate_init (it was {optimizer.learning_rate_init})."
+                )
+            history.n_iter += 1
+            history.t += data.n
+            history.loss = loss
+            history.loss_curve.append(loss)
+            _update_no_improvement(net, history, tol, validate)
+            if progress is not None:
+                progress.update(1)
+                shown = {"loss": f"{loss:.5g}"}
+                if validate is not None:
+                    shown["val_score"] = f"{history.validation_scores[-1]:.4f}"
+                progress.set_postfix(shown)
+            optimizer.iteration_ends(history.t)
+            if history.no_improvement_count > n_iter_no_change:
+                if optimizer.trigger_stopping():
+                    converged = True
+                    break
+                history.no_improvement_count = 0
+            if incremental:
+                converged = True
+                break
+    finally:
+        if progress is not None:
+            progress.close()
+    if not converged and history.n_iter == max_iter:
+        warnings.warn(
+            f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the "
+            "optimization hasn't converged yet.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if validate is not None and history.best_theta is not None:
+        net.theta[...] = history.best_theta
+
+
+def _update_no_improvement(net, history: History, tol: float, validate) -> None:
+    """scikit-learn's rule: count epochs that did not improve by tol."""
+    if validate is None:
+        if history.loss_curve[-1] > history.best_loss - tol:
+            history.no_improvement_count += 1
+        else:
+            history.no_improvement_count = 0
+        history.best_loss = min(history.best_loss, history.loss_curve[-1])
+        return
+    score, val_loss = validate()
+    history.validation_scores.append(score)
+    history.validation_loss_curve.append(val_loss)
+    if score < history.best_validation_score + tol:
+        history.no_improvement_count += 1
+    else:
+        history.no_improvement_count = 0
+    if score > history.best_validation_score:
+        history.best_validation_score = score
+        history.best_theta = net.theta.copy()
+
+
+def fit_lbfgs(net, data: Data, objective: Objective, *, max_iter, max_fun, tol) -> tuple:
+    """SciPy's L-BFGS-B over theta; theta and its gradient cross to the host once a call.
+
+    Returns (iterations, final loss).
+    """
+    backend = net.backend
+    scale, decay = objective.constants(data.weight_sum())
+
+    def loss_and_gradient(x):
+        net.theta[...] = backend.to_device(x.astype(net.dtype))
+        trace = net._backprop(data.X, data.Y, scale, decay, data.w)
+        grad = backend.to_host(net.flatten(trace.gradients))
+        return float(trace.loss), grad.astype(np.float64)
+
+    x0 = backend.to_host(net.theta).astype(np.float64)
+    result = scipy.optimize.minimize(
+        loss_and_gradient,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+    )
+    net.theta[...] = backend.to_device(result.x.astype(net.dtype))
+    if result.status != 0:
+        warnings.warn(
+            f"lbfgs failed to converge after {result.nit} iterations: {result.message}. "
+            "Increase max_iter or scale the data.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return min(int(result.nit), max_iter), float(result.fun)

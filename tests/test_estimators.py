@@ -1,0 +1,350 @@
+"""The scikit-learn face: drop-in behaviour, accuracy on bundled data, the solvers."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sklearn.neural_network as sknn
+from sklearn.datasets import load_diabetes, load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import gpubp
+from gpubp import MLPClassifier, MLPRegressor
+
+FLOAT32_ROUNDING = (
+    "float32 by default: predictions with weights and with repeated rows agree to about "
+    "1e-7, the check asks for rtol 1e-7 (it passes in float64)"
+)
+
+
+@parametrize_with_checks(
+    [
+        MLPClassifier(max_iter=50),
+        MLPRegressor(max_iter=50),
+        MLPClassifier(max_iter=50, dtype="float64"),
+        MLPRegressor(max_iter=50, dtype="float64"),
+    ],
+    expected_failed_checks=lambda est: (
+        {"check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING}
+        if est.dtype == "float32"
+        else {}
+    ),
+)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16, y, test_size=0.25, stratify=y, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_digits_accuracy_at_least_95_percent(digits, dtype):
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier(hidden_layer_sizes=(100,), random_state=0, dtype=dtype)
+    clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.95
+    assert clf.predict_proba(X_test).dtype == dtype
+    assert clf.coefs_[0].dtype == dtype and clf.backend_ == "numpy"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_diabetes_r2_within_005_of_scikit_learn():
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    params = dict(hidden_layer_sizes=(20,), learning_rate_init=0.01, max_iter=300, random_state=0)
+    ours = MLPRegressor(**params).fit(X_train, y_train).score(X_test, y_test)
+    theirs = sknn.MLPRegressor(**params).fit(X_train, y_train).score(X_test, y_test)
+    assert ours > 0.2 and abs(ours - theirs) <= 0.05, (ours, theirs)
+
+
+def test_xor_is_learned_by_a_2_2_1_sigmoid_net_with_full_batch_gradient_descent():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    y = np.array([0, 1, 1, 0])
+    clf = MLPClassifier(
+        (2,),
+        "logistic",
+        solver="gd",
+        learning_rate_init=1.0,
+        alpha=0.0,
+        max_iter=5000,
+        tol=0.0,
+        n_iter_no_change=5000,
+        random_state=2,
+        dtype="float64",
+    )
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(2, 2), (2, 1)]
+    assert clf.out_activation_ == "logistic"
+    np.testing.assert_array_equal(clf.predict(X), y)
+    assert clf.loss_ < 0.05
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("Estimator", ["MLPClassifier", "MLPRegressor"])
+def test_partial_fit_warm_start_and_n_iter_follow_scikit_learn(Estimator):
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    ours, theirs = getattr(gpubp, Estimator), getattr(sknn, Estimator)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=7, solver="sgd", random_state=0, tol=0.0)
+    extra = {"classes": [0, 1]} if Estimator == "MLPClassifier" else {}
+    records = []
+    for cls in (ours, theirs):
+        est = cls(**kw)
+        seen = []
+        est.fit(X, y)
+        seen.append((est.n_iter_, est.t_, len(est.loss_curve_)))
+        est.partial_fit(X, y)
+        seen.append((est.n_iter_, est.t_, len(est.loss_curve_)))
+        est.set_params(warm_start=True).fit(X, y)
+        seen.append((est.n_iter_, est.t_, len(est.loss_curve_)))
+        est.set_params(warm_start=False).fit(X, y)
+        seen.append((est.n_iter_, est.t_, len(est.loss_curve_)))
+        fresh = cls(**kw)
+        fresh.partial_fit(X, y, **extra)
+        fresh.partial_fit(X, y)
+        seen.append((fresh.n_iter_, fresh.t_, len(fresh.loss_curve_)))
+        records.append(seen)
+    assert records[0] == records[1]
+
+
+def test_warm_start_continues_from_the_previous_weights():
+    X, y = make_classification(n_samples=60, n_features=4, random_state=1)
+    kw = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est = MLPClassifier(warm_start=True, **kw).fit(X, y)
+    before = [W.copy() for W in est.coefs_]
+    loss_after_first = est.loss_curve_[-1]
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    assert len(est.loss_curve_) == 6 and est.loss_curve_[3] < loss_after_first + 0.1
+    assert not np.array_equal(before[0], est.coefs_[0])
+    with pytest.raises(ValueError, match="same classes"):
+        est.fit(X, np.where(y == 1, 2, y) + (y == 0) * 5)
+    with pytest.raises(AttributeError, match="partial_fit"):
+        MLPClassifier(solver="lbfgs").partial_fit(X, y)
+
+
+def test_partial_fit_first_call_needs_classes_and_rejects_early_stopping():
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match="classes"):
+        MLPClassifier().partial_fit(X, y)
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
+    est = MLPClassifier(random_state=0).partial_fit(X[:20], y[:20], classes=[0, 1, 2])
+    assert list(est.classes_) == [0, 1, 2] and est.predict_proba(X).shape == (40, 3)
+
+
+def test_early_stopping_records_validation_and_stops_early():
+    X, y = make_classification(n_samples=300, n_features=10, random_state=0)
+    est = MLPClassifier(
+        (32,),
+        early_stopping=True,
+        max_iter=300,
+        random_state=0,
+        n_iter_no_change=5,
+        learning_rate_init=0.01,
+    ).fit(X, y)
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ == len(est.loss_curve_) == len(est.validation_loss_curve_)
+    assert est.n_iter_ < 300 and est.best_validation_score_ == max(scores) > 0.8
+    assert est.best_loss_ is None and all(v > 0 for v in est.validation_loss_curve_)
+
+
+def test_early_stopping_restores_weights_of_the_best_epoch():
+    X, y = make_classification(n_samples=200, n_features=6, random_state=3)
+    kw = dict(hidden_layer_sizes=(16,), early_stopping=True, random_state=0, n_iter_no_change=3)
+    est = MLPClassifier(max_iter=100, **kw).fit(X, y)
+    best_epoch = int(np.argmax(est.validation_scores_)) + 1
+    with pytest.warns(ConvergenceWarning):
+        replay = MLPClassifier(max_iter=best_epoch, **kw).fit(X, y)
+    for W, W_replay in zip(est.coefs_, replay.coefs_):
+        np.testing.assert_array_equal(W, W_replay)
+
+
+def test_divergence_stops_with_a_clear_error_and_finite_weights():
+    X, y = make_classification(n_samples=100, n_features=5, random_state=0)
+    est = MLPRegressor(
+        hidden_layer_sizes=(20,),
+        solver="sgd",
+        learning_rate_init=1e3,
+        momentum=0.9,
+        max_iter=50,
+        random_state=0,
+    )
+    with pytest.raises(gpubp.DivergenceError, match="smaller learning_rate_init"):
+        est.fit(X, y * 1e3)
+    assert all(np.isfinite(W).all() for W in est.coefs_)
+    assert all(np.isfinite(loss) for loss in est.loss_curve_)
+
+
+@pytest.mark.parametrize("solver", ["gd", "lbfgs"])
+def test_zero_sample_weight_is_the_same_as_dropping_the_rows(solver):
+    X, y = make_classification(n_samples=50, n_features=4, random_state=2)
+    w = np.ones(50)
+    w[::3] = 0
+    kw = dict(
+        hidden_layer_sizes=(5,),
+        solver=solver,
+        max_iter=20,
+        random_state=0,
+        dtype="float64",
+        shuffle=False,
+        learning_rate_init=0.1,
+    )
+    with pytest.warns(ConvergenceWarning):
+        weighted = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+    with pytest.warns(ConvergenceWarning):
+        dropped = MLPClassifier(**kw).fit(X[w > 0], y[w > 0])
+    np.testing.assert_allclose(weighted.predict_proba(X), dropped.predict_proba(X), rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lbfgs_matches_scikit_learn_closely_in_float64():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=50, alpha=1.0)
+    ours = MLPRegressor(random_state=0, dtype="float64", **kw).fit(X, y)
+    theirs = sknn.MLPRegressor(random_state=0, **kw).fit(X, y)
+    assert ours.n_iter_ == 50 and ours.loss_ == pytest.approx(theirs.loss_, rel=0.2)
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), abs=0.05)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_loss_is_scikit_learns_for_the_same_weights():
+    """loss_ has scikit-learn's definition: same weights and data give the same number.
+
+    One full-batch epoch with a negligible step records the loss at the initial
+    weights; scikit-learn's own _backprop evaluates its loss at those weights.
+    """
+    X, y = make_classification(
+        n_samples=64, n_features=5, n_classes=3, n_informative=3, random_state=0
+    )
+    cases = [
+        (MLPClassifier, sknn.MLPClassifier, y),
+        (MLPClassifier, sknn.MLPClassifier, (y > 0).astype(int)),
+        (MLPRegressor, sknn.MLPRegressor, np.c_[y, -y] * 1.5),
+    ]
+    for Ours, Theirs, target in cases:
+        kw = dict(hidden_layer_sizes=(7,), max_iter=1, alpha=0.3, random_state=0)
+        ours = Ours(solver="gd", learning_rate_init=1e-12, dtype="float64", **kw)
+        ours.fit(X, target)
+        ref = Theirs(solver="lbfgs", **kw).fit(X, target)  # for its fitted internals
+        ref.coefs_ = [W.copy() for W in ours.coefs_]
+        ref.intercepts_ = [b.copy() for b in ours.intercepts_]
+        Y = ref._label_binarizer.transform(target) if Ours is MLPClassifier else target
+        n = len(ref.coefs_)
+        grads = [np.empty_like(W) for W in ref.coefs_], [np.empty_like(b) for b in ref.intercepts_]
+        their_loss, _, _ = ref._backprop(X, Y, None, [X] + [None] * n, [None] * n, *grads)
+        assert ours.loss_curve_[0] == pytest.approx(their_loss, rel=1e-9)
+
+
+def test_multilabel_and_multioutput_targets():
+    X, y = make_classification(n_samples=60, n_features=5, random_state=0)
+    Y = np.c_[y, 1 - y, y]
+    clf = MLPClassifier((8,), max_iter=300, random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.predict(X).shape == (60, 3)
+    assert clf.predict_proba(X).shape == (60, 3)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, np.c_[y, -y])
+    assert reg.predict(X).shape == (60, 2) and reg.n_outputs_ == 2
+
+
+def test_string_labels_binary_probabilities_and_log_probabilities():
+    X, y = make_classification(n_samples=60, n_features=5, random_state=0)
+    labels = np.array(["cat", "dog"])[y]
+    clf = MLPClassifier((8,), max_iter=500, random_state=0).fit(X, labels)
+    assert set(clf.predict(X)) <= {"cat", "dog"} and list(clf.classes_) == ["cat", "dog"]
+    P = clf.predict_proba(X)
+    assert P.shape == (60, 2)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(P), rtol=1e-4, atol=1e-6)
+    clf.coefs_[-1][:] *= 1e4  # saturate the output: log-probabilities stay finite
+    clf._net = None
+    assert np.isfinite(clf.predict_log_proba(X)).all()
+
+
+def test_pipeline_grid_search_and_cross_validation():
+    X, y = make_classification(n_samples=90, n_features=6, random_state=0)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0))
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.7
+    grid = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-1]}, cv=3).fit(X, y)
+    assert grid.best_params_["mlpclassifier__alpha"] in (1e-4, 1e-1)
+    assert grid.predict(X).shape == (90,)
+
+
+def test_pickle_holds_numpy_weights_and_loads_without_cupy(tmp_path):
+    X, y = make_classification(n_samples=50, n_features=4, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf = MLPClassifier((5,), solver="sgd", max_iter=5, random_state=0).fit(X, y)
+    blob = pickle.dumps(clf)
+    assert b"cupy" not in blob
+    (tmp_path / "model.pkl").write_bytes(blob)
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text("raise ImportError('no CUDA here')\n")
+    code = (
+        "import pickle, numpy as np; m = pickle.load(open('model.pkl', 'rb')); "
+        "np.save('p.npy', m.predict_proba(np.load('X.npy'))); print(m._network().backend.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "numpy"
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), clf.predict_proba(X))
+    again = pickle.loads(blob)  # and training goes on from the pickled optimiser state
+    with pytest.warns(ConvergenceWarning):
+        again.set_params(warm_start=True).fit(X, y)
+
+
+def test_learning_rate_schedules_follow_the_textbook_and_scikit_learn():
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    kw = dict(hidden_layer_sizes=(4,), solver="sgd", random_state=0, learning_rate_init=0.2)
+    with pytest.warns(ConvergenceWarning):
+        inv = MLPClassifier(learning_rate="invscaling", power_t=0.5, max_iter=3, **kw).fit(X, y)
+    assert inv._optimizer.learning_rate == pytest.approx(0.2 / (3 * 40 + 1) ** 0.5)
+    ada = MLPClassifier(
+        learning_rate="adaptive", max_iter=200, tol=10.0, n_iter_no_change=1, **kw
+    ).fit(X, y)
+    assert ada._optimizer.learning_rate <= 1e-6 and ada.n_iter_ < 50
+    const = MLPClassifier(max_iter=200, tol=10.0, n_iter_no_change=1, **kw).fit(X, y)
+    assert const.n_iter_ == 3 and const._optimizer.learning_rate == 0.2  # 2 epochs > tol
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        MLPClassifier((4,), max_iter=3, verbose=True, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epochs" in err and "loss=" in err and "3/3" in err
+    with pytest.warns(ConvergenceWarning):
+        MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
+    assert capsys.readouterr().err == ""
+
+
+def test_same_random_state_same_model():
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        a = MLPClassifier((4,), max_iter=5, random_state=3).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        b = MLPClassifier((4,), max_iter=5, random_state=3).fit(X, y)
+    for Wa, Wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(Wa, Wb)
