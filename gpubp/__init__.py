@@ -6,6 +6,7 @@ from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckResult, gradcheck
 from .network import MLP, Backprop
+from .persist import load, save
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,8 @@ __all__ = [
     "GradcheckResult",
     "get_backend",
     "gradcheck",
+    "load",
+    "save",
     "show_config",
     "to_numpy",
 ]

@@ -1,0 +1,278 @@
+"""``save`` and ``load``: one .npz file, weights as arrays plus a JSON description.
+
+The file holds ``W_1, b_1, ..., W_L, b_L`` (NumPy arrays in the model's dtype),
+for classifiers ``classes`` (and ``feature_names`` where the model has them),
+and ``__gpubp__``: a JSON text with the format, its version, the kind of model,
+the architecture, the estimator's parameters and fitted attributes, and the
+name, shape and dtype of every array. It is read with ``allow_pickle=False``,
+so loading a file never runs code from it, and every array is checked against
+the description before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+from sklearn.preprocessing import LabelBinarizer
+
+from .errors import ModelFileError
+from .estimators import MLPClassifier, MLPRegressor, _BaseMLP
+from .network import MLP
+from .train import History
+
+FORMAT = "gpubp-model"
+VERSION = 1
+META = "__gpubp__"
+KINDS = {"MLP": MLP, "MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
+FITTED = (
+    "n_features_in_",
+    "n_outputs_",
+    "n_layers_",
+    "out_activation_",
+    "backend_",
+    "n_iter_",
+    "t_",
+    "loss_",
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "validation_loss_curve_",
+)
+MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
+
+
+def save(model, path) -> None:
+    """Write an ``MLP``, ``MLPClassifier`` or ``MLPRegressor`` to ``path`` (.npz).
+
+    The file is written beside ``path`` under a temporary name and renamed, so
+    an interrupted save never leaves half a model where a good one was.
+    """
+    kind = type(model).__name__
+    if kind not in KINDS or not isinstance(model, KINDS[kind]):
+        raise TypeError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
+    if isinstance(model, MLP):
+        net, meta = model, {}
+    else:
+        if not hasattr(model, "coefs_"):
+            raise ValueError(f"this {kind} is not fitted yet; call fit before save")
+        net = model._network()
+        meta = {"params": _json_params(model), "fitted": _fitted(model)}
+    arrays = {}
+    for l, (W, b) in enumerate(net.get_weights(), start=1):
+        arrays[f"W_{l}"], arrays[f"b_{l}"] = W, b
+    if isinstance(model, MLPClassifier):
+        arrays["classes"] = _plain(model.classes_, "classes_")
+        meta["label_type"] = model._label_binarizer.y_type_
+    if hasattr(model, "feature_names_in_"):
+        arrays["feature_names"] = _plain(model.feature_names_in_, "feature_names_in_")
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "network": {
+            "layer_sizes": list(net.layer_sizes),
+            "activation": net.activation,
+            "output": net.output,
+            "loss": net.loss,
+            "weight_decay": net.weight_decay,
+            "dtype": net.dtype.name,
+        },
+        **meta,
+        "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},
+    }
+    arrays[META] = np.array(json.dumps(meta))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gpubp-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path, backend="auto"):
+    """Read a model written by ``save``; it runs on ``backend`` ("auto", "numpy", "cupy").
+
+    Raises ModelFileError for a file that is missing, truncated, corrupted, not a
+    gpubp model, or written by an unknown version of the format.
+    """
+    try:
+        with open(path, "rb") as f:
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile) or META not in npz.files:
+                raise ModelFileError(f"{path}: not a gpubp model file (no {META} entry)")
+            with npz:
+                meta = _description(npz[META], path)
+                arrays = _arrays(npz, meta, path)
+    except ModelFileError:
+        raise
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: no such file") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path}: not a readable gpubp model file ({exc})") from exc
+    try:
+        return _build(meta, arrays, backend)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: the model description is inconsistent ({exc})") from exc
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def _plain(values, name) -> np.ndarray:
+    """An array that loads without pickle: numbers, booleans or strings."""
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in values):
+            raise TypeError(f"cannot save {name} of mixed object types; use str or numbers")
+        values = values.astype(str)
+    return values
+
+
+def _json_params(model) -> dict:
+    params = model.get_params()
+    if not isinstance(params["random_state"], (int, type(None))):
+        params["random_state"] = None  # a generator object: only fit would use it
+    params["hidden_layer_sizes"] = model._hidden_sizes()
+    return params
+
+
+def _fitted(model) -> dict:
+    fitted = {k: getattr(model, k) for k in FITTED if hasattr(model, k)}
+    history = getattr(model, "_history", None)
+    if history is not None:
+        fitted["no_improvement_count"] = history.no_improvement_count
+    return json.loads(json.dumps(fitted, default=float))
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _description(entry, path) -> dict:
+    if entry.dtype.kind != "U" or entry.shape != ():
+        raise ModelFileError(f"{path}: the {META} entry is not a JSON text")
+    try:
+        meta = json.loads(str(entry))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: the model description is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a gpubp model file")
+    version = meta.get("version")
+    if version != VERSION:
+        raise ModelFileError(
+            f"{path}: written in format version {version!r}; this gpubp reads version "
+            f"{VERSION}. Load it with the gpubp that wrote it."
+        )
+    if meta.get("kind") not in KINDS:
+        raise ModelFileError(f"{path}: unknown kind of model {meta.get('kind')!r}")
+    net = meta.get("network")
+    sizes = net.get("layer_sizes") if isinstance(net, dict) else None
+    if not (
+        isinstance(sizes, list)
+        and len(sizes) >= 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
+        and sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:])) <= MAX_PARAMETERS
+    ):
+        raise ModelFileError(f"{path}: invalid layer_sizes {sizes!r}")
+    return meta
+
+
+def _arrays(npz, meta, path) -> dict:
+    """Every array the description lists, checked for name, shape and dtype."""
+    net = meta["network"]
+    sizes, dtype = net["layer_sizes"], np.dtype(net.get("dtype", "float32")).str
+    expected = {}
+    for l, (m, n) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        expected[f"W_{l}"], expected[f"b_{l}"] = ([m, n], dtype), ([n], dtype)
+    declared = meta.get("arrays")
+    if not isinstance(declared, dict):
+        raise ModelFileError(f"{path}: the description lists no arrays")
+    names = set(npz.files) - {META}
+    if names != set(declared):
+        raise ModelFileError(
+            f"{path}: the file holds arrays {sorted(names)}, its description lists "
+            f"{sorted(declared)}"
+        )
+    missing = set(expected) - names
+    if missing:
+        raise ModelFileError(f"{path}: weights {sorted(missing)} are missing")
+    arrays = {}
+    for name in sorted(names):
+        want = declared[name]
+        if name in expected and [want.get("shape"), want.get("dtype")] != list(expected[name]):
+            raise ModelFileError(
+                f"{path}: {name} is described as {want}, the architecture needs "
+                f"shape {expected[name][0]} and dtype {expected[name][1]}"
+            )
+        a = npz[name]
+        if list(a.shape) != want.get("shape") or a.dtype.str != want.get("dtype"):
+            raise ModelFileError(
+                f"{path}: {name} has shape {list(a.shape)} and dtype {a.dtype.str}, the "
+                f"description says {want}"
+            )
+        if name in expected and not np.all(np.isfinite(a)):
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
+        arrays[name] = a
+    return arrays
+
+
+def _build(meta, arrays, backend):
+    net = meta["network"]
+    sizes = net["layer_sizes"]
+    weights = [(arrays[f"W_{l}"], arrays[f"b_{l}"]) for l in range(1, len(sizes))]
+    if meta["kind"] == "MLP":
+        model = MLP(
+            sizes,
+            net["activation"],
+            net["output"],
+            net["loss"],
+            net["weight_decay"],
+            net["dtype"],
+            backend=backend,
+        )
+        model.set_weights(weights)
+        return model
+    model: _BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
+    model._validate_params()
+    fitted = dict(meta["fitted"])
+    no_improvement = fitted.pop("no_improvement_count", 0)
+    for key, value in fitted.items():
+        setattr(model, key, value)
+    model.coefs_ = [W for W, _ in weights]
+    model.intercepts_ = [b for _, b in weights]
+    if "feature_names" in arrays:
+        model.feature_names_in_ = arrays["feature_names"].astype(object)
+    if isinstance(model, MLPClassifier):
+        lb = LabelBinarizer()
+        lb.classes_, lb.y_type_, lb.sparse_input_ = arrays["classes"], meta["label_type"], False
+        model._label_binarizer, model.classes_ = lb, arrays["classes"]
+    if model.solver != "lbfgs":
+        model._history = History(
+            n_iter=model.n_iter_,
+            t=model.t_,
+            loss=model.loss_,
+            loss_curve=list(model.loss_curve_),
+            best_loss=_number(model.best_loss_),
+            validation_scores=model.validation_scores_,
+            validation_loss_curve=model.validation_loss_curve_,
+            best_validation_score=_number(model.best_validation_score_),
+            no_improvement_count=no_improvement,
+        )
+    model._network()  # build on the backend now, so a bad backend fails here
+    if model._network().layer_sizes != tuple(sizes):
+        raise ValueError("the weights do not match hidden_layer_sizes")
+    return model
+
+
+def _number(value):
+    return None if value is None else float(value)
