@@ -1,0 +1,122 @@
+"""The gpubp command, end to end in a subprocess."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.cli import fold_standardization
+
+
+def gpubp_cmd(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gpubp.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def test_train_digits_then_predict(tmp_path):
+    out = gpubp_cmd("train", "--epochs", "30", "--hidden", "32", "--out", "run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "backend   : numpy" in out.stdout and "test accuracy" in out.stdout
+    accuracy = float(out.stdout.split("test accuracy :")[1].split()[0])
+    assert accuracy > 0.9
+    assert "epochs" in out.stderr  # the progress bar
+    assert (tmp_path / "run" / "model.npz").exists()
+    assert (tmp_path / "run" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    write_csv(
+        tmp_path / "digits.csv",
+        [f"px{i}" for i in range(64)] + ["label"],
+        np.c_[X[:50], y[:50]].astype(int).tolist(),
+    )
+    out = gpubp_cmd(
+        "predict",
+        "run/model.npz",
+        "digits.csv",
+        "--target",
+        "label",
+        "--out",
+        "p.csv",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.reader((tmp_path / "p.csv").read_text().splitlines()))
+    assert rows[0] == ["prediction"] and len(rows) == 51
+    model = gpubp.load(tmp_path / "run" / "model.npz")
+    assert [int(r[0]) for r in rows[1:]] == model.predict(X[:50]).tolist()
+    assert np.mean(model.predict(X[:50]) == y[:50]) > 0.9  # raw pixels: scaling is folded in
+
+
+def test_train_on_a_csv_with_a_named_target_and_the_missing_column_error(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    write_csv(
+        tmp_path / "d.csv",
+        ["a", "b", "c", "answer"],
+        [[*map(str, x), t] for x, t in zip(X, labels)],
+    )
+    out = gpubp_cmd(
+        "train", "--data", "d.csv", "--target", "answer", "--quiet", "--epochs", "50", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy" in out.stdout and out.stderr == ""
+    out = gpubp_cmd("predict", "model.npz", "d.csv", "--target", "answer", "--proba", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "p_no,p_yes"
+
+    out = gpubp_cmd("train", "--data", "d.csv", "--target", "label", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "gpubp train: error: d.csv has no column 'label'; its columns are ['a', 'b', 'c', 'answer']"
+    )
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["train", "--data", "nothing.csv"], "neither one of digits"),
+        (["train", "--hidden", "0"], "positive integers"),
+        (["train", "--backend", "tpu"], "invalid choice"),
+        (["predict", "missing.npz", "x.csv"], "no such file"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
+    out = gpubp_cmd(*args, cwd=tmp_path)
+    assert out.returncode != 0 and words in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_info_prints_the_configuration(tmp_path):
+    out = gpubp_cmd("info", cwd=tmp_path)
+    assert out.returncode == 0 and "auto backend" in out.stdout
+
+
+def test_fold_standardization_gives_the_same_predictions_on_raw_inputs():
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    scaler = StandardScaler().fit(X)
+    model = gpubp.MLPRegressor(
+        hidden_layer_sizes=(8,), max_iter=20, dtype="float64", random_state=0
+    ).fit(scaler.transform(X), (y - 150) / 80)
+    before = model.predict(scaler.transform(X)) * 80 + 150
+    fold_standardization(model, scaler.mean_, scaler.scale_, 150.0, 80.0)
+    np.testing.assert_allclose(model.predict(X), before, rtol=1e-10)
