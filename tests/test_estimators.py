@@ -348,3 +348,11 @@ def test_same_random_state_same_model():
         b = MLPClassifier((4,), max_iter=5, random_state=3).fit(X, y)
     for Wa, Wb in zip(a.coefs_, b.coefs_):
         np.testing.assert_array_equal(Wa, Wb)
+
+
+def test_dlpack_and_list_inputs_are_accepted():
+    torch = pytest.importorskip("torch")
+    X, y = make_classification(n_samples=50, n_features=4, random_state=0)
+    a = MLPClassifier((4,), max_iter=5, random_state=0).fit(torch.tensor(X), y)
+    b = MLPClassifier((4,), max_iter=5, random_state=0).fit(X.tolist(), y.tolist())
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(torch.tensor(X)))

@@ -83,3 +83,56 @@ def test_auto_picks_cupy_and_show_config_names_the_gpu(monkeypatch, capsys):
     gpubp.show_config()
     out = capsys.readouterr().out
     assert "GPU" in out and "GiB" in out
+
+
+def test_estimator_trains_on_the_gpu_and_matches_numpy():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    kw = dict(
+        hidden_layer_sizes=(32,),
+        solver="sgd",
+        max_iter=5,
+        random_state=0,
+        dtype="float64",
+        shuffle=True,
+    )
+    gpu = gpubp.MLPClassifier(backend="cupy", **kw).fit(X, y)
+    cpu = gpubp.MLPClassifier(backend="numpy", **kw).fit(X, y)
+    assert gpu.backend_ == "cupy" and isinstance(gpu.coefs_[0], np.ndarray)
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-9)
+    P = gpu.predict_proba(X)
+    assert isinstance(P, np.ndarray)
+    np.testing.assert_allclose(P, cpu.predict_proba(X), rtol=1e-8, atol=1e-12)
+
+
+def test_gpu_inputs_are_taken_without_a_host_copy():
+    import cupy
+
+    X = cupy.random.default_rng(0).standard_normal((200, 6), dtype=cupy.float32)
+    y = (X[:, 0] > 0).astype(cupy.int64)
+    clf = gpubp.MLPClassifier((8,), max_iter=20, backend="cupy", random_state=0)
+    clf.fit(X, y)
+    assert clf.n_features_in_ == 6 and isinstance(clf.predict(X), np.ndarray)
+    reg = gpubp.MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, backend="cupy", random_state=0)
+    assert reg.fit(X, X[:, 0] * 2).score(X, X[:, 0] * 2) > 0.5
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        clf.predict(cupy.full((2, 6), cupy.nan, dtype=cupy.float32))
+
+
+def test_a_model_trained_on_the_gpu_pickles_and_saves_as_numpy(tmp_path):
+    import pickle
+
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=100, n_features=5, random_state=0)
+    clf = gpubp.MLPClassifier((8,), max_iter=10, backend="cupy", random_state=0).fit(X, y)
+    blob = pickle.dumps(clf)
+    assert b"cupy" not in blob
+    back = pickle.loads(blob)
+    back.set_params(backend="numpy")
+    np.testing.assert_allclose(back.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
+    gpubp.save(clf, tmp_path / "m.npz")
+    on_cpu = gpubp.load(tmp_path / "m.npz", backend="numpy")
+    np.testing.assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
