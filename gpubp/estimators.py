@@ -325,9 +325,9 @@ class _BaseMLP(BaseEstimator):
 
         def validate():
             _, T = net._propagate(held_out.X)
-            F = net.backend.to_host(net.g(T))
-            score = self._score_predictions(F, y_val, held_out.w_host)
-            loss = net._objective(T, net.g(T), held_out.Y, scale, decay, held_out.w)
+            F, R_i, _ = net._evaluate(T, held_out.Y)
+            score = self._score_predictions(net.backend.to_host(F), y_val, held_out.w_host)
+            loss = net._objective(R_i, scale, decay, held_out.w)
             return float(score), float(loss)
 
         return training, validate

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 
 def sigmoid(xp, A):
-    """1 / (1 + e^-A) without overflow: only e^-|A| is ever formed."""
-    E = xp.exp(-xp.abs(A))
-    R = 1 / (1 + E)
-    return xp.where(A >= 0, R, E * R)
+    """1 / (1 + e^-A) = (1 + tanh(A / 2)) / 2: one tanh, which cannot overflow."""
+    Z = xp.tanh(A * 0.5)
+    Z *= 0.5
+    Z += 0.5
+    return Z
 
 
 def softmax(xp, T):
@@ -39,10 +40,23 @@ ACTIVATIONS = {
     "identity": lambda xp, A: A,
 }
 
-# G * sigma'(A), with sigma' written from the output Z = sigma(A).
+
+def _sigmoid_prime(xp, Z, G):
+    G *= Z
+    G *= 1 - Z
+    return G
+
+
+def _tanh_prime(xp, Z, G):
+    G *= 1 - Z * Z
+    return G
+
+
+# G * sigma'(A), with sigma' written from the output Z = sigma(A). G, a fresh
+# array (the errors back-propagated through W^T), may be overwritten.
 DERIVATIVES = {
-    "sigmoid": lambda xp, Z, G: G * Z * (1 - Z),
-    "tanh": lambda xp, Z, G: G * (1 - Z * Z),
+    "sigmoid": _sigmoid_prime,
+    "tanh": _tanh_prime,
     # Z >= 0 for relu, so sign(Z) is its 0/1 derivative in Z's own dtype.
     "relu": lambda xp, Z, G: G * xp.sign(Z),
     "identity": lambda xp, Z, G: G,
@@ -55,7 +69,7 @@ OUTPUTS = {
     "sigmoid": sigmoid,
 }
 
-# E applied to the transposed Jacobian of g, i.e. dR/dT from dR/dF = E.
+# E applied to the transposed Jacobian of g: dR/dT from dR/dF = E (general g).
 OUTPUT_JACOBIANS = {
     "identity": lambda xp, F, E: E,
     "sigmoid": lambda xp, F, E: E * F * (1 - F),
@@ -63,23 +77,38 @@ OUTPUT_JACOBIANS = {
 }
 
 
-# The loss of each case, R_i, as an (N,) vector.
+# Each loss, with the output g it is paired with, gives from T and the targets Y
+# the outputs F = g(T), the loss of each case R_i (an (N,) vector) and the
+# output errors delta_ik = dR_i/dT_k, sharing what the three have in common.
 
 
-def squared_error(xp, T, F, Y):
-    """R_i = sum_k (y_ik - f_k(x_i))^2 -- no factor 1/2."""
-    D = Y - F
-    return xp.sum(D * D, axis=1)
+def squared_error(xp, output, T, Y):
+    """R_i = sum_k (y_ik - f_k)^2 (no 1/2); delta = -2 (y - f) applied to g'(T)."""
+    F = OUTPUTS[output](xp, T)
+    D = F - Y
+    return F, xp.sum(D * D, axis=1), OUTPUT_JACOBIANS[output](xp, F, 2 * D)
 
 
-def cross_entropy(xp, T, F, Y):
-    """R_i = -sum_k y_ik log f_k(x_i), with log f from T (softmax output)."""
-    return -xp.sum(Y * log_softmax(xp, T), axis=1)
+def cross_entropy(xp, output, T, Y):
+    """Softmax g: R_i = -sum_k y_ik log f_k, with log f = S - log sum e^S, S = T - max T.
+
+    delta = f sum_k y_k - y: g' cancels against the log, leaving f - y for one-hot rows.
+    """
+    S = T - xp.max(T, axis=1, keepdims=True)
+    E = xp.exp(S)
+    sum_E = xp.sum(E, axis=1, keepdims=True)
+    F = E / sum_E
+    R_i = -xp.sum(Y * (S - xp.log(sum_E)), axis=1)
+    return F, R_i, F * xp.sum(Y, axis=1, keepdims=True) - Y
 
 
-def binary_cross_entropy(xp, T, F, Y):
-    """R_i = -sum_k [y log f + (1 - y) log(1 - f)] = sum_k softplus(T) - y T (sigmoid g)."""
-    return xp.sum(softplus(xp, T) - Y * T, axis=1)
+def binary_cross_entropy(xp, output, T, Y):
+    """Sigmoid g: R_i = -sum_k [y log f + (1 - y) log(1 - f)] = sum_k softplus(T) - y T.
+
+    delta = f - y: g' cancels against the logs.
+    """
+    F = sigmoid(xp, T)
+    return F, xp.sum(softplus(xp, T) - Y * T, axis=1), F - Y
 
 
 LOSSES = {
@@ -101,19 +130,3 @@ VALID_OUTPUTS = {
     "cross_entropy": ("softmax",),
     "binary_cross_entropy": ("sigmoid",),
 }
-
-
-def output_delta(xp, output, loss, T, F, Y):
-    """delta_ki = dR_i/dT_k, one row per case.
-
-    The canonical pairs cancel g' against the loss:
-    softmax + cross-entropy gives f * sum_k y_k - y (f - y for one-hot rows),
-    sigmoid + binary cross-entropy gives f - y.
-    Squared error with any g is the textbook's general form,
-    delta = -2 (y - f) applied to g'(T).
-    """
-    if loss == "cross_entropy":
-        return F * xp.sum(Y, axis=1, keepdims=True) - Y
-    if loss == "binary_cross_entropy":
-        return F - Y
-    return OUTPUT_JACOBIANS[output](xp, F, 2 * (F - Y))

@@ -27,7 +27,6 @@ from .functions import (
     LOSSES,
     OUTPUTS,
     VALID_OUTPUTS,
-    output_delta,
 )
 
 DTYPES = ("float32", "float64")
@@ -156,29 +155,29 @@ class MLP:
 
     def set_theta(self, theta) -> None:
         """Adopt ``theta`` (any backend) as the flat parameter vector."""
-        xp = self.backend.xp
         self.theta = self.backend.to_device(theta, dtype=self._xp_dtype)
         if tuple(self.theta.shape) != (self.n_parameters,):
             raise ValueError(
                 f"theta has shape {tuple(self.theta.shape)}, expected ({self.n_parameters},)"
             )
-        self.W, self.b = [], []
-        start = 0
+        views = self.views(self.theta)
+        self.W, self.b = [W for W, _ in views], [b for _, b in views]
+
+    def views(self, flat):
+        """``[(W_1, b_1), ...]`` as views of a flat vector laid out like ``theta``."""
+        xp, views, start = self.backend.xp, [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             stop = start + fan_in * fan_out
-            self.W.append(xp.reshape(self.theta[start:stop], (fan_in, fan_out)))
-            self.b.append(self.theta[stop : stop + fan_out])
+            views.append(
+                (xp.reshape(flat[start:stop], (fan_in, fan_out)), flat[stop : stop + fan_out])
+            )
             start = stop + fan_out
+        return views
 
     @property
     def n_parameters(self) -> int:
         """Number of weights and biases."""
         return sum((m + 1) * n for m, n in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-
-    def flatten(self, gradients):
-        """Gradients ``[(dW_l, db_l), ...]`` as one vector laid out like ``theta``."""
-        xp = self.backend.xp
-        return xp.concatenate([xp.reshape(g, (-1,)) for pair in gradients for g in pair])
 
     # -- inputs -----------------------------------------------------------------
 
@@ -220,8 +219,11 @@ class MLP:
         xp, sigma = self.backend.xp, ACTIVATIONS[self.activation]
         Z = [X]
         for W, b in zip(self.W[:-1], self.b[:-1]):
-            Z.append(sigma(xp, Z[-1] @ W + b))
-        T = Z[-1] @ self.W[-1] + self.b[-1]
+            A = Z[-1] @ W
+            A += b
+            Z.append(sigma(xp, A))
+        T = Z[-1] @ self.W[-1]
+        T += self.b[-1]
         return Z, T
 
     def g(self, T):
@@ -256,44 +258,58 @@ class MLP:
 
     def _loss(self, X, Y, scale, decay, w=None):
         _, T = self._propagate(X)
-        return self._objective(T, self.g(T), Y, scale, decay, w)
+        _, R_i, _ = self._evaluate(T, Y)
+        return self._objective(R_i, scale, decay, w)
 
-    def _objective(self, T, F, Y, scale, decay, w=None):
+    def _evaluate(self, T, Y):
+        """F = g(T), the case losses R_i and the output errors delta = dR_i/dT."""
+        return LOSSES[self.loss](self.backend.xp, self.output, T, Y)
+
+    def _objective(self, R_i, scale, decay, w=None):
         """scale * sum_i w_i R_i + decay * sum_l ||W_l||^2 (w_i = 1 unless given)."""
         xp = self.backend.xp
-        R_i = LOSSES[self.loss](xp, T, F, Y)
         R = scale * xp.sum(R_i if w is None else R_i * w)
         if decay:
             R = R + decay * sum(xp.sum(W * W) for W in self.W)
         return xp.asarray(R)
 
-    def _backprop(self, X, Y, scale, decay, w=None):
-        """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay."""
+    def _backprop(self, X, Y, scale, decay, w=None, out=None):
+        """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay.
+
+        ``out``, views like ``views(grad)``, receives the gradients (NumPy, CuPy).
+        """
         xp = self.backend.xp
         Z, T = self._propagate(X)
-        F = self.g(T)
-        delta = output_delta(xp, self.output, self.loss, T, F, Y) * scale
+        F, R_i, delta = self._evaluate(T, Y)
+        delta *= scale
         if w is not None:
-            delta = delta * xp.reshape(w, (-1, 1))
-        gradients, s = self._backward(Z, delta)
+            delta *= xp.reshape(w, (-1, 1))
+        gradients, s = self._backward(Z, delta, out)
         if decay:
-            gradients = [(dW + (2 * decay) * W, db) for (dW, db), W in zip(gradients, self.W)]
-        return Backprop(Z, T, F, delta, s, self._objective(T, F, Y, scale, decay, w), gradients)
+            for (dW, _), W in zip(gradients, self.W):
+                dW += (2 * decay) * W
+        return Backprop(Z, T, F, delta, s, self._objective(R_i, scale, decay, w), gradients)
 
-    def _backward(self, Z, delta):
+    def _backward(self, Z, delta, out=None):
         """Back-propagate delta through the W_l: three GEMMs per layer.
 
-        Returns the gradients [(dW_l, db_l)] and the hidden errors [s_1, ..., s_L].
+        Returns the gradients [(dW_l, db_l)] (written into ``out`` when given) and
+        the hidden errors [s_1, ..., s_L].
         """
         xp, sigma_prime = self.backend.xp, DERIVATIVES[self.activation]
-        gradients, s = [], []
+        gradients, s = [None] * self.n_layers, []
         D = delta
         for l in range(self.n_layers - 1, -1, -1):
-            gradients.append((Z[l].T @ D, xp.sum(D, axis=0)))
+            if out is None:
+                gradients[l] = (Z[l].T @ D, xp.sum(D, axis=0))
+            else:
+                dW, db = gradients[l] = out[l]
+                xp.matmul(Z[l].T, D, out=dW)
+                xp.sum(D, axis=0, out=db)
             if l > 0:
                 D = sigma_prime(xp, Z[l], D @ self.W[l].T)  # the back-propagation equation
                 s.append(D)
-        return gradients[::-1], s[::-1]
+        return gradients, s[::-1]
 
     def __repr__(self) -> str:
         return (

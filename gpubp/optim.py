@@ -2,8 +2,9 @@
 
 They know parameters and gradients, nothing of networks: ``step(theta, grad)``
 updates theta in place, so views of it (a network's W_l and b_l) see the
-change. Their own state (velocity, moments) has theta's shape and dtype. Hyper-parameters
-are Python floats, so float32 state stays float32.
+change, and may overwrite grad (the loop recomputes it every step). Their own
+state (velocity, moments) has theta's shape and dtype. Hyper-parameters are
+Python floats, so float32 state stays float32.
 """
 
 from __future__ import annotations
@@ -44,15 +45,15 @@ class SGD:
         self.velocity = xp.zeros_like(theta) if momentum else None
 
     def step(self, theta, grad) -> None:
-        gamma = self.learning_rate
+        grad *= self.learning_rate  # now gamma_r grad
         if self.velocity is None:
-            theta -= gamma * grad
+            theta -= grad
             return
         v = self.velocity
         v *= self.momentum
-        v -= gamma * grad
+        v -= grad
         if self.nesterov:
-            theta += self.momentum * v - gamma * grad
+            theta += self.momentum * v - grad
         else:
             theta += v
 

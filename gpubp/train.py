@@ -75,6 +75,8 @@ def run_epoch(net, optimizer, data: Data, objective: Objective, batch_size: int,
     """One pass over the data in minibatches; the summed batch losses (device)."""
     xp = net.backend.xp
     order_dev = None if order is None else net.backend.to_device(order)
+    grad = xp.empty_like(net.theta)
+    out = net.views(grad)
     total = 0
     for start in range(0, data.n, batch_size):
         stop = min(start + batch_size, data.n)
@@ -90,8 +92,8 @@ def run_epoch(net, optimizer, data: Data, objective: Objective, batch_size: int,
         S = data.weight_sum(rows)
         if S <= 0:  # every case of this batch has weight 0: nothing to learn from
             continue
-        trace = net._backprop(Xb, Yb, *objective.constants(S), wb)
-        optimizer.step(net.theta, net.flatten(trace.gradients))
+        trace = net._backprop(Xb, Yb, *objective.constants(S), wb, out)
+        optimizer.step(net.theta, grad)
         total = total + trace.loss * (stop - start)
     return total
 
@@ -205,12 +207,13 @@ def fit_lbfgs(net, data: Data, objective: Objective, *, max_iter, max_fun, tol) 
     """
     backend = net.backend
     scale, decay = objective.constants(data.weight_sum())
+    grad = net.backend.xp.empty_like(net.theta)
+    out = net.views(grad)
 
     def loss_and_gradient(x):
         net.theta[...] = backend.to_device(x.astype(net.dtype))
-        trace = net._backprop(data.X, data.Y, scale, decay, data.w)
-        grad = backend.to_host(net.flatten(trace.gradients))
-        return float(trace.loss), grad.astype(np.float64)
+        trace = net._backprop(data.X, data.Y, scale, decay, data.w, out)
+        return float(trace.loss), backend.to_host(grad).astype(np.float64)
 
     x0 = backend.to_host(net.theta).astype(np.float64)
     result = scipy.optimize.minimize(

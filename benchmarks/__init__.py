@@ -1,0 +1,1 @@
+"""gpubp's benchmark suite: ``python -m benchmarks.epoch`` (see its --help)."""

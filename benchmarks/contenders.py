@@ -1,0 +1,139 @@
+"""What is timed: one epoch of minibatch SGD (no momentum, lr 0.1, shuffled), four ways.
+
+Each contender is built once per configuration (its fit's set-up is not timed)
+and then runs one epoch per ``epoch()`` call, returning when the device is done.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .configs import LEARNING_RATE, N_CLASSES, Config
+
+SKLEARN_ACTIVATION = {"sigmoid": "logistic", "relu": "relu"}
+
+
+class Unavailable(Exception):
+    """This contender cannot run here; the message says why."""
+
+
+def _estimator_params(config: Config) -> dict:
+    return dict(
+        hidden_layer_sizes=config.hidden,
+        activation=SKLEARN_ACTIVATION[config.activation],
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=LEARNING_RATE,
+        batch_size=config.batch_size,
+        alpha=0.0,
+        shuffle=True,
+        random_state=0,
+    )
+
+
+class Gpubp:
+    """gpubp.MLPClassifier(solver="sgd", momentum=0): one partial_fit is one epoch."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.name = f"gpubp ({backend})"
+
+    def prepare(self, config: Config, X, y):
+        import gpubp
+
+        if self.backend == "cupy":
+            import cupy
+
+            X, y = cupy.asarray(X), cupy.asarray(y)  # in device memory already, as torch's
+        self.model = gpubp.MLPClassifier(backend=self.backend, **_estimator_params(config))
+        self.X, self.y = X, y
+        self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
+
+    def epoch(self):
+        self.model.partial_fit(self.X, self.y)
+
+    def peak_gpu_memory(self):
+        import cupy
+
+        return cupy.get_default_memory_pool().total_bytes()
+
+
+class Sklearn:
+    """scikit-learn's MLPClassifier on float32 input, one partial_fit per epoch."""
+
+    name = "scikit-learn"
+
+    def prepare(self, config: Config, X, y):
+        from sklearn.neural_network import MLPClassifier
+
+        self.model = MLPClassifier(**_estimator_params(config))
+        self.X, self.y = X, y
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
+
+    def epoch(self):
+        self.model.partial_fit(self.X, self.y)
+
+
+class Torch:
+    """A plain PyTorch eager loop: nn.Sequential, optim.SGD, tensors already in memory."""
+
+    def __init__(self, device: str, compile_mode: str | None = None):
+        self.device = device
+        self.compile_mode = compile_mode
+        label = "torch eager" if compile_mode is None else f"torch.compile({compile_mode})"
+        self.name = f"{label} ({device})"
+
+    def prepare(self, config: Config, X, y):
+        try:
+            import torch
+        except ImportError as exc:
+            raise Unavailable("torch is not installed (pip install 'gpubp[bench]')") from exc
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise Unavailable("torch has no CUDA device")
+        self.torch = torch
+        torch.manual_seed(0)
+        layers = []
+        sizes = config.layer_sizes
+        act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[config.activation]
+        for m, n in zip(sizes[:-2], sizes[1:-1]):
+            layers += [torch.nn.Linear(m, n), act()]
+        layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+        self.model = torch.nn.Sequential(*layers).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE, momentum=0.0)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.X = torch.from_numpy(X).to(self.device)
+        self.y = torch.from_numpy(y).to(self.device)
+        self.batch = config.batch_size
+        step = self._step
+        if self.compile_mode is not None:
+            try:
+                step = torch.compile(self._step, mode=self.compile_mode)
+                step(self.X[: self.batch], self.y[: self.batch])  # compile now, untimed
+            except Exception as exc:  # noqa: BLE001 - any compiler failure means "not here"
+                raise Unavailable(f"torch.compile failed: {type(exc).__name__}: {exc}") from exc
+        self.step = step
+        self.epoch()
+
+    def _step(self, xb, yb):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(self.model(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def epoch(self):
+        torch = self.torch
+        n = self.X.shape[0]
+        order = torch.randperm(n, device=self.device)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, n, self.batch):
+            idx = order[start : start + self.batch]
+            total += self.step(self.X[idx], self.y[idx]) * len(idx)
+        float(total)  # one read per epoch, as gpubp does; it also waits for the device
+
+    def peak_gpu_memory(self):
+        return self.torch.cuda.max_memory_allocated()
