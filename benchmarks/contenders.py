@@ -40,6 +40,9 @@ class Gpubp:
         self.backend = backend
         self.name = f"gpubp ({backend})"
 
+    def load(self):
+        import gpubp  # noqa: F401 - imported before memory is measured
+
     def prepare(self, config: Config, X, y):
         import gpubp
 
@@ -65,6 +68,9 @@ class Sklearn:
 
     name = "scikit-learn"
 
+    def load(self):
+        import sklearn.neural_network  # noqa: F401 - imported before memory is measured
+
     def prepare(self, config: Config, X, y):
         from sklearn.neural_network import MLPClassifier
 
@@ -87,11 +93,16 @@ class Torch:
         label = "torch eager" if compile_mode is None else f"torch.compile({compile_mode})"
         self.name = f"{label} ({device})"
 
-    def prepare(self, config: Config, X, y):
+    def load(self):
         try:
-            import torch
+            import torch  # noqa: F401 - imported before memory is measured
         except ImportError as exc:
             raise Unavailable("torch is not installed (pip install 'gpubp[bench]')") from exc
+
+    def prepare(self, config: Config, X, y):
+        self.load()
+        import torch
+
         if self.device == "cuda" and not torch.cuda.is_available():
             raise Unavailable("torch has no CUDA device")
         self.torch = torch
@@ -137,3 +148,22 @@ class Torch:
 
     def peak_gpu_memory(self):
         return self.torch.cuda.max_memory_allocated()
+
+
+def cpu_contender(key: str):
+    """The CPU contenders by key: gpubp, torch, torch-compile, sklearn."""
+    return {
+        "gpubp": lambda: Gpubp("numpy"),
+        "torch": lambda: Torch("cpu"),
+        "torch-compile": lambda: Torch("cpu", "default"),
+        "sklearn": Sklearn,
+    }[key]()
+
+
+def gpu_contender(key: str):
+    """The GPU contenders by key: gpubp, torch, torch-compile."""
+    return {
+        "gpubp": lambda: Gpubp("cupy"),
+        "torch": lambda: Torch("cuda"),
+        "torch-compile": lambda: Torch("cuda", "reduce-overhead"),
+    }[key]()

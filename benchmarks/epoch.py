@@ -34,13 +34,15 @@ def _parser():
         prog="python -m benchmarks.epoch", description=__doc__.split("\n")[0]
     )
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--quick", action="store_true",
-                   help="15,000 rows, 5 epochs, no torch.compile, a short scaling sweep")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="15,000 rows, 5 epochs, no torch.compile, a short scaling sweep",
+    )
     p.add_argument("--configs", help="comma-separated names (default: all for the device)")
     p.add_argument("--rows", type=int, help="training cases (default 60,000)")
     p.add_argument("--epochs", type=int, default=5, help="measured epochs (default 5)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="BLAS/OpenMP/torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads (default 2)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
@@ -50,13 +52,16 @@ def _parser():
 
 def _run(args) -> int:
     from .configs import CONFIGS, make_data
-    from .contenders import Gpubp, Sklearn, Torch, Unavailable
-    from .measure import PeakRSS, gemm_floor, interleaved, summary
+    from .contenders import Unavailable, cpu_contender, gpu_contender
+    from .measure import gemm_floor, interleaved, summary
 
     gpu = args.device == "gpu"
     rows = args.rows or (15_000 if args.quick else 60_000)
-    names = args.configs.split(",") if args.configs else [
-        n for n, c in CONFIGS.items() if gpu or not c.gpu_only]
+    names = (
+        args.configs.split(",")
+        if args.configs
+        else [n for n, c in CONFIGS.items() if gpu or not c.gpu_only]
+    )
     env = environment(args, gpu)
     print_environment(env)
     os.makedirs(args.out, exist_ok=True)
@@ -70,21 +75,22 @@ def _run(args) -> int:
             print(f"\n({name}) is a GPU configuration: skipped on the CPU")
             continue
         X, y = make_data(rows, config.layer_sizes[0])
-        contenders = [Gpubp("cupy" if gpu else "numpy"), Torch("cuda" if gpu else "cpu")]
+        keys = ["gpubp", "torch"]
         if not (args.no_compile or args.quick):
-            contenders.append(Torch("cuda" if gpu else "cpu",
-                                    "reduce-overhead" if gpu else "default"))
+            keys.append("torch-compile")
         if not gpu and not args.no_sklearn:
-            contenders.append(Sklearn())
-        ready, skipped = [], {}
-        memory = {}
-        for c in contenders:
+            keys.append("sklearn")
+        make = gpu_contender if gpu else cpu_contender
+        ready, skipped, memory = [], {}, {}
+        for key in keys:
+            c = make(key)
             try:
                 if gpu:
                     _reset_gpu_peaks()
-                with PeakRSS() as peak:
-                    c.prepare(config, X, y)
-                memory[c.name] = c.peak_gpu_memory() if gpu else peak.bytes
+                c.prepare(config, X, y)
+                memory[c.name] = (
+                    c.peak_gpu_memory() if gpu else _cpu_fit_memory(name, key, rows, args.threads)
+                )
                 ready.append(c)
             except Unavailable as exc:
                 skipped[c.name] = str(exc)
@@ -97,8 +103,9 @@ def _run(args) -> int:
             "batch_size": config.batch_size,
             "floor": floor,
             "skipped": skipped,
-            "contenders": {n: {**summary(t), "peak_memory_bytes": memory[n]}
-                           for n, t in times.items()},
+            "contenders": {
+                n: {**summary(t), "peak_memory_bytes": memory[n]} for n, t in times.items()
+            },
         }
         _ratios(entry)
         results["configs"][name] = entry
@@ -114,6 +121,19 @@ def _run(args) -> int:
         f.write(markdown(results))
     print(f"\nwrote {path} and epoch-{tag}.md")
     return 0
+
+
+def _cpu_fit_memory(config, key, rows, threads):
+    """Peak RSS growth of one fit, from a fresh process (benchmarks.memory)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", config, key, str(rows), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
 def _array_module(gpu):
@@ -141,8 +161,7 @@ def _reset_gpu_peaks():
 
 def _ratios(entry):
     contenders = entry["contenders"]
-    eager = next((v["median"] for k, v in contenders.items() if k.startswith("torch eager")),
-                 None)
+    eager = next((v["median"] for k, v in contenders.items() if k.startswith("torch eager")), None)
     for v in contenders.values():
         v["vs_torch_eager"] = v["median"] / eager if eager else None
         v["vs_gemm_floor"] = v["median"] / entry["floor"]["seconds"]
@@ -158,14 +177,17 @@ def environment(args, gpu) -> dict:
     env = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.node()} {platform.machine()}, {_cpu_model()}, "
-                   f"{os.cpu_count()} cores",
+        f"{os.cpu_count()} cores",
         "python": platform.python_version(),
         "gpubp": gpubp.__version__,
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
         "threads": args.threads,
-        "blas": [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}), "
-                 f"{i['num_threads']} threads" for i in threadpool_info()],
+        "blas": [
+            f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}), "
+            f"{i['num_threads']} threads"
+            for i in threadpool_info()
+        ],
     }
     try:
         import torch
@@ -204,44 +226,57 @@ def print_environment(env):
 
 def print_table(name, entry):
     floor = entry["floor"]
-    print(f"\n({name}) {entry['config']}: GEMM floor {floor['seconds']:.3f} s per epoch "
-          f"({floor['gflops_per_s']:.0f} GFLOP/s over {floor['gflop']:.1f} GFLOP)")
-    print(f"  {'contender':<34}{'median s':>10}{'min':>9}{'max':>9}{'/eager':>8}{'/floor':>8}"
-          f"{'peak MB':>9}")
+    print(
+        f"\n({name}) {entry['config']}: GEMM floor {floor['seconds']:.3f} s per epoch "
+        f"({floor['gflops_per_s']:.0f} GFLOP/s over {floor['gflop']:.1f} GFLOP)"
+    )
+    print(
+        f"  {'contender':<34}{'median s':>10}{'min':>9}{'max':>9}{'/eager':>8}{'/floor':>8}"
+        f"{'peak MB':>9}"
+    )
     for n, v in entry["contenders"].items():
         eager = f"{v['vs_torch_eager']:.2f}" if v["vs_torch_eager"] else "-"
-        print(f"  {n:<34}{v['median']:>10.3f}{v['min']:>9.3f}{v['max']:>9.3f}{eager:>8}"
-              f"{v['vs_gemm_floor']:>8.2f}{v['peak_memory_bytes'] / 2**20:>9.0f}")
+        print(
+            f"  {n:<34}{v['median']:>10.3f}{v['min']:>9.3f}{v['max']:>9.3f}{eager:>8}"
+            f"{v['vs_gemm_floor']:>8.2f}{v['peak_memory_bytes'] / 2**20:>9.0f}"
+        )
     sys.stdout.flush()
 
 
 def markdown(results) -> str:
     env = results["environment"]
-    lines = [f"Measured {env['date']} on {env['machine']}"
-             + (f", {env['card']}" if "card" in env else "") + ".",
-             "",
-             f"Versions: gpubp {env['gpubp']}, NumPy {env['numpy']}, scikit-learn "
-             f"{env['scikit-learn']}, PyTorch {env['torch']}"
-             + (f", CuPy {env['cupy']}" if "cupy" in env else "")
-             + f"; Python {env['python']}. Threads: {env['threads']}; BLAS: "
-             + "; ".join(env["blas"]) + ".",
-             "",
-             f"{results['rows']:,} rows per epoch; seconds per epoch, median of "
-             f"{next(iter(next(iter(results['configs'].values()))['contenders'].values()))['n']}"
-             " interleaved epochs (min-max); ratios of medians.",
-             "",
-             "| config | contender | median s | min-max s | / torch eager | / GEMM floor "
-             "| peak fit memory |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {env['date']} on {env['machine']}"
+        + (f", {env['card']}" if "card" in env else "")
+        + ".",
+        "",
+        f"Versions: gpubp {env['gpubp']}, NumPy {env['numpy']}, scikit-learn "
+        f"{env['scikit-learn']}, PyTorch {env['torch']}"
+        + (f", CuPy {env['cupy']}" if "cupy" in env else "")
+        + f"; Python {env['python']}. Threads: {env['threads']}; BLAS: "
+        + "; ".join(env["blas"])
+        + ".",
+        "",
+        f"{results['rows']:,} rows per epoch; seconds per epoch, median of "
+        f"{next(iter(next(iter(results['configs'].values()))['contenders'].values()))['n']}"
+        " interleaved epochs (min-max); ratios of medians.",
+        "",
+        "| config | contender | median s | min-max s | / torch eager | / GEMM floor "
+        "| peak fit memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in results["configs"].items():
         for n, v in entry["contenders"].items():
             eager = f"{v['vs_torch_eager']:.2f}x" if v["vs_torch_eager"] else "-"
             lines.append(
                 f"| ({name}) {entry['config']} | {n} | {v['median']:.3f} | "
                 f"{v['min']:.3f}-{v['max']:.3f} | {eager} | {v['vs_gemm_floor']:.2f}x | "
-                f"{v['peak_memory_bytes'] / 2**20:.0f} MB |")
-        lines.append(f"| ({name}) | GEMM floor | {entry['floor']['seconds']:.3f} | | | 1.00x | "
-                     f"{entry['floor']['gflops_per_s']:.0f} GFLOP/s |")
+                f"{v['peak_memory_bytes'] / 2**20:.0f} MB |"
+            )
+        lines.append(
+            f"| ({name}) | GEMM floor | {entry['floor']['seconds']:.3f} | | | 1.00x | "
+            f"{entry['floor']['gflops_per_s']:.0f} GFLOP/s |"
+        )
         for n, why in entry["skipped"].items():
             lines.append(f"| ({name}) | {n} | skipped: {why} | | | | |")
     return "\n".join(lines) + "\n"

@@ -85,16 +85,20 @@ def gemm_floor(config: Config, n_rows: int, xp, sync=lambda: None, repeats: int 
         for M, K, N, how in gemm_shapes(config, batch):
             if how == "fwd":
                 a, b = rand(M, K), rand(K, N)
+
                 def run(a=a, b=b):  # noqa: E306
                     return a @ b
             elif how == "dW":  # a is Z (batch x fan_in)
                 a, b = rand(K, M), rand(K, N)
+
                 def run(a=a, b=b):  # noqa: E306
                     return a.T @ b
             else:  # b is W (fan_in x fan_out)
                 a, b = rand(M, K), rand(N, K)
+
                 def run(a=a, b=b):  # noqa: E306
                     return a @ b.T
+
             run()
             sync()
             samples = []

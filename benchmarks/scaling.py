@@ -60,24 +60,41 @@ def plot(result, png):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, label in [(axes[0], "batch", "batch size (784-512-512-10 ReLU)"),
-                           (axes[1], "width", "hidden width W (784-W-W-10 ReLU, batch 128)")]:
+    for ax, key, label in [
+        (axes[0], "batch", "batch size (784-512-512-10 ReLU)"),
+        (axes[1], "width", "hidden width W (784-W-W-10 ReLU, batch 128)"),
+    ]:
         series = result[key]
         for backend, points in series.items():
             xs = sorted(points)
-            ax.plot(xs, [points[x] for x in xs], "o-",
-                    label="CPU (NumPy)" if backend == "numpy" else "GPU (CuPy)")
+            ax.plot(
+                xs,
+                [points[x] for x in xs],
+                "o-",
+                label="CPU (NumPy)" if backend == "numpy" else "GPU (CuPy)",
+            )
         if "cupy" in series:
             x = crossover(series["numpy"], series["cupy"])
             if x is not None:
                 ax.axvline(x, color="grey", ls="--")
-                ax.annotate(f"GPU faster from {x}", (x, ax.get_ylim()[1]), ha="left",
-                            va="top", fontsize=8)
+                ax.annotate(
+                    f"GPU faster from {x}", (x, ax.get_ylim()[1]), ha="left", va="top", fontsize=8
+                )
         else:
-            ax.text(0.02, 0.02, "no GPU in this run: crossover not measured",
-                    transform=ax.transAxes, fontsize=8)
-        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="seconds per epoch",
-               title=f"epoch time vs {key} ({result['rows']} rows)")
+            ax.text(
+                0.02,
+                0.02,
+                "no GPU in this run: crossover not measured",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=label,
+            ylabel="seconds per epoch",
+            title=f"epoch time vs {key} ({result['rows']} rows)",
+        )
         ax.legend()
     fig.tight_layout()
     fig.savefig(png, dpi=100)

@@ -44,6 +44,7 @@ class Backend:
     to_device: Callable[..., Any]  # (array, dtype=None) -> array of xp on its device
     to_host: Callable[[Any], np.ndarray] = to_numpy
     reason: str = ""
+    fused: Any = None  # gpubp.kernels on CuPy: fused kernels; None runs the reference formulas
 
     def resident(self, a: Any) -> Any:
         """``a`` as a CuPy array, without a copy, if it already lives on the GPU; else None.
@@ -88,8 +89,12 @@ def probe_cupy() -> tuple[Backend | None, str]:
         cupy.zeros(1, dtype=cupy.float32).sum().item()
     except Exception as exc:
         return None, f"a tiny allocation on the GPU failed ({type(exc).__name__}: {exc})"
+    try:
+        from . import kernels
+    except Exception as exc:
+        return None, f"gpubp's CUDA kernels failed to load ({type(exc).__name__}: {exc})"
     reason = f"CuPy {cupy.__version__} with {count} device(s)"
-    return Backend("cupy", cupy, cupy.asarray, reason=reason), ""
+    return Backend("cupy", cupy, cupy.asarray, reason=reason, fused=kernels), ""
 
 
 def _requested(name: str) -> str:

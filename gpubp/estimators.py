@@ -241,7 +241,7 @@ class _BaseMLP(BaseEstimator):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer(net)
         else:
-            self._optimizer = moved(self._optimizer, net.backend.to_device)
+            self._optimizer = moved(self._optimizer, net.backend.to_device, net.backend.fused)
         history = self._history
         validate = None
         data = Data(X, Y, w, w_host)
@@ -281,10 +281,16 @@ class _BaseMLP(BaseEstimator):
             self._publish()
 
     def _new_optimizer(self, net):
-        xp = net.backend.xp
+        xp, fused = net.backend.xp, net.backend.fused
         if self.solver == "adam":
             return Adam(
-                xp, net.theta, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+                xp,
+                net.theta,
+                self.learning_rate_init,
+                self.beta_1,
+                self.beta_2,
+                self.epsilon,
+                fused=fused,
             )
         momentum = self.momentum if self.solver == "sgd" else 0.0
         return SGD(
@@ -295,6 +301,7 @@ class _BaseMLP(BaseEstimator):
             momentum,
             self.nesterovs_momentum,
             self.power_t,
+            fused=fused,
         )
 
     def _split_validation(self, net, data, y_host, objective, rng):

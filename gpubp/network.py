@@ -216,10 +216,13 @@ class MLP:
 
     def _propagate(self, X):
         """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T."""
-        xp, sigma = self.backend.xp, ACTIVATIONS[self.activation]
+        xp, sigma, fused = self.backend.xp, ACTIVATIONS[self.activation], self.backend.fused
         Z = [X]
         for W, b in zip(self.W[:-1], self.b[:-1]):
             A = Z[-1] @ W
+            if fused is not None:  # one kernel for sigma(A + b), in place
+                Z.append(fused.BIAS_ACTIVATION[self.activation](A, b, A))
+                continue
             A += b
             Z.append(sigma(xp, A))
         T = Z[-1] @ self.W[-1]
@@ -263,6 +266,9 @@ class MLP:
 
     def _evaluate(self, T, Y):
         """F = g(T), the case losses R_i and the output errors delta = dR_i/dT."""
+        fused = self.backend.fused
+        if fused is not None and (self.output, self.loss) in fused.LOSSES:
+            return fused.LOSSES[self.output, self.loss](T, Y)
         return LOSSES[self.loss](self.backend.xp, self.output, T, Y)
 
     def _objective(self, R_i, scale, decay, w=None):
@@ -297,6 +303,13 @@ class MLP:
         the hidden errors [s_1, ..., s_L].
         """
         xp, sigma_prime = self.backend.xp, DERIVATIVES[self.activation]
+        fused = self.backend.fused
+        if fused is not None and self.activation in fused.DERIVATIVE:
+            kernel = fused.DERIVATIVE[self.activation]
+
+            def sigma_prime(xp, Z, G):  # noqa: F811 - the fused form of the same formula
+                return kernel(Z, G, G)
+
         gradients, s = [None] * self.n_layers, []
         D = delta
         for l in range(self.n_layers - 1, -1, -1):

@@ -35,7 +35,9 @@ class SGD:
         momentum=0.9,
         nesterov=True,
         power_t=0.5,
+        fused=None,
     ):
+        self.fused = fused
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.schedule = schedule
@@ -45,6 +47,9 @@ class SGD:
         self.velocity = xp.zeros_like(theta) if momentum else None
 
     def step(self, theta, grad) -> None:
+        if self.fused is not None:
+            self._fused_step(theta, grad)
+            return
         grad *= self.learning_rate  # now gamma_r grad
         if self.velocity is None:
             theta -= grad
@@ -56,6 +61,15 @@ class SGD:
             theta += self.momentum * v - grad
         else:
             theta += v
+
+    def _fused_step(self, theta, grad) -> None:
+        c = theta.dtype.type
+        lr, k = c(self.learning_rate), self.fused
+        if self.velocity is None:
+            k.SGD(grad, lr, theta, theta)
+            return
+        kernel = k.SGD_NESTEROV if self.nesterov else k.SGD_MOMENTUM
+        kernel(grad, lr, c(self.momentum), self.velocity, theta, self.velocity, theta)
 
     def iteration_ends(self, t: int) -> None:
         """Called after each epoch with t, the number of cases seen so far."""
@@ -73,7 +87,17 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba): moment estimates m, v with bias correction."""
 
-    def __init__(self, xp, theta, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    def __init__(
+        self,
+        xp,
+        theta,
+        learning_rate_init=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        fused=None,
+    ):
+        self.fused = fused
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -84,11 +108,27 @@ class Adam:
     def step(self, theta, grad) -> None:
         self.t += 1
         b1, b2 = self.beta_1, self.beta_2
+        gamma = self.learning_rate * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        if self.fused is not None:
+            c = theta.dtype.type
+            self.fused.ADAM(
+                grad,
+                c(gamma),
+                c(b1),
+                c(b2),
+                c(self.epsilon),
+                self.m,
+                self.v,
+                theta,
+                self.m,
+                self.v,
+                theta,
+            )
+            return
         self.m *= b1
         self.m += (1 - b1) * grad
         self.v *= b2
         self.v += (1 - b2) * (grad * grad)
-        gamma = self.learning_rate * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         theta -= gamma * self.m / (self.v**0.5 + self.epsilon)
 
     def iteration_ends(self, t: int) -> None:
@@ -98,9 +138,9 @@ class Adam:
         return True
 
 
-def moved(optimizer, to_device):
-    """A copy of ``optimizer`` whose state arrays went through ``to_device``."""
-    state = dict(optimizer.__dict__)
+def moved(optimizer, to_device, fused=None):
+    """A copy of ``optimizer`` whose state went through ``to_device``, using ``fused``."""
+    state = dict(optimizer.__dict__, fused=fused)
     for key in ("velocity", "m", "v"):
         if state.get(key) is not None:
             state[key] = to_device(state[key])

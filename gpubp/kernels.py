@@ -1,0 +1,135 @@
+"""Fused CUDA kernels for the CuPy backend, handed out by ``gpubp.backend``.
+
+Each replaces several array operations of the reference formulas in
+``gpubp.functions`` and ``gpubp.optim`` (which stay the definition, and which
+the NumPy backend runs) by one kernel launch: bias + activation, the
+activation derivative, softmax + cross-entropy, sigmoid + binary
+cross-entropy, and every optimiser step over the flat parameter vector. Only
+``gpubp.backend`` imports this module, after CuPy has imported and a device
+has answered.
+"""
+
+from __future__ import annotations
+
+import cupy as cp
+
+_SIGMA = {
+    "sigmoid": "(T)0.5 * tanh((T)0.5 * a) + (T)0.5",
+    "tanh": "tanh(a)",
+    "relu": "(a > (T)0 ? a : (T)0)",
+    "identity": "a",
+}
+
+_SIGMA_PRIME = {  # written from the output z; the identity's is 1, nothing to launch
+    "sigmoid": "z * ((T)1 - z)",
+    "tanh": "(T)1 - z * z",
+    "relu": "(z > (T)0 ? (T)1 : (T)0)",
+}
+
+BIAS_ACTIVATION = {
+    name: cp.ElementwiseKernel(
+        "T a_in, T b", "T z", f"T a = a_in + b; z = {formula};", f"gpubp_bias_{name}"
+    )
+    for name, formula in _SIGMA.items()
+}
+
+DERIVATIVE = {  # g <- g * sigma'(z), in place: call with g as input and output
+    name: cp.ElementwiseKernel("T z, T g_in", "T g", f"g = g_in * {formula};", f"gpubp_d{name}")
+    for name, formula in _SIGMA_PRIME.items()
+}
+
+_SOFTMAX_CE = r"""
+template <typename T>
+__device__ void softmax_ce(const T* t, const T* y, T* f, T* r, T* d, int N, int K) {
+    int i = blockDim.x * blockIdx.x + threadIdx.x;
+    if (i >= N) return;
+    t += (long long)i * K; y += (long long)i * K; f += (long long)i * K; d += (long long)i * K;
+    T m = t[0];
+    for (int k = 1; k < K; ++k) m = t[k] > m ? t[k] : m;
+    T s = 0;
+    for (int k = 0; k < K; ++k) s += exp(t[k] - m);
+    T log_s = log(s), y_sum = 0, loss = 0;
+    for (int k = 0; k < K; ++k) {
+        f[k] = exp(t[k] - m) / s;
+        y_sum += y[k];
+        loss += y[k] * (log_s - (t[k] - m));
+    }
+    r[i] = loss;
+    for (int k = 0; k < K; ++k) d[k] = f[k] * y_sum - y[k];
+}
+extern "C" __global__ void softmax_ce_float(const float* t, const float* y, float* f,
+                                           float* r, float* d, int N, int K) {
+    softmax_ce<float>(t, y, f, r, d, N, K);
+}
+extern "C" __global__ void softmax_ce_double(const double* t, const double* y, double* f,
+                                            double* r, double* d, int N, int K) {
+    softmax_ce<double>(t, y, f, r, d, N, K);
+}
+"""
+_SOFTMAX_CE_MODULE = cp.RawModule(code=_SOFTMAX_CE)
+
+
+def softmax_cross_entropy(T, Y):
+    """(F, R_i, delta) of softmax + cross-entropy, one thread per case."""
+    T, Y = cp.ascontiguousarray(T), cp.ascontiguousarray(Y, dtype=T.dtype)
+    N, K = T.shape
+    F, D = cp.empty_like(T), cp.empty_like(T)
+    R = cp.empty(N, dtype=T.dtype)
+    kernel = _SOFTMAX_CE_MODULE.get_function(f"softmax_ce_{_ctype(T.dtype)}")
+    threads = 128
+    kernel(((N + threads - 1) // threads,), (threads,), (T, Y, F, R, D, cp.int32(N), cp.int32(K)))
+    return F, R, D
+
+
+def _ctype(dtype) -> str:
+    return {"float32": "float", "float64": "double"}[dtype.name]
+
+
+_SIGMOID_BCE = cp.ElementwiseKernel(
+    "T t, T y",
+    "T f, T r, T d",
+    """
+    f = (T)0.5 * tanh((T)0.5 * t) + (T)0.5;
+    r = (t > (T)0 ? t : (T)0) + log1p(exp(-fabs(t))) - y * t;
+    d = f - y;
+    """,
+    "gpubp_sigmoid_bce",
+)
+
+
+def sigmoid_binary_cross_entropy(T, Y):
+    """(F, R_i, delta) of sigmoid + binary cross-entropy: one kernel and a row sum."""
+    F, r, D = _SIGMOID_BCE(T, Y)
+    return F, cp.sum(r, axis=1), D
+
+
+LOSSES = {  # by (output, loss); squared error keeps the reference formulas
+    ("softmax", "cross_entropy"): softmax_cross_entropy,
+    ("sigmoid", "binary_cross_entropy"): sigmoid_binary_cross_entropy,
+}
+
+SGD = cp.ElementwiseKernel(
+    "T g, T lr, T theta_in", "T theta", "theta = theta_in - lr * g", "gpubp_sgd"
+)
+SGD_MOMENTUM = cp.ElementwiseKernel(
+    "T g, T lr, T mu, T v_in, T theta_in",
+    "T v, T theta",
+    "v = mu * v_in - lr * g; theta = theta_in + v;",
+    "gpubp_sgd_momentum",
+)
+SGD_NESTEROV = cp.ElementwiseKernel(
+    "T g, T lr, T mu, T v_in, T theta_in",
+    "T v, T theta",
+    "v = mu * v_in - lr * g; theta = theta_in + mu * v - lr * g;",
+    "gpubp_sgd_nesterov",
+)
+ADAM = cp.ElementwiseKernel(
+    "T g, T lr_t, T b1, T b2, T eps, T m_in, T v_in, T theta_in",
+    "T m, T v, T theta",
+    """
+    m = b1 * m_in + ((T)1 - b1) * g;
+    v = b2 * v_in + ((T)1 - b2) * g * g;
+    theta = theta_in - lr_t * m / (sqrt(v) + eps);
+    """,
+    "gpubp_adam",
+)
