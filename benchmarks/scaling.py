@@ -54,7 +54,11 @@ def crossover(cpu: dict, gpu: dict):
 
 
 def plot(result, png):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"  matplotlib is not installed: {png} not drawn")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
