@@ -313,14 +313,10 @@ def _plot_loss_curve(model, name, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plotting import plot_loss_curves
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = np.arange(1, len(model.loss_curve_) + 1)
-    ax.plot(epochs, model.loss_curve_, label="training loss")
-    if model.validation_loss_curve_:
-        ax.plot(epochs, model.validation_loss_curve_, label="validation loss")
-    ax.set(xlabel="epoch", ylabel="loss", title=f"gpubp on {name} ({model.backend_})")
-    ax.set_yscale("log")
-    ax.legend()
+    plot_loss_curves(model, ax, title=f"gpubp on {name} ({model.backend_})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -125,9 +125,9 @@ def fit_stochastic(
     """
     progress = None
     if verbose and not incremental:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
-        progress = tqdm(total=max_iter, desc="epochs", unit="epoch")
+        progress = tqdm(total=max_iter, desc="epochs", unit="epoch", mininterval=0.5)
     history.n_iter = 0
     converged = False
     try:
@@ -151,11 +151,11 @@ def fit_stochastic(
             history.loss_curve.append(loss)
             _update_no_improvement(net, history, tol, validate)
             if progress is not None:
-                progress.update(1)
                 shown = {"loss": f"{loss:.5g}"}
                 if validate is not None:
                     shown["val_score"] = f"{history.validation_scores[-1]:.4f}"
-                progress.set_postfix(shown)
+                progress.set_postfix(shown, refresh=False)
+                progress.update(1)
             optimizer.iteration_ends(history.t)
             if history.no_improvement_count > n_iter_no_change:
                 if optimizer.trigger_stopping():
