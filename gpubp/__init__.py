@@ -2,7 +2,13 @@
 
 from .backend import Backend, get_backend, to_numpy
 from .config import show_config
-from .errors import BackendError, DivergenceError, ModelFileError
+from .errors import (
+    BackendError,
+    DeviceMemoryError,
+    DivergenceError,
+    InputError,
+    ModelFileError,
+)
 from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckResult, gradcheck
 from .network import MLP, Backprop
@@ -15,7 +21,9 @@ __all__ = [
     "Backprop",
     "Backend",
     "BackendError",
+    "DeviceMemoryError",
     "DivergenceError",
+    "InputError",
     "MLPClassifier",
     "MLPRegressor",
     "ModelFileError",

@@ -142,3 +142,13 @@ def auto_reason() -> str:
     if cupy_backend is not None:
         return cupy_backend.reason
     return f"falling back to NumPy: {why}"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device allocation failure (CuPy's pool, cuBLAS, CUDA)."""
+    text = str(exc)
+    return (
+        type(exc).__name__ == "OutOfMemoryError"
+        or "CUBLAS_STATUS_ALLOC_FAILED" in text
+        or "cudaErrorMemoryAllocation" in text
+    )

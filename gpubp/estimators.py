@@ -7,6 +7,7 @@ the same parameters, defaults and fitted attributes as scikit-learn, plus
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -27,7 +28,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .backend import get_backend, to_numpy
+from .backend import get_backend, out_of_memory, to_numpy
+from .errors import DeviceMemoryError, InputError
 from .functions import log_softmax, softplus
 from .network import DTYPES, MLP
 from .optim import SGD, Adam, moved
@@ -43,6 +45,17 @@ ACTIVATIONS = {
 }
 OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
+
+
+def _named(argument, check, *args, **kwargs):
+    """``check(*args, **kwargs)``, its ValueError or TypeError turned into an InputError
+    that names the argument."""
+    try:
+        return check(*args, **kwargs)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{argument}: {exc}") from exc
 
 
 def _generator(random_state) -> np.random.Generator:
@@ -150,9 +163,28 @@ class _BaseMLP(BaseEstimator):
     # -- fitting -----------------------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the network to X and y (class labels or real targets)."""
+        """Fit the network to X and y (class labels or real targets).
+
+        Ctrl-C stops training after the current step, with a warning saying how
+        many epochs finished; the estimator keeps the weights of that step.
+        """
         self._validate_params()
-        return self._fit(X, y, sample_weight, incremental=False)
+        with self._gpu_memory_advice():
+            return self._fit(X, y, sample_weight, incremental=False)
+
+    @contextlib.contextmanager
+    def _gpu_memory_advice(self):
+        """The GPU running out of memory becomes a DeviceMemoryError that says what to try."""
+        try:
+            yield
+        except Exception as exc:
+            if not out_of_memory(exc):
+                raise
+            raise DeviceMemoryError(
+                f"the GPU ran out of memory ({type(exc).__name__}: {exc}). Try a smaller "
+                f"batch_size (now {self.batch_size!r}), smaller hidden layers, predicting in "
+                "smaller chunks, or backend='numpy'."
+            ) from exc
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -180,10 +212,12 @@ class _BaseMLP(BaseEstimator):
             self._backend = get_backend(self.backend)
         net_backend = self._backend if first_pass else self._network().backend
         X, y = self._inputs(X, net_backend, reset=first_pass, y=y)
-        y_host, Y = self._encode_targets(y, incremental)
+        y_host, Y = _named("y", self._encode_targets, y, incremental)
         w_host = None
         if sample_weight is not None:
-            w_host = _check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
+            w_host = _named(
+                "sample_weight", _check_sample_weight, sample_weight, np.empty((X.shape[0], 0))
+            )
             w_host = w_host.astype(self.dtype)
         rng = _generator(self.random_state)
         if first_pass:
@@ -362,31 +396,27 @@ class _BaseMLP(BaseEstimator):
     def _inputs(self, X, backend, reset, y=None):
         """X validated and on the backend's device (no copy if it already is); y on the host.
 
-        Returns X, or (X, y) when y is given.
+        Returns X, or (X, y) when y is given. Bad data raises InputError naming X or y.
         """
-        resident = backend.resident(X)
-        dtype = getattr(backend.xp, self.dtype)
-        if resident is None:
-            if y is None:
-                X = validate_data(self, X, dtype=(np.float64, np.float32), reset=reset)
-                return backend.to_device(X, dtype=dtype)
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                multi_output=True,
-                y_numeric=not is_classifier(self),
-                dtype=(np.float64, np.float32),
-                reset=reset,
+        if y is not None:
+            y = _named(
+                "y",
+                check_array,
+                to_numpy(y),
+                ensure_2d=False,
+                input_name="y",
+                dtype=None if is_classifier(self) else np.float64,
             )
-            return backend.to_device(X, dtype=dtype), y
-        X = self._check_resident(resident, backend.xp, reset).astype(dtype, copy=False)
+        resident = backend.resident(X)
+        if resident is None:
+            X = _named("X", validate_data, self, X, dtype=(np.float64, np.float32), reset=reset)
+            X = backend.to_device(X, dtype=getattr(backend.xp, self.dtype))
+        else:
+            X = _named("X", self._check_resident, resident, backend.xp, reset)
+            X = X.astype(getattr(backend.xp, self.dtype), copy=False)
         if y is None:
             return X
-        y = check_array(
-            to_numpy(y), ensure_2d=False, dtype=None if is_classifier(self) else np.float64
-        )
-        check_consistent_length(X, y)
+        _named("y", check_consistent_length, X, y)
         return X, y
 
     def _check_resident(self, X, xp, reset):
@@ -432,7 +462,8 @@ class _BaseMLP(BaseEstimator):
         """The output pre-activations T for X, on the device."""
         check_is_fitted(self)
         net = self._network()
-        _, T = net._propagate(self._inputs(X, net.backend, reset=False))
+        with self._gpu_memory_advice():
+            _, T = net._propagate(self._inputs(X, net.backend, reset=False))
         return net, T
 
     def _forward(self, X) -> np.ndarray:
@@ -514,7 +545,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight, incremental=True)
+        with self._gpu_memory_advice():
+            return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X) -> np.ndarray:
         """Class labels of X."""
@@ -631,7 +663,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """One epoch over (X, y)."""
         if not hasattr(self, "coefs_"):
             self._validate_params()
-        return self._fit(X, y, sample_weight, incremental=True)
+        with self._gpu_memory_advice():
+            return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (N,) for one output."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import NUMPY
+from .errors import InputError
 from .network import MLP
 
 
@@ -50,8 +51,12 @@ def gradcheck(
     ``floor`` times the largest gradient entry are compared on that scale, so
     vanishing gradients do not divide rounding noise by almost nothing.
     """
-    if not eps > 0:
-        raise ValueError(f"eps={eps!r} must be > 0")
+    if not isinstance(net, MLP):
+        raise InputError(f"gradcheck needs a gpubp.MLP, not {type(net).__name__}")
+    if not isinstance(eps, (int, float)) or not 0 < eps < np.inf:
+        raise InputError(f"eps={eps!r} must be a positive number")
+    if not isinstance(floor, (int, float)) or not 0 <= floor < np.inf:
+        raise InputError(f"floor={floor!r} must be a number >= 0")
     _, analytic = net.loss_and_gradients(X, Y, reduction=reduction)
     analytic = [(net.backend.to_host(dW), net.backend.to_host(db)) for dW, db in analytic]
 

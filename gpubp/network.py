@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backend import NUMPY, Backend, get_backend
+from .errors import InputError
 from .functions import (
     ACTIVATIONS,
     CANONICAL_LOSS,
@@ -28,6 +29,7 @@ from .functions import (
     OUTPUTS,
     VALID_OUTPUTS,
 )
+from .validation import real_array
 
 DTYPES = ("float32", "float64")
 REDUCTIONS = ("mean", "sum")
@@ -51,9 +53,9 @@ class Backprop:
 
 
 def check_choice(argument: str, value: Any, valid: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``valid``, else a ValueError listing them."""
+    """Return ``value`` if it is one of ``valid``, else an InputError listing them."""
     if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"{argument}={value!r} is not one of: {', '.join(valid)}")
+        raise InputError(f"{argument}={value!r} is not one of: {', '.join(valid)}")
     return value
 
 
@@ -88,12 +90,12 @@ class MLP:
         backend: str | Backend = "auto",
         seed: int | np.random.Generator | None = None,
     ):
-        sizes = tuple(layer_sizes)
+        sizes = tuple(layer_sizes) if hasattr(layer_sizes, "__iter__") else ()
         if len(sizes) < 2 or not all(
             isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in sizes
         ):
-            raise ValueError(
-                f"layer_sizes={list(layer_sizes)!r} must be at least two positive integers "
+            raise InputError(
+                f"layer_sizes={layer_sizes!r} must be at least two positive integers "
                 "[p, M_1, ..., M_L, K]"
             )
         self.layer_sizes = tuple(int(n) for n in sizes)
@@ -106,11 +108,17 @@ class MLP:
                 f"loss={loss!r} cannot be paired with output={output!r}; it needs output in "
                 f"{VALID_OUTPUTS[loss]} (squared_error works with every output)"
             )
-        if not np.isfinite(weight_decay) or weight_decay < 0:
-            raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+        if not _real(weight_decay) or not np.isfinite(weight_decay) or weight_decay < 0:
+            raise InputError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
         self.weight_decay = float(weight_decay)
         self.dtype = _float_dtype(dtype)
         self.backend = get_backend(backend)
+        if not (
+            seed is None
+            or isinstance(seed, np.random.Generator)
+            or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
+        ):
+            raise InputError(f"seed={seed!r} must be None, an integer >= 0 or a numpy Generator")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.set_weights(init_weights(self.layer_sizes, self.activation, rng))
 
@@ -139,14 +147,17 @@ class MLP:
         """
         weights = list(weights)
         if len(weights) != self.n_layers:
-            raise ValueError(f"weights has {len(weights)} layers, the network {self.n_layers}")
+            raise InputError(f"weights has {len(weights)} layers, the network {self.n_layers}")
         flat = []
-        for l, ((Wl, bl), fan_in, fan_out) in enumerate(
+        for l, (pair, fan_in, fan_out) in enumerate(
             zip(weights, self.layer_sizes[:-1], self.layer_sizes[1:]), start=1
         ):
-            Wl, bl = self.backend.to_host(Wl), self.backend.to_host(bl)
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InputError(f"weights[{l - 1}] must be a pair (W_{l}, b_{l})")
+            Wl = real_array(f"W_{l}", self.backend.to_host(pair[0]), NUMPY, self.dtype)
+            bl = real_array(f"b_{l}", self.backend.to_host(pair[1]), NUMPY, self.dtype)
             if Wl.shape != (fan_in, fan_out) or bl.shape != (fan_out,):
-                raise ValueError(
+                raise InputError(
                     f"layer {l}: W has shape {Wl.shape} and b {bl.shape}, "
                     f"expected {(fan_in, fan_out)} and {(fan_out,)}"
                 )
@@ -157,7 +168,7 @@ class MLP:
         """Adopt ``theta`` (any backend) as the flat parameter vector."""
         self.theta = self.backend.to_device(theta, dtype=self._xp_dtype)
         if tuple(self.theta.shape) != (self.n_parameters,):
-            raise ValueError(
+            raise InputError(
                 f"theta has shape {tuple(self.theta.shape)}, expected ({self.n_parameters},)"
             )
         views = self.views(self.theta)
@@ -182,10 +193,10 @@ class MLP:
     # -- inputs -----------------------------------------------------------------
 
     def _inputs(self, X):
-        X = self.backend.to_device(X, dtype=self._xp_dtype)
+        X = real_array("X", X, self.backend, self._xp_dtype)
         p = self.layer_sizes[0]
         if X.ndim != 2 or X.shape[1] != p or X.shape[0] == 0:
-            raise ValueError(f"X must have shape (N, {p}) with N >= 1, got {tuple(X.shape)}")
+            raise InputError(f"X must have shape (N, {p}) with N >= 1, got {tuple(X.shape)}")
         return X
 
     def _targets(self, Y, N):
@@ -195,21 +206,21 @@ class MLP:
         if ndim == 1 and self.output == "softmax" and K > 1:
             labels = self.backend.to_host(Y)
             if labels.dtype.kind not in "iu" or labels.shape != (N,):
-                raise ValueError(
+                raise InputError(
                     f"a 1-D Y must be ({N},) integer class labels, got shape {labels.shape} "
                     f"of dtype {labels.dtype}"
                 )
             if N and (labels.min() < 0 or labels.max() >= K):
-                raise ValueError(
+                raise InputError(
                     f"class labels must lie in [0, {K}), got [{labels.min()}, {labels.max()}]"
                 )
             eye = self.backend.to_device(np.eye(K, dtype=self.dtype))
             return xp.take(eye, self.backend.to_device(labels), axis=0)
-        Y = self.backend.to_device(Y, dtype=self._xp_dtype)
+        Y = real_array("Y", Y, self.backend, self._xp_dtype)
         if Y.ndim == 1 and K == 1:
             Y = xp.reshape(Y, (-1, 1))
         if tuple(Y.shape) != (N, K):
-            raise ValueError(f"Y must have shape ({N}, {K}), got {tuple(Y.shape)}")
+            raise InputError(f"Y must have shape ({N}, {K}), got {tuple(Y.shape)}")
         return Y
 
     # -- forward and backward ----------------------------------------------------
@@ -330,6 +341,10 @@ class MLP:
             f"output={self.output!r}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
             f"backend={self.backend.name!r})"
         )
+
+
+def _real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _float_dtype(dtype) -> np.dtype:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
-from .errors import ModelFileError
+from .errors import BackendError, ModelFileError
 from .estimators import MLPClassifier, MLPRegressor, _BaseMLP
 from .network import MLP
 from .train import History
@@ -44,6 +43,7 @@ FITTED = (
     "validation_loss_curve_",
 )
 MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
+MAX_MEMBER_BYTES = 8 * MAX_PARAMETERS
 
 
 def save(model, path) -> None:
@@ -110,19 +110,19 @@ def load(path, backend="auto"):
             if not isinstance(npz, np.lib.npyio.NpzFile) or META not in npz.files:
                 raise ModelFileError(f"{path}: not a gpubp model file (no {META} entry)")
             with npz:
-                meta = _description(npz[META], path)
+                meta = _description(_read(npz, META, path), path)
                 arrays = _arrays(npz, meta, path)
     except ModelFileError:
         raise
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such file") from exc
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # zipfile, zlib, struct, numpy: a damaged file fails many ways
         raise ModelFileError(f"{path}: not a readable gpubp model file ({exc})") from exc
     try:
         return _build(meta, arrays, backend)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
+    except (ModelFileError, BackendError):
+        raise
+    except Exception as exc:
         raise ModelFileError(f"{path}: the model description is inconsistent ({exc})") from exc
 
 
@@ -187,6 +187,28 @@ def _description(entry, path) -> dict:
     return meta
 
 
+def _read(npz, name, path):
+    """One array of the archive, its .npy header checked against the member's size first,
+    so a header that claims more data than the file holds allocates nothing."""
+    info = npz.zip.getinfo(f"{name}.npy")
+    with npz.zip.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            raise ModelFileError(f"{path}: {name} has an unknown .npy version {version}")
+        shape, _, dtype = read_header(f)
+        size = f.tell() + dtype.itemsize * int(np.prod(shape, dtype=object))
+    if dtype.hasobject or size != info.file_size or info.file_size > MAX_MEMBER_BYTES:
+        raise ModelFileError(
+            f"{path}: {name} declares shape {shape} of {dtype}, which does not match its "
+            f"{info.file_size} bytes"
+        )
+    return npz[name]
+
+
 def _arrays(npz, meta, path) -> dict:
     """Every array the description lists, checked for name, shape and dtype."""
     net = meta["network"]
@@ -214,7 +236,7 @@ def _arrays(npz, meta, path) -> dict:
                 f"{path}: {name} is described as {want}, the architecture needs "
                 f"shape {expected[name][0]} and dtype {expected[name][1]}"
             )
-        a = npz[name]
+        a = _read(npz, name, path)
         if list(a.shape) != want.get("shape") or a.dtype.str != want.get("dtype"):
             raise ModelFileError(
                 f"{path}: {name} has shape {list(a.shape)} and dtype {a.dtype.str}, the "
@@ -244,7 +266,7 @@ def _build(meta, arrays, backend):
         return model
     model: _BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
     model._validate_params()
-    fitted = dict(meta["fitted"])
+    fitted = _check_fitted(meta, arrays)
     no_improvement = fitted.pop("no_improvement_count", 0)
     for key, value in fitted.items():
         setattr(model, key, value)
@@ -272,6 +294,58 @@ def _build(meta, arrays, backend):
     if model._network().layer_sizes != tuple(sizes):
         raise ValueError("the weights do not match hidden_layer_sizes")
     return model
+
+
+FITTED_TYPES = {
+    "n_features_in_": int,
+    "n_outputs_": int,
+    "n_layers_": int,
+    "out_activation_": str,
+    "backend_": str,
+    "n_iter_": int,
+    "t_": int,
+    "loss_": (float, int),
+    "loss_curve_": list,
+    "best_loss_": (float, int, type(None)),
+    "validation_scores_": (list, type(None)),
+    "best_validation_score_": (float, int, type(None)),
+    "validation_loss_curve_": (list, type(None)),
+    "no_improvement_count": int,
+}
+OUT_ACTIVATION = {"identity": "identity", "softmax": "softmax", "logistic": "sigmoid"}
+
+
+def _check_fitted(meta, arrays) -> dict:
+    """The fitted attributes, checked for type and against the architecture."""
+    fitted, net, params = dict(meta["fitted"]), meta["network"], meta["params"]
+    sizes = net["layer_sizes"]
+    for key, value in fitted.items():
+        kinds = FITTED_TYPES.get(key)
+        if kinds is None or not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"fitted attribute {key}={value!r} is not of the right kind")
+        if isinstance(value, list) and not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"fitted attribute {key} must be a list of numbers")
+    expected = {"n_features_in_": sizes[0], "n_outputs_": sizes[-1], "n_layers_": len(sizes)}
+    for key, value in expected.items():
+        if fitted.get(key) != value:
+            raise ValueError(f"{key}={fitted.get(key)!r} does not match layer_sizes {sizes}")
+    if OUT_ACTIVATION.get(fitted.get("out_activation_")) != net["output"]:
+        raise ValueError(f"out_activation_ does not match the output {net['output']!r}")
+    if list(params.get("hidden_layer_sizes", [])) != sizes[1:-1]:
+        raise ValueError("hidden_layer_sizes does not match layer_sizes")
+    if meta["kind"] == "MLPClassifier":
+        n_classes, label_type = len(arrays.get("classes", ())), meta.get("label_type")
+        K = sizes[-1]
+        consistent = {
+            "binary": n_classes == 2 and K == 1 and net["output"] == "sigmoid",
+            "multiclass": n_classes == K > 2 and net["output"] == "softmax",
+            "multilabel-indicator": n_classes == K and net["output"] == "sigmoid",
+        }
+        if not consistent.get(label_type, False):
+            raise ValueError(f"{n_classes} classes of type {label_type!r} do not fit {K} outputs")
+    return fitted
 
 
 def _number(value):

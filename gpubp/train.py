@@ -11,7 +11,10 @@ device and read once per epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,22 +74,27 @@ class History:
     best_theta: Any = None
 
 
-def run_epoch(net, optimizer, data: Data, objective: Objective, batch_size: int, order=None):
-    """One pass over the data in minibatches; the summed batch losses (device)."""
+def run_epoch(
+    net, optimizer, data: Data, objective: Objective, batch_size: int, order=None, stop=None
+):
+    """One pass over the data in minibatches: the summed batch losses (device) and the
+    number of steps taken, fewer than the batches when ``stop["now"]`` was set."""
     xp = net.backend.xp
     order_dev = None if order is None else net.backend.to_device(order)
     grad = xp.empty_like(net.theta)
     out = net.views(grad)
-    total = 0
+    total, steps = 0, 0
     for start in range(0, data.n, batch_size):
-        stop = min(start + batch_size, data.n)
+        if stop is not None and stop["now"]:
+            break
+        end = min(start + batch_size, data.n)
         if order is None:
-            rows = range(start, stop)
-            Xb, Yb = data.X[start:stop], data.Y[start:stop]
-            wb = None if data.w is None else data.w[start:stop]
+            rows = range(start, end)
+            Xb, Yb = data.X[start:end], data.Y[start:end]
+            wb = None if data.w is None else data.w[start:end]
         else:
-            rows = order[start:stop]
-            idx = order_dev[start:stop]
+            rows = order[start:end]
+            idx = order_dev[start:end]
             Xb, Yb = xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0)
             wb = None if data.w is None else xp.take(data.w, idx, axis=0)
         S = data.weight_sum(rows)
@@ -94,8 +102,9 @@ def run_epoch(net, optimizer, data: Data, objective: Objective, batch_size: int,
             continue
         trace = net._backprop(Xb, Yb, *objective.constants(S), wb, out)
         optimizer.step(net.theta, grad)
-        total = total + trace.loss * (stop - start)
-    return total
+        total = total + trace.loss * (end - start)
+        steps += 1
+    return total, steps
 
 
 def fit_stochastic(
@@ -129,45 +138,50 @@ def fit_stochastic(
 
         progress = tqdm(total=max_iter, desc="epochs", unit="epoch", mininterval=0.5)
     history.n_iter = 0
-    converged = False
+    converged = interrupted = False
     try:
-        for _ in range(max_iter):
-            order = rng.permutation(data.n) if shuffle else None
-            start_theta = net.theta.copy()
-            # A diverging epoch is reported below, once, as DivergenceError.
-            with np.errstate(over="ignore", invalid="ignore"):
-                total = run_epoch(net, optimizer, data, objective, batch_size, order)
-                loss = float(total) / data.n
-            if not math.isfinite(loss):
-                net.theta[...] = start_theta
-                raise DivergenceError(
-                    f"the training loss became {loss} in epoch {history.n_iter + 1}; the "
-                    "weights from before that epoch are kept. Try a smaller "
-                    f"learning_rate_init (it was {optimizer.learning_rate_init})."
-                )
-            history.n_iter += 1
-            history.t += data.n
-            history.loss = loss
-            history.loss_curve.append(loss)
-            _update_no_improvement(net, history, tol, validate)
-            if progress is not None:
-                shown = {"loss": f"{loss:.5g}"}
-                if validate is not None:
-                    shown["val_score"] = f"{history.validation_scores[-1]:.4f}"
-                progress.set_postfix(shown, refresh=False)
-                progress.update(1)
-            optimizer.iteration_ends(history.t)
-            if history.no_improvement_count > n_iter_no_change:
-                if optimizer.trigger_stopping():
+        with _interrupt_after_the_step() as stop:
+            for _ in range(max_iter):
+                order = rng.permutation(data.n) if shuffle else None
+                start_theta = net.theta.copy()
+                # A diverging epoch is reported below, once, as DivergenceError.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    total, steps = run_epoch(
+                        net, optimizer, data, objective, batch_size, order, stop
+                    )
+                    loss = float(total) / data.n
+                if stop["now"]:
+                    interrupted = True
+                    warnings.warn(
+                        f"training interrupted by the user after {history.n_iter} complete "
+                        f"epochs and {steps} steps of the next; the weights are those of the "
+                        "last completed step",
+                        UserWarning,
+                        stacklevel=3,
+                    )
+                    break
+                if not math.isfinite(loss):
+                    net.theta[...] = start_theta
+                    raise DivergenceError(
+                        f"the training loss became {loss} in epoch {history.n_iter + 1}; the "
+                        "weights from before that epoch are kept. Try a smaller "
+                        f"learning_rate_init (it was {optimizer.learning_rate_init})."
+                    )
+                _record_epoch(net, history, loss, data.n, tol, validate, progress)
+                optimizer.iteration_ends(history.t)
+                if history.no_improvement_count > n_iter_no_change:
+                    if optimizer.trigger_stopping():
+                        converged = True
+                        break
+                    history.no_improvement_count = 0
+                if incremental:
                     converged = True
                     break
-                history.no_improvement_count = 0
-            if incremental:
-                converged = True
-                break
     finally:
         if progress is not None:
             progress.close()
+    if interrupted:
+        return
     if not converged and history.n_iter == max_iter:
         warnings.warn(
             f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the "
@@ -177,6 +191,44 @@ def fit_stochastic(
         )
     if validate is not None and history.best_theta is not None:
         net.theta[...] = history.best_theta
+
+
+def _record_epoch(net, history, loss, n, tol, validate, progress) -> None:
+    history.n_iter += 1
+    history.t += n
+    history.loss = loss
+    history.loss_curve.append(loss)
+    _update_no_improvement(net, history, tol, validate)
+    if progress is not None:
+        shown = {"loss": f"{loss:.5g}"}
+        if validate is not None:
+            shown["val_score"] = f"{history.validation_scores[-1]:.4f}"
+        progress.set_postfix(shown, refresh=False)
+        progress.update(1)
+
+
+@contextlib.contextmanager
+def _interrupt_after_the_step():
+    """Ctrl-C sets ``stop["now"]`` instead of raising, so no step is cut in half.
+
+    A second Ctrl-C raises KeyboardInterrupt at once. Only the main thread can
+    catch signals; elsewhere this does nothing.
+    """
+    stop = {"now": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop["now"]:
+            raise KeyboardInterrupt
+        stop["now"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _update_no_improvement(net, history: History, tol: float, validate) -> None:

@@ -1,0 +1,196 @@
+"""Bad input gets a clear error naming the argument; training failures lose nothing."""
+
+import os
+import signal
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+import gpubp
+from gpubp import InputError, MLPClassifier, MLPRegressor
+
+X, y = make_classification(
+    n_samples=30, n_features=3, n_informative=2, n_redundant=0, random_state=0
+)
+BAD_X = {
+    "1-D": (np.arange(3.0), "Expected 2D"),
+    "empty": (np.zeros((0, 3)), "0 sample"),
+    "ragged": ([[1.0, 2.0], [3.0]], "inhomogeneous"),
+    "complex": (X + 1j, "Complex"),
+    "strings": (np.full((30, 3), "a"), "string"),
+    "objects": (np.full((30, 3), object()), "object"),
+    "NaN": (np.where(X > 1, np.nan, X), "NaN"),
+    "infinity": (np.where(X > 1, np.inf, X), "infinity"),
+}
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("case", list(BAD_X))
+def test_estimators_name_x_and_say_what_is_wrong(Estimator, case):
+    bad, words = BAD_X[case]
+    with pytest.raises(InputError, match=f"^X: .*{words}"):
+        Estimator(max_iter=2).fit(bad, y)
+
+
+@pytest.mark.parametrize(
+    "target,words",
+    [
+        (y[:10], "y: Found input variables with inconsistent"),
+        (np.zeros(30), "y: .*2 classes"),
+        (np.where(y > 0, np.nan, 0), "y: Input y contains NaN"),
+        (np.zeros((30, 2, 2)), "y: .*dim 3"),
+    ],
+)
+def test_classifier_names_y(target, words):
+    with pytest.raises(InputError, match=words):
+        MLPClassifier(max_iter=2).fit(X, target)
+
+
+def test_predict_time_problems_are_named():
+    clf = MLPClassifier((4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    with pytest.raises(InputError, match="X: X has 4 features, but MLPClassifier is expecting 3"):
+        clf.predict(np.zeros((2, 4)))
+    with pytest.raises(InputError, match="X: .*NaN"):
+        clf.predict_proba(np.full((2, 3), np.nan))
+    with pytest.raises(InputError, match="sample_weight"):
+        MLPClassifier(max_iter=2).fit(X, y, sample_weight=np.ones(5))
+
+
+@pytest.mark.parametrize(
+    "params,words",
+    [
+        ({"solver": "newton"}, "'solver' parameter .* must be a str among"),
+        ({"activation": "softsign"}, "'activation' parameter"),
+        ({"backend": "tpu"}, "'backend' parameter"),
+        ({"dtype": "float16"}, "'dtype' parameter"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"max_iter": 0}, "'max_iter' parameter"),
+        ({"learning_rate_init": -1.0}, "'learning_rate_init'"),
+        ({"momentum": 1.5}, "'momentum'"),
+        ({"validation_fraction": 1.0}, "'validation_fraction'"),
+        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+    ],
+)
+def test_bad_parameters_list_what_is_allowed(params, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_string_and_arbitrary_integer_labels_work():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for labels in (np.array(["no", "yes"])[y], np.array([-7, 1000])[y]):
+            clf = MLPClassifier((4,), max_iter=20, random_state=0).fit(X, labels)
+            assert set(clf.predict(X)) <= set(labels) and list(clf.classes_) == sorted(set(labels))
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"layer_sizes": [3, -1, 2]}, "layer_sizes"),
+        ({"layer_sizes": 3}, "layer_sizes"),
+        ({"layer_sizes": [3, 2.5]}, "layer_sizes"),
+        ({"weight_decay": "a lot"}, "weight_decay"),
+        ({"seed": "lucky"}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"backend": "jax"}, "backend"),
+        ({"output": "tanh"}, "output='tanh' is not one of: identity, softmax, sigmoid"),
+    ],
+)
+def test_network_arguments(kwargs, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        gpubp.MLP(**{"layer_sizes": [3, 4, 2], **kwargs})
+
+
+def test_network_data_and_weights_are_checked():
+    net = gpubp.MLP([3, 4, 2], backend="numpy")
+    for bad, words in [
+        (np.full((2, 3), np.nan), "X contains NaN"),
+        (X + 1j, "X holds complex"),
+        ([[1, 2], [3]], "X is not a rectangular"),
+        (np.full((2, 3), "a"), "X must hold numbers"),
+    ]:
+        with pytest.raises(InputError, match=words):
+            net.forward(bad)
+    with pytest.raises(InputError, match="Y contains NaN"):
+        net.loss_and_gradients(X, np.full((30, 2), np.nan))
+    good = net.get_weights()
+    with pytest.raises(InputError, match="W_1 contains NaN"):
+        net.set_weights([(np.full((3, 4), np.nan), good[0][1]), good[1]])
+    with pytest.raises(InputError, match=r"weights\[1\] must be a pair"):
+        net.set_weights([good[0], good[1][0]])
+    with pytest.raises(InputError, match="gpubp.MLP"):
+        gpubp.gradcheck("net", X, y)
+    with pytest.raises(InputError, match="eps"):
+        gpubp.gradcheck(net, X[:, :3], np.zeros((30, 2)), eps=0)
+
+
+def test_ctrl_c_keeps_the_last_step_and_says_how_many_epochs_finished():
+    big_X = np.random.default_rng(0).normal(size=(20000, 20))
+    big_y = (big_X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(
+        (64,),
+        solver="sgd",
+        batch_size=32,
+        max_iter=10_000,
+        tol=0,
+        n_iter_no_change=10_000,
+        random_state=0,
+    )
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match=r"interrupted by the user after \d+ complete epochs"):
+            clf.fit(big_X, big_y)
+    finally:
+        timer.cancel()
+    assert clf.n_iter_ < 10_000
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert clf.score(big_X, big_y) > 0.5 and np.isfinite(clf.coefs_[0]).all()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.set_params(warm_start=True, max_iter=1).fit(big_X, big_y)  # usable afterwards
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    from gpubp.train import _interrupt_after_the_step
+
+    with _interrupt_after_the_step() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between bytecodes
+            if stop["now"]:
+                break
+        assert stop["now"]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.gpu
+def test_gpu_out_of_memory_becomes_advice():
+    import cupy
+
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    clf = MLPClassifier((4,), max_iter=1, backend="cupy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(np.random.default_rng(0).normal(size=(50, 1000)), np.arange(50) % 2)
+    clf._network().set_weights(
+        [
+            (np.zeros((1000, 200_000), np.float32), np.zeros(200_000)),
+            (np.zeros((200_000, 1), np.float32), np.zeros(1)),
+        ]
+    )
+    rows = int(free / (200_000 * 4)) + 1000  # the hidden layer alone is more than the GPU has
+    X_gpu = cupy.zeros((rows, 1000), dtype=cupy.float32)
+    with pytest.raises(gpubp.DeviceMemoryError, match="batch_size.*backend='numpy'"):
+        clf.predict(X_gpu)

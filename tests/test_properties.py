@@ -1,0 +1,201 @@
+"""Property-based tests (hypothesis): model files from anywhere, and the core's contract."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpubp
+from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+
+PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
+FILES = settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _valid_file(tmp_path_factory):
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 3
+    model = gpubp.MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    gpubp.save(model, path)
+    return path.read_bytes(), X
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _valid_file(tmp_path_factory)
+
+
+def _rewrite_meta(blob, path, key_path, value):
+    """The valid file with one entry of its JSON description replaced."""
+    with zipfile.ZipFile(path, "w") as out, zipfile.ZipFile(__import__("io").BytesIO(blob)) as z:
+        for name in z.namelist():
+            data = z.read(name)
+            if name == "__gpubp__.npy":
+                import io
+
+                meta = json.loads(str(np.load(io.BytesIO(data))))
+                node = meta
+                for key in key_path[:-1]:
+                    node = node.setdefault(key, {}) if isinstance(node, dict) else {}
+                if isinstance(node, dict):
+                    node[key_path[-1]] = value
+                buf = io.BytesIO()
+                np.save(buf, np.array(json.dumps(meta)))
+                data = buf.getvalue()
+            out.writestr(name, data)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+meta_keys = st.sampled_from(
+    [
+        ("version",),
+        ("kind",),
+        ("format",),
+        ("label_type",),
+        ("network", "layer_sizes"),
+        ("network", "activation"),
+        ("network", "output"),
+        ("network", "dtype"),
+        ("params", "activation"),
+        ("params", "hidden_layer_sizes"),
+        ("params", "solver"),
+        ("fitted", "n_features_in_"),
+        ("fitted", "out_activation_"),
+        ("fitted", "loss_curve_"),
+        ("fitted", "n_iter_"),
+        ("arrays", "W_1"),
+        ("arrays", "classes"),
+        ("arrays",),
+    ]
+)
+
+corruptions = st.one_of(
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+    st.tuples(
+        st.just("flip"),
+        st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=12),
+    ),
+    st.tuples(st.just("random"), st.binary(max_size=3000)),
+    st.tuples(st.just("meta"), st.tuples(meta_keys, json_values)),
+)
+
+
+@FILES
+@given(corruption=corruptions)
+def test_load_gives_a_model_or_model_file_error_and_nothing_else(valid, tmp_path, corruption):
+    blob, X = valid
+    kind, arg = corruption
+    path = tmp_path / "bad.npz"
+    if kind == "truncate":
+        path.write_bytes(blob[: int(arg * (len(blob) - 1))])
+    elif kind == "flip":
+        data = bytearray(blob)
+        for where, byte in arg:
+            data[int(where * (len(data) - 1))] = byte
+        path.write_bytes(bytes(data))
+    elif kind == "random":
+        path.write_bytes(arg)
+    else:
+        _rewrite_meta(blob, path, *arg)
+    try:
+        model = gpubp.load(path, backend="numpy")
+    except gpubp.ModelFileError:
+        return
+    with np.errstate(all="ignore"):  # flipped weight bytes may be huge, yet well-formed
+        P = model.predict_proba(X)
+    assert P.shape == (len(X), len(model.classes_))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 5), min_size=0, max_size=3),
+    p=st.integers(1, 4),
+    K=st.integers(1, 4),
+    N=st.integers(1, 6),
+    activation=st.sampled_from(list(ACTIVATIONS)),
+    pair=st.sampled_from(PAIRS),
+    weight_decay=st.sampled_from([0.0, 0.1]),
+    reduction=st.sampled_from(["mean", "sum"]),
+    seed=st.integers(0, 2**16),
+)
+def test_gradients_are_finite_and_match_central_differences(
+    hidden, p, K, N, activation, pair, weight_decay, reduction, seed
+):
+    output, loss = pair
+    net = gpubp.MLP(
+        [p, *hidden, K], activation, output, loss, weight_decay, "float64", "numpy", seed
+    )
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, p))
+    Y = rng.dirichlet(np.ones(K), size=N) if output == "softmax" else rng.uniform(size=(N, K))
+    _, grads = net.loss_and_gradients(X, Y, reduction)
+    assert all(np.all(np.isfinite(g)) for pair_ in grads for g in pair_)
+    result = gpubp.gradcheck(net, X, Y, reduction=reduction)
+    # relu's kink: a difference across it is not a derivative; allow it to be the reason
+    assert result.max_rel_error < 1e-6 or activation == "relu", str(result)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 6), min_size=0, max_size=2),
+    n_classes=st.integers(2, 5),
+    N=st.integers(6, 30),
+    batch=st.integers(1, 40),
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_predictions_have_the_right_shapes_and_probabilities_sum_to_one(
+    hidden, n_classes, N, batch, dtype, seed
+):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, 3))
+    y = np.arange(N) % n_classes
+    clf = gpubp.MLPClassifier(
+        tuple(hidden), batch_size=batch, max_iter=2, random_state=seed, dtype=dtype
+    )
+    with pytest.warns(Warning):  # ConvergenceWarning, and batch_size > N
+        clf.fit(X, y)
+    P = clf.predict_proba(X)
+    assert P.shape == (N, n_classes) and P.dtype == dtype
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-5)
+    assert clf.predict(X).shape == (N,) and set(clf.predict(X)) <= set(range(n_classes))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    solver=st.sampled_from(["sgd", "adam", "gd", "lbfgs"]),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
+def test_the_same_seed_trains_bit_identical_weights(solver, seed, dtype):
+    X = np.random.default_rng(seed).normal(size=(30, 4))
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(5,), solver=solver, max_iter=4, random_state=seed, dtype=dtype)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = gpubp.MLPClassifier(**kw).fit(X, y)
+        b = gpubp.MLPClassifier(**kw).fit(X, y)
+    for Wa, Wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert np.array_equal(Wa, Wb)
