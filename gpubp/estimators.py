@@ -13,7 +13,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -29,6 +28,7 @@ from sklearn.utils.validation import (
 )
 
 from .backend import get_backend, out_of_memory, to_numpy
+from .distributed import MODES, DistributedError, agree, communicator
 from .errors import DeviceMemoryError, InputError
 from .functions import log_softmax, softplus
 from .network import DTYPES, MLP
@@ -56,6 +56,32 @@ def _named(argument, check, *args, **kwargs):
         raise
     except (ValueError, TypeError) as exc:
         raise InputError(f"{argument}: {exc}") from exc
+
+
+def _shards(comm, X, Y) -> tuple[int, int | None]:
+    """(offset, n_global) of this rank's rows; every rank gets the same error for bad shards."""
+    if comm is None:
+        return 0, None
+    shapes = comm.allgather((int(X.shape[0]), int(X.shape[1]), int(Y.shape[1])))
+    empty = [r for r, (n, _, _) in enumerate(shapes) if n == 0]
+    if empty:
+        raise DistributedError(f"rank(s) {empty} hold no training rows; give every rank some")
+    for what, k in (("features", 1), ("outputs", 2)):
+        if len({shape[k] for shape in shapes}) > 1:
+            raise DistributedError(
+                f"the ranks hold different numbers of {what}: "
+                + ", ".join(f"rank {r}: {shape[k]}" for r, shape in enumerate(shapes))
+            )
+    sizes = [n for n, _, _ in shapes]
+    return sum(sizes[: comm.rank]), sum(sizes)
+
+
+def _shared_seed(comm, random_state):
+    """One seed for every rank, so all draw the same weights and permutations."""
+    if isinstance(random_state, (int, np.integer)):
+        return random_state
+    seed = int(_generator(random_state).integers(2**63 - 1)) if comm.rank == 0 else None
+    return comm.bcast(seed)
 
 
 def _generator(random_state) -> np.random.Generator:
@@ -94,6 +120,7 @@ class _BaseMLP(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "backend": [StrOptions({"auto", "numpy", "cupy"})],
         "dtype": [StrOptions(set(DTYPES))],
+        "distributed": [None, StrOptions(set(MODES))],
     }
 
     def __init__(
@@ -124,6 +151,7 @@ class _BaseMLP(BaseEstimator):
         max_fun=15000,
         backend="auto",
         dtype="float32",
+        distributed=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -150,14 +178,21 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
+        self.distributed = distributed
 
     # -- what the subclasses say ---------------------------------------------------
 
-    def _encode_targets(self, y, incremental):
-        """(validated host targets y, (N, K) training targets in self.dtype)."""
+    def _encode_targets(self, y, incremental, labels=None):
+        """(validated host targets y, (N, K) training targets in self.dtype); ``labels``,
+        when given, are every rank's classes."""
         raise NotImplementedError
 
-    def _score_predictions(self, F, y, sample_weight):
+    def _score_sums(self, F, y, sample_weight) -> np.ndarray:
+        """Sums over the cases from which the validation score follows (they add up
+        over ranks)."""
+        raise NotImplementedError
+
+    def _score_from_sums(self, sums) -> float:
         raise NotImplementedError
 
     # -- fitting -----------------------------------------------------------------------
@@ -211,15 +246,24 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             self._backend = get_backend(self.backend)
         net_backend = self._backend if first_pass else self._network().backend
-        X, y = self._inputs(X, net_backend, reset=first_pass, y=y)
-        y_host, Y = _named("y", self._encode_targets, y, incremental)
+        comm = communicator(self.distributed, net_backend.name)
+        if comm is not None and self.solver == "lbfgs":
+            raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
+        X, y = agree(comm, lambda: self._inputs(X, net_backend, reset=first_pass, y=y))
+        labels = self._all_labels(comm, y) if first_pass or not incremental else None
+        y_host, Y = agree(comm, lambda: _named("y", self._encode_targets, y, incremental, labels))
         w_host = None
         if sample_weight is not None:
-            w_host = _named(
-                "sample_weight", _check_sample_weight, sample_weight, np.empty((X.shape[0], 0))
+            w_host = agree(
+                comm,
+                lambda: _named(
+                    "sample_weight", _check_sample_weight, sample_weight, np.empty((X.shape[0], 0))
+                ).astype(self.dtype),
             )
-            w_host = w_host.astype(self.dtype)
-        rng = _generator(self.random_state)
+        offset, n_total = _shards(comm, X, Y)
+        rng = _generator(
+            self.random_state if comm is None else _shared_seed(comm, self.random_state)
+        )
         if first_pass:
             self._initialize(X.shape[1], hidden, Y.shape[1], rng)
         net = self._net
@@ -228,16 +272,21 @@ class _BaseMLP(BaseEstimator):
         Y = net.backend.to_device(Y, dtype=dtype)
         w = None if w_host is None else net.backend.to_device(w_host)
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
-
+        data = Data(X, Y, w, w_host, offset, n_total)
         if self.solver == "lbfgs":
-            data = Data(X, Y, w, w_host)
             self.n_iter_, self.loss_ = fit_lbfgs(
                 net, data, objective, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
             )
         else:
-            self._fit_stochastic(net, X, Y, w, y_host, w_host, objective, rng, incremental)
+            self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         self._publish()
         return self
+
+    def _all_labels(self, comm, y):
+        """Every rank's class labels (data-parallel classifiers only), else None."""
+        if comm is None or not is_classifier(self) or type_of_target(y).startswith("multilabel"):
+            return None
+        return unique_labels(*comm.allgather(unique_labels(y)))
 
     def _loss_factor(self, K: int) -> float:
         """scikit-learn's regression loss is the mean of half squared errors over K outputs."""
@@ -269,7 +318,7 @@ class _BaseMLP(BaseEstimator):
         if hasattr(self, "_optimizer"):
             del self._optimizer
 
-    def _fit_stochastic(self, net, X, Y, w, y_host, w_host, objective, rng, incremental):
+    def _fit_stochastic(self, net, data, y_host, objective, rng, incremental, comm):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         if not incremental or not hasattr(self, "_optimizer"):
@@ -278,10 +327,9 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = moved(self._optimizer, net.backend.to_device, net.backend.fused)
         history = self._history
         validate = None
-        data = Data(X, Y, w, w_host)
         if self.early_stopping:
-            data, validate = self._split_validation(net, data, y_host, objective, rng)
-        n = data.n
+            data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
+        n = data.n_global
         if self.solver == "gd":
             batch_size = n
         elif self.batch_size == "auto":
@@ -309,7 +357,8 @@ class _BaseMLP(BaseEstimator):
                 n_iter_no_change=self.n_iter_no_change,
                 validate=validate,
                 incremental=incremental,
-                verbose=bool(self.verbose),
+                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                comm=comm,
             )
         finally:
             self._publish()
@@ -338,16 +387,25 @@ class _BaseMLP(BaseEstimator):
             fused=fused,
         )
 
-    def _split_validation(self, net, data, y_host, objective, rng):
-        """Hold out validation_fraction of the cases (stratified for single-output classifiers)."""
+    def _split_validation(self, net, data, y_host, objective, rng, comm):
+        """Hold out validation_fraction of the cases (stratified for single-output classifiers).
+
+        Data-parallel, each rank holds out part of its own rows, and the score and
+        loss come from sums over all ranks, so every rank stops at the same epoch.
+        """
         stratify = y_host if is_classifier(self) and self.n_outputs_ == 1 else None
-        train, val = train_test_split(
-            np.arange(data.n),
-            test_size=self.validation_fraction,
-            stratify=stratify,
-            random_state=int(rng.integers(2**31 - 1)),
+        seed = int(rng.integers(2**31 - 1))
+        train, val = agree(
+            comm,
+            lambda: train_test_split(
+                np.arange(data.n),
+                test_size=self.validation_fraction,
+                stratify=stratify,
+                random_state=seed,
+            ),
         )
-        if len(val) < 2:
+        n_val = len(val) if comm is None else int(comm.sum([len(val)])[0])
+        if n_val < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
@@ -361,15 +419,31 @@ class _BaseMLP(BaseEstimator):
             return Data(xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0), w, w_host)
 
         training, held_out = part(train), part(val)
+        training.offset, training.n_total = _shards(comm, training.X, training.Y)
         y_val = y_host[val]
-        scale, decay = objective.constants(held_out.weight_sum())
 
         def validate():
             _, T = net._propagate(held_out.X)
             F, R_i, _ = net._evaluate(T, held_out.Y)
-            score = self._score_predictions(net.backend.to_host(F), y_val, held_out.w_host)
-            loss = net._objective(R_i, scale, decay, held_out.w)
-            return float(score), float(loss)
+            w = held_out.w_host
+            sums = np.concatenate(
+                [
+                    self._score_sums(net.backend.to_host(F), y_val, w),
+                    [
+                        objective.loss_factor
+                        * float(xp.sum(R_i if held_out.w is None else R_i * held_out.w)),
+                        held_out.weight_sum(),
+                    ],
+                ]
+            )
+            if comm is not None:
+                sums = comm.sum(sums)
+            loss_sum, S = sums[-2], sums[-1]
+            loss = loss_sum / S
+            if objective.alpha:
+                J = float(sum(xp.sum(W * W) for W in net.W))
+                loss += objective.alpha / (2 * S) * J
+            return self._score_from_sums(sums[:-2]), float(loss)
 
         return training, validate
 
@@ -500,12 +574,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _output(self, K):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
 
-    def _encode_targets(self, y, incremental):
+    def _encode_targets(self, y, incremental, labels=None):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer.fit(y if labels is None else labels)
             self.classes_ = self._label_binarizer.classes_
             if len(self.classes_) < 2:
                 raise ValueError(
@@ -527,8 +601,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 )
         return y, self._label_binarizer.transform(y).astype(self.dtype)
 
-    def _score_predictions(self, F, y, sample_weight):
-        return accuracy_score(y, self._labels(F), sample_weight=sample_weight)
+    def _score_sums(self, F, y, sample_weight):
+        correct = np.asarray(self._labels(F) == y)
+        if correct.ndim == 2:  # multi-label: a case counts when every label is right
+            correct = correct.all(axis=1)
+        w = np.ones(len(correct)) if sample_weight is None else sample_weight
+        return np.array([np.sum(w * correct), np.sum(w)])
+
+    def _score_from_sums(self, sums):
+        """Accuracy, as accuracy_score gives it."""
+        return sums[0] / sums[1]
 
     def _labels(self, F):
         if self.n_outputs_ == 1:
@@ -617,6 +699,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         backend="auto",
         dtype="float32",
+        distributed=None,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -644,19 +727,33 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             max_fun=max_fun,
             backend=backend,
             dtype=dtype,
+            distributed=distributed,
         )
         self.loss = loss
 
     def _output(self, K):
         return "identity"
 
-    def _encode_targets(self, y, incremental):
+    def _encode_targets(self, y, incremental, labels=None):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return y, y.reshape(len(y), -1).astype(self.dtype)
 
-    def _score_predictions(self, F, y, sample_weight):
-        return r2_score(y, F.ravel() if F.shape[1] == 1 else F, sample_weight=sample_weight)
+    def _score_sums(self, F, y, sample_weight):
+        Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)
+        w = (np.ones(len(F)) if sample_weight is None else sample_weight)[:, None]
+        return np.concatenate(
+            [[w.sum()], (w * Y).sum(0), (w * Y * Y).sum(0), (w * (Y - F) ** 2).sum(0)]
+        )
+
+    def _score_from_sums(self, sums):
+        """R^2 averaged over the outputs, as r2_score gives it (1 or 0 for a constant y)."""
+        K = (len(sums) - 1) // 3
+        S, sy, syy, res = sums[0], sums[1 : 1 + K], sums[1 + K : 1 + 2 * K], sums[1 + 2 * K :]
+        total = np.maximum(syy - sy * sy / S, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - res / total, np.where(res == 0, 1.0, 0.0))
+        return float(np.mean(r2))
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

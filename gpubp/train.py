@@ -47,10 +47,16 @@ class Data:
     Y: Any
     w: Any = None
     w_host: np.ndarray | None = None
+    offset: int = 0  # data-parallel: this rank's rows are offset .. offset + n of n_global
+    n_total: int | None = None
 
     @property
     def n(self) -> int:
         return int(self.X.shape[0])
+
+    @property
+    def n_global(self) -> int:
+        return self.n if self.n_total is None else self.n_total
 
     def weight_sum(self, rows=None) -> float:
         if self.w_host is None:
@@ -107,6 +113,47 @@ def run_epoch(
     return total, steps
 
 
+def run_epoch_distributed(
+    net, optimizer, data: Data, objective: Objective, batch_size: int, order, comm
+):
+    """One pass over the global minibatches, this rank computing its cases of each.
+
+    Every rank draws the same permutation of all n_global cases; for each global
+    batch it sums the loss and gradient over the cases it holds, and one
+    all-reduce over [gradient, loss, weight sum] gives every rank the batch's
+    totals, so every rank takes the same optimiser step.
+    """
+    xp, to_device = net.backend.xp, net.backend.to_device
+    buf = xp.empty(net.theta.shape[0] + 2, dtype=net.theta.dtype)
+    grad = buf[:-2]
+    out = net.views(grad)
+    lo, hi = data.offset, data.offset + data.n
+    total, steps = 0, 0
+    for start in range(0, data.n_global, batch_size):
+        end = min(start + batch_size, data.n_global)
+        cases = np.arange(start, end) if order is None else order[start:end]
+        rows = cases[(cases >= lo) & (cases < hi)] - lo
+        idx = to_device(rows)
+        Xb, Yb = xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0)
+        wb = None if data.w is None else xp.take(data.w, idx, axis=0)
+        trace = net._backprop(Xb, Yb, objective.loss_factor, 0.0, wb, out)
+        buf[-2] = trace.loss
+        buf[-1] = data.weight_sum(rows)
+        comm.allreduce(buf)
+        S = buf[-1]
+        loss = buf[-2] / S
+        grad /= S
+        if objective.alpha:
+            J = sum(xp.sum(W * W) for W in net.W)
+            loss = loss + (objective.alpha / 2) * J / S
+            for (dW, _), W in zip(out, net.W):
+                dW += W * (objective.alpha / S)
+        optimizer.step(net.theta, grad)
+        total = total + loss * (end - start)
+        steps += 1
+    return total, steps
+
+
 def fit_stochastic(
     net,
     optimizer,
@@ -123,6 +170,7 @@ def fit_stochastic(
     validate: Callable[[], tuple[float, float]] | None = None,
     incremental: bool = False,
     verbose: bool = False,
+    comm=None,
 ) -> None:
     """Epochs of minibatch steps with scikit-learn's stopping rules.
 
@@ -142,14 +190,19 @@ def fit_stochastic(
     try:
         with _interrupt_after_the_step() as stop:
             for _ in range(max_iter):
-                order = rng.permutation(data.n) if shuffle else None
+                order = rng.permutation(data.n_global) if shuffle else None
                 start_theta = net.theta.copy()
                 # A diverging epoch is reported below, once, as DivergenceError.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    total, steps = run_epoch(
-                        net, optimizer, data, objective, batch_size, order, stop
-                    )
-                    loss = float(total) / data.n
+                    if comm is None:
+                        total, steps = run_epoch(
+                            net, optimizer, data, objective, batch_size, order, stop
+                        )
+                    else:
+                        total, steps = run_epoch_distributed(
+                            net, optimizer, data, objective, batch_size, order, comm
+                        )
+                    loss = float(total) / data.n_global
                 if stop["now"]:
                     interrupted = True
                     warnings.warn(
@@ -167,7 +220,7 @@ def fit_stochastic(
                         "weights from before that epoch are kept. Try a smaller "
                         f"learning_rate_init (it was {optimizer.learning_rate_init})."
                     )
-                _record_epoch(net, history, loss, data.n, tol, validate, progress)
+                _record_epoch(net, history, loss, data.n_global, tol, validate, progress)
                 optimizer.iteration_ends(history.t)
                 if history.no_improvement_count > n_iter_no_change:
                     if optimizer.trigger_stopping():

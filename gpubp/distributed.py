@@ -1,0 +1,144 @@
+"""Data-parallel training: the gradient's sum over cases is an all-reduce.
+
+Launched with ``mpiexec -n R``, each rank holds a shard of the rows. The
+communication is MPI through mpi4py (host buffers; CuPy arrays go through the
+host) or, with ``distributed="nccl"``, NCCL through CuPy for arrays on the GPU,
+with MPI only to set NCCL up. mpi4py is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .errors import InputError
+
+MODES = ("mpi", "nccl", "auto")
+
+
+class DistributedError(RuntimeError):
+    """Data-parallel training cannot start, or a rank reported a problem."""
+
+
+class MPIComm:
+    """An MPI communicator with what the training loop needs, timing its all-reduces."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.seconds = 0.0  # spent in allreduce, for the benchmark
+
+    def allreduce(self, buf):
+        """Sum ``buf`` over the ranks, in place (NumPy; CuPy through the host)."""
+        start = time.perf_counter()
+        if isinstance(buf, np.ndarray):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        else:
+            host = buf.get()
+            self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+            buf.set(host)
+        self.seconds += time.perf_counter() - start
+        return buf
+
+    def sum(self, values) -> np.ndarray:
+        """The sums over the ranks of a few host numbers."""
+        values = np.array(values, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
+        return values
+
+    def allgather(self, obj) -> list:
+        return self.comm.allgather(obj)
+
+    def bcast(self, obj):
+        return self.comm.bcast(obj, root=0)
+
+
+class NCCLComm(MPIComm):
+    """NCCL for the device all-reduce (one GPU per rank); MPI to exchange NCCL's id."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        import cupy
+        from cupy.cuda import nccl
+
+        cupy.cuda.Device(self.rank % cupy.cuda.runtime.getDeviceCount()).use()
+        uid = nccl.get_unique_id() if self.rank == 0 else None
+        uid = comm.bcast(uid, root=0)
+        self.nccl = nccl
+        self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)
+        self.cupy = cupy
+
+    def allreduce(self, buf):
+        if isinstance(buf, np.ndarray):
+            return super().allreduce(buf)
+        start = time.perf_counter()
+        kind = {
+            np.dtype(np.float32): self.nccl.NCCL_FLOAT32,
+            np.dtype(np.float64): self.nccl.NCCL_FLOAT64,
+        }[buf.dtype]
+        stream = self.cupy.cuda.get_current_stream().ptr
+        self.nccl_comm.allReduce(
+            buf.data.ptr, buf.data.ptr, buf.size, kind, self.nccl.NCCL_SUM, stream
+        )
+        self.seconds += time.perf_counter() - start
+        return buf
+
+
+def communicator(mode, backend_name: str):
+    """The communicator for ``distributed=mode``, or None for one process.
+
+    "auto" is MPI when mpi4py imports and more than one rank runs, else None;
+    "mpi" and "nccl" insist, with an error that says what to install.
+    """
+    if mode is None:
+        return None
+    if mode not in MODES:
+        raise InputError(f"distributed={mode!r} is not one of: None, {', '.join(MODES)}")
+    try:
+        from mpi4py import MPI
+    except Exception as exc:
+        if mode == "auto":
+            return None
+        raise DistributedError(
+            f"distributed={mode!r} needs mpi4py and an MPI runtime ({type(exc).__name__}: "
+            f"{exc}); pip install 'gpubp[mpi]' (mpi4py and mpich), then launch with "
+            "mpiexec -n R python ..."
+        ) from exc
+    world = MPI.COMM_WORLD
+    if mode == "auto" and world.Get_size() == 1:
+        return None
+    if mode == "nccl":
+        if backend_name != "cupy":
+            raise DistributedError("distributed='nccl' needs backend='cupy'")
+        return NCCLComm(world)
+    return MPIComm(world)
+
+
+def agree(comm, check):
+    """Run ``check()`` on every rank; if it fails anywhere, raise on every rank.
+
+    Returns what ``check()`` returned on this rank. A rank that raised would
+    otherwise leave the others waiting in the next collective forever. With no
+    communicator, just ``check()``.
+    """
+    if comm is None:
+        return check()
+    try:
+        result, problem = check(), None
+    except Exception as exc:  # reported to every rank below
+        result, problem = None, f"{type(exc).__name__}: {exc}"
+    problems = [(r, p) for r, p in enumerate(comm.allgather(problem)) if p is not None]
+    if problems:
+        text = "; ".join(f"rank {r}: {p}" for r, p in problems)
+        raise DistributedError(f"data-parallel training cannot go on: {text}")
+    return result
+
+
+def shard(n: int, rank: int, size: int) -> slice:
+    """The contiguous block of ``n`` rows that ``rank`` of ``size`` holds."""
+    return slice(rank * n // size, (rank + 1) * n // size)
