@@ -109,7 +109,10 @@ def test_early_stopping_stops_every_rank_at_the_same_epoch(tmp_path):
 
 @pytest.mark.parametrize(
     "scenario,words",
-    [("empty", "rank 0: InputError: y: Found array with 0 sample"), ("features", "different numbers of features")],
+    [
+        ("empty", "rank 0: InputError: y: Found array with 0 sample"),
+        ("features", "different numbers of features"),
+    ],
 )
 def test_bad_shards_fail_on_every_rank_instead_of_hanging(tmp_path, scenario, words):
     out = launch(scenario, tmp_path, timeout=120)
