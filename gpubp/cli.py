@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .backend import BACKENDS
 from .config import show_config
+from .distributed import DistributedError
 from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .network import DTYPES
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
         BackendError,
         DivergenceError,
         ModelFileError,
+        DistributedError,
     ) as exc:
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -95,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random_state and split seed")
     train.add_argument("--out", default=".", help="folder for model.npz and loss_curve.png")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--distributed",
+        choices=("mpi", "nccl", "auto"),
+        help="data-parallel over the ranks of mpiexec -n R (rank 0 reports)",
+    )
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="predict the rows of a CSV file")
@@ -160,6 +167,8 @@ def _train(args) -> int:
     else:
         X_test, y_test = test
     scaler = StandardScaler().fit(X)
+    n_train = len(X)
+    rank, X, y = _my_shard(args, X, y)
     Estimator = MLPClassifier if classify else MLPRegressor
     model = Estimator(
         hidden_layer_sizes=args.hidden,
@@ -181,11 +190,13 @@ def _train(args) -> int:
         model.fit(scaler.transform(X), y if classify else (y - y_mean) / y_scale)
     seconds = time.perf_counter() - start
     fold_standardization(model, scaler.mean_, scaler.scale_, y_mean, y_scale)
+    if rank != 0:
+        return 0  # rank 0 reports and writes the files
     score = model.score(X_test, y_test)
     os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, "model.npz")
     save(model, model_path)
-    print(f"data      : {name}, {len(X)} training and {len(X_test)} test cases")
+    print(f"data      : {name}, {n_train} training and {len(X_test)} test cases")
     print(f"backend   : {model.backend_}")
     print(f"time      : {seconds:.2f} s for {model.n_iter_} iterations")
     print(f"test {'accuracy' if classify else 'R^2'} : {score:.4f}")
@@ -197,6 +208,20 @@ def _train(args) -> int:
         _plot_loss_curve(model, name, curve)
         print(f"loss curve: {curve}")
     return 0
+
+
+def _my_shard(args, X, y):
+    """(rank, rows of X and y this rank trains on): all of them without --distributed."""
+    if not args.distributed:
+        return 0, X, y
+    from .backend import get_backend
+    from .distributed import communicator, shard
+
+    comm = communicator(args.distributed, get_backend(args.backend).name)
+    if comm is None:
+        return 0, X, y
+    part = shard(len(X), comm.rank, comm.size)
+    return comm.rank, X[part], y[part]
 
 
 def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:

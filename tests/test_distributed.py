@@ -143,3 +143,16 @@ def test_shards_cover_the_rows_once():
     for n, size in [(103, 2), (7, 3), (1, 2), (10, 10)]:
         rows = np.concatenate([np.arange(n)[shard(n, r, size)] for r in range(size)])
         np.testing.assert_array_equal(rows, np.arange(n))
+
+
+def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [mpiexec(), "-n", "2", sys.executable, "-m", "gpubp.cli", "train", "--distributed",
+         "mpi", "--epochs", "30", "--quiet", "--hidden", "32"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("test accuracy") == 1  # one report, from rank 0
+    assert "1347 training" in out.stdout and (tmp_path / "model.npz").exists()
+    assert gpubp.load(tmp_path / "model.npz").n_features_in_ == 64  # a normal model file
