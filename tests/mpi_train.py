@@ -8,17 +8,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI
 
 import gpubp
 from gpubp.distributed import DistributedError, shard
 
-warnings.simplefilter("ignore")
-scenario, out = sys.argv[1], Path(sys.argv[2])
-rank, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
-rng = np.random.default_rng(0)
-X = rng.normal(size=(103, 5))
-y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+# 103 cases in batches of 10: the last batch, of 3, does not split evenly over 2 ranks.
 COMMON = dict(
     hidden_layer_sizes=(7,),
     batch_size=10,
@@ -28,17 +22,27 @@ COMMON = dict(
     alpha=1e-3,
     tol=0.0,
     n_iter_no_change=100,
-    distributed="mpi",
 )
-try:
+SOLVERS = {
+    "sgd": dict(solver="sgd", momentum=0.9, nesterovs_momentum=True),
+    "adam": dict(solver="adam", learning_rate_init=0.01),
+}
+
+
+def problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(103, 5))
+    return X, (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+
+
+def run(scenario, out, rank, size):
+    X, y = problem()
+    common = {**COMMON, "distributed": "mpi"}
+    part = shard(len(X), rank, size)
     if scenario == "equal":
-        part = shard(len(X), rank, size)
-        for name, kw in [
-            ("sgd", dict(solver="sgd", momentum=0.9, nesterovs_momentum=True)),
-            ("adam", dict(solver="adam", learning_rate_init=0.01)),
-        ]:
-            clf = gpubp.MLPClassifier(**COMMON, **kw).fit(X[part], y[part])
-            reg = gpubp.MLPRegressor(**COMMON, **kw).fit(X[part], X[part, 0] * 2.0)
+        for name, kw in SOLVERS.items():
+            clf = gpubp.MLPClassifier(**common, **kw).fit(X[part], y[part])
+            reg = gpubp.MLPRegressor(**common, **kw).fit(X[part], X[part, 0] * 2.0)
             np.savez(
                 out / f"{name}-rank{rank}.npz",
                 *clf.coefs_,
@@ -48,16 +52,14 @@ try:
                 classes=clf.classes_,
             )
     elif scenario == "early":
-        part = shard(len(X), rank, size)
-        clf = gpubp.MLPClassifier(
-            **{
-                **COMMON,
-                "max_iter": 200,
-                "early_stopping": True,
-                "n_iter_no_change": 3,
-                "tol": 1e-4,
-            }
-        ).fit(X[part], y[part])
+        params = {
+            **common,
+            "max_iter": 200,
+            "early_stopping": True,
+            "n_iter_no_change": 3,
+            "tol": 1e-4,
+        }
+        clf = gpubp.MLPClassifier(**params).fit(X[part], y[part])
         np.savez(
             out / f"early-rank{rank}.npz",
             n_iter=clf.n_iter_,
@@ -65,12 +67,20 @@ try:
         )
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none
-        gpubp.MLPClassifier(**COMMON).fit(X[part], y[part])
+        gpubp.MLPClassifier(**common).fit(X[part], y[part])
     elif scenario == "features":
-        part = shard(len(X), rank, size)
         Xr = X[part] if rank == 0 else np.c_[X[part], X[part, :1]]
-        gpubp.MLPClassifier(**COMMON).fit(Xr, y[part])
+        gpubp.MLPClassifier(**common).fit(Xr, y[part])
+
+
+if __name__ == "__main__":
+    from mpi4py import MPI
+
+    warnings.simplefilter("ignore")
+    rank = MPI.COMM_WORLD.Get_rank()
+    try:
+        run(sys.argv[1], Path(sys.argv[2]), rank, MPI.COMM_WORLD.Get_size())
+    except DistributedError as exc:
+        print(f"rank {rank}: DistributedError: {exc}", flush=True)
+        sys.exit(3)
     print(f"rank {rank}: done", flush=True)
-except DistributedError as exc:
-    print(f"rank {rank}: DistributedError: {exc}", flush=True)
-    sys.exit(3)

@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 import pytest
+from conftest import named_quantities, problem
 
 import gpubp
 from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
@@ -44,27 +45,14 @@ def test_strict_arrays_refuse_numpy_like_cupy_does():
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_forward_and_backward_run_on_a_strict_device(activation, output, loss, dtype):
     sizes = [3, 5, 4, 2]
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(6, 3))
-    Y = rng.dirichlet(np.ones(2), size=6) if output == "softmax" else rng.uniform(size=(6, 2))
+    X, Y = problem(sizes, output)
     kw = dict(weight_decay=0.1, dtype=dtype, seed=5)
     strict = gpubp.MLP(sizes, activation, output, loss, backend=STRICT, **kw)
     ref = gpubp.MLP(sizes, activation, output, loss, backend="numpy", **kw)
-
-    bp = strict.backprop(X, Y)
-    want = ref.backprop(X, Y)
     rtol = 1e-5 if dtype == "float32" else 1e-12
-    named = {
-        "T": (bp.T, want.T),
-        "F": (bp.F, want.F),
-        "delta": (bp.delta, want.delta),
-        "loss": (bp.loss, want.loss),
-    }
-    named |= {f"Z_{l}": pair for l, pair in enumerate(zip(bp.Z, want.Z))}
-    named |= {f"s_{l + 1}": pair for l, pair in enumerate(zip(bp.s, want.s))}
-    for l, ((dW, db), (dW0, db0)) in enumerate(zip(bp.gradients, want.gradients), start=1):
-        named |= {f"dW_{l}": (dW, dW0), f"db_{l}": (db, db0)}
-    for name, (got, expected) in named.items():
+    for name, (got, expected) in named_quantities(
+        strict.backprop(X, Y), ref.backprop(X, Y)
+    ).items():
         assert got.device == DEVICE, name
         assert got.dtype == getattr(xp, dtype), name
         np.testing.assert_allclose(host(got), expected, rtol=rtol, atol=rtol * 1e-2, err_msg=name)

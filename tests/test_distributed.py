@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mpi_train import COMMON, problem
 
 import gpubp
 from gpubp.distributed import DistributedError, communicator, shard
@@ -61,23 +62,10 @@ def launch(scenario, out, ranks=2, timeout=180):
 
 
 def single_process(Estimator, target, **kw):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(103, 5))
-    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
-    params = dict(
-        hidden_layer_sizes=(7,),
-        batch_size=10,
-        max_iter=3,
-        random_state=0,
-        dtype="float64",
-        alpha=1e-3,
-        tol=0.0,
-        n_iter_no_change=100,
-        **kw,
-    )
+    X, y = problem()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Estimator(**params).fit(X, y if target == "y" else X[:, 0] * 2.0)
+        return Estimator(**COMMON, **kw).fit(X, y if target == "y" else X[:, 0] * 2.0)
 
 
 def test_two_ranks_train_the_weights_of_one_process(tmp_path):
@@ -148,9 +136,27 @@ def test_shards_cover_the_rows_once():
 def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     out = subprocess.run(
-        [mpiexec(), "-n", "2", sys.executable, "-m", "gpubp.cli", "train", "--distributed",
-         "mpi", "--epochs", "30", "--quiet", "--hidden", "32"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            mpiexec(),
+            "-n",
+            "2",
+            sys.executable,
+            "-m",
+            "gpubp.cli",
+            "train",
+            "--distributed",
+            "mpi",
+            "--epochs",
+            "30",
+            "--quiet",
+            "--hidden",
+            "32",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") == 1  # one report, from rank 0

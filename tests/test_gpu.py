@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import named_quantities, problem
 
 import gpubp
 from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
@@ -26,9 +27,7 @@ def test_cupy_matches_numpy_quantity_by_quantity(activation, output, loss, dtype
     import cupy
 
     sizes = [20, 32, 16, 5]
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(64, 20))
-    Y = rng.dirichlet(np.ones(5), size=64) if output == "softmax" else rng.uniform(size=(64, 5))
+    X, Y = problem(sizes, output, N=64)
     kw = dict(weight_decay=0.01, dtype=dtype, seed=11)
     gpu = gpubp.MLP(sizes, activation, output, loss, backend="cupy", **kw)
     cpu = gpubp.MLP(sizes, activation, output, loss, backend="numpy", **kw)
@@ -36,15 +35,9 @@ def test_cupy_matches_numpy_quantity_by_quantity(activation, output, loss, dtype
         np.testing.assert_array_equal(Wg, Wc)  # same seed, same starting weights
         np.testing.assert_array_equal(bg, bc)
 
-    bp, want = gpu.backprop(X, Y), cpu.backprop(X, Y)
+    bp = gpu.backprop(X, Y)
     assert isinstance(bp.loss, cupy.ndarray) and bp.loss.shape == ()
-    named = {"T": (bp.T, want.T), "F": (bp.F, want.F), "delta": (bp.delta, want.delta)}
-    named |= {"loss": (bp.loss, want.loss)}
-    named |= {f"Z_{l}": pair for l, pair in enumerate(zip(bp.Z, want.Z))}
-    named |= {f"s_{l + 1}": pair for l, pair in enumerate(zip(bp.s, want.s))}
-    for l, ((dW, db), (dW0, db0)) in enumerate(zip(bp.gradients, want.gradients), start=1):
-        named |= {f"dW_{l}": (dW, dW0), f"db_{l}": (db, db0)}
-    for name, (got, expected) in named.items():
+    for name, (got, expected) in named_quantities(bp, cpu.backprop(X, Y)).items():
         assert isinstance(got, cupy.ndarray), name
         assert got.dtype == expected.dtype == np.dtype(dtype), name
         assert_close(cupy.asnumpy(got), expected, dtype, name)

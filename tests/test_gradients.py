@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import problem as shared_problem
 
 import gpubp
 from gpubp.functions import ACTIVATIONS, LOSSES, OUTPUTS, VALID_OUTPUTS
@@ -14,14 +15,7 @@ DEPTHS = {1: [3, 4], 2: [3, 4, 3], 3: [3, 4, 3, 2]}  # hidden sizes before K
 
 
 def problem(layer_sizes, output, seed):
-    rng = np.random.default_rng(seed)
-    N, K = 5, layer_sizes[-1]
-    X = rng.normal(size=(N, layer_sizes[0]))
-    if output == "softmax":  # rows of class probabilities, as in soft labels
-        Y = rng.dirichlet(np.ones(K), size=N)
-    else:
-        Y = rng.uniform(size=(N, K))
-    return X, Y
+    return shared_problem(layer_sizes, output, seed, N=5)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
