@@ -179,18 +179,13 @@ def test_a_second_ctrl_c_stops_at_once():
 def test_gpu_out_of_memory_becomes_advice():
     import cupy
 
-    free, _ = cupy.cuda.runtime.memGetInfo()
-    clf = MLPClassifier((4,), max_iter=1, backend="cupy", random_state=0)
+    width = 200_000  # 1000 x 200,000 float32 weights: 0.8 GB, fine
+    clf = MLPClassifier((width,), solver="sgd", max_iter=1, backend="cupy", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(np.random.default_rng(0).normal(size=(50, 1000)), np.arange(50) % 2)
-    clf._network().set_weights(
-        [
-            (np.zeros((1000, 200_000), np.float32), np.zeros(200_000)),
-            (np.zeros((200_000, 1), np.float32), np.zeros(1)),
-        ]
-    )
-    rows = int(free / (200_000 * 4)) + 1000  # the hidden layer alone is more than the GPU has
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    rows = int(free / (width * 4)) + 1000  # their hidden layer alone is more than is free
     X_gpu = cupy.zeros((rows, 1000), dtype=cupy.float32)
     with pytest.raises(gpubp.DeviceMemoryError, match="batch_size.*backend='numpy'"):
         clf.predict(X_gpu)
