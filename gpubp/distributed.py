@@ -66,7 +66,6 @@ class NCCLComm(MPIComm):
         import cupy
         from cupy.cuda import nccl
 
-        cupy.cuda.Device(self.rank % cupy.cuda.runtime.getDeviceCount()).use()
         uid = nccl.get_unique_id() if self.rank == 0 else None
         uid = comm.bcast(uid, root=0)
         self.nccl = nccl
@@ -112,11 +111,13 @@ def communicator(mode, backend_name: str):
     world = MPI.COMM_WORLD
     if mode == "auto" and world.Get_size() == 1:
         return None
-    if mode == "nccl":
-        if backend_name != "cupy":
-            raise DistributedError("distributed='nccl' needs backend='cupy'")
-        return NCCLComm(world)
-    return MPIComm(world)
+    if mode == "nccl" and backend_name != "cupy":
+        raise DistributedError("distributed='nccl' needs backend='cupy'")
+    if backend_name == "cupy":  # one GPU per rank: rank modulo the visible devices
+        import cupy
+
+        cupy.cuda.Device(world.Get_rank() % cupy.cuda.runtime.getDeviceCount()).use()
+    return NCCLComm(world) if mode == "nccl" else MPIComm(world)
 
 
 def agree(comm, check):

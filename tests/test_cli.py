@@ -117,6 +117,13 @@ def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
     assert "Traceback" not in out.stderr
 
 
+def test_train_on_mnist1d_generated_offline(tmp_path):
+    pytest.importorskip("mnist1d")
+    out = gpubp_cmd("train", "--data", "mnist1d", "--epochs", "3", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "mnist1d, 4000 training and 1000 test cases" in out.stdout
+
+
 def test_info_prints_the_configuration(tmp_path):
     out = gpubp_cmd("info", cwd=tmp_path)
     assert out.returncode == 0 and "auto backend" in out.stdout
