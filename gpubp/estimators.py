@@ -277,9 +277,9 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_, self.loss_ = fit_lbfgs(
                 net, data, objective, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
             )
-        else:
+            self._publish()
+        else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
-        self._publish()
         return self
 
     def _all_labels(self, comm, y):
@@ -411,14 +411,7 @@ class _BaseMLP(BaseEstimator):
                 "of your dataset."
             )
         xp, to_device = net.backend.xp, net.backend.to_device
-
-        def part(rows):
-            idx = to_device(rows)
-            w = None if data.w is None else xp.take(data.w, idx, axis=0)
-            w_host = None if data.w_host is None else data.w_host[rows]
-            return Data(xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0), w, w_host)
-
-        training, held_out = part(train), part(val)
+        training, held_out = (data.subset(xp, to_device(rows), rows) for rows in (train, val))
         training.offset, training.n_total = _shards(comm, training.X, training.Y)
         y_val = y_host[val]
 

@@ -58,10 +58,19 @@ class Data:
     def n_global(self) -> int:
         return self.n if self.n_total is None else self.n_total
 
-    def weight_sum(self, rows=None) -> float:
-        if self.w_host is None:
-            return float(self.n if rows is None else len(rows))
-        return float(self.w_host.sum() if rows is None else self.w_host[rows].sum())
+    def weight_sum(self) -> float:
+        return float(self.n if self.w_host is None else self.w_host.sum())
+
+    def subset(self, xp, idx, rows) -> Data:
+        """The cases at ``idx`` (a slice, or device indices whose host copy is ``rows``)."""
+
+        def pick(a):
+            if a is None:
+                return None
+            return a[idx] if isinstance(idx, slice) else xp.take(a, idx, axis=0)
+
+        w_host = None if self.w_host is None else self.w_host[rows]
+        return Data(pick(self.X), pick(self.Y), pick(self.w), w_host)
 
 
 @dataclass
@@ -95,18 +104,14 @@ def run_epoch(
             break
         end = min(start + batch_size, data.n)
         if order is None:
-            rows = range(start, end)
-            Xb, Yb = data.X[start:end], data.Y[start:end]
-            wb = None if data.w is None else data.w[start:end]
+            idx = rows = slice(start, end)
         else:
-            rows = order[start:end]
-            idx = order_dev[start:end]
-            Xb, Yb = xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0)
-            wb = None if data.w is None else xp.take(data.w, idx, axis=0)
-        S = data.weight_sum(rows)
+            rows, idx = order[start:end], order_dev[start:end]
+        batch = data.subset(xp, idx, rows)
+        S = batch.weight_sum()
         if S <= 0:  # every case of this batch has weight 0: nothing to learn from
             continue
-        trace = net._backprop(Xb, Yb, *objective.constants(S), wb, out)
+        trace = net._backprop(batch.X, batch.Y, *objective.constants(S), batch.w, out)
         optimizer.step(net.theta, grad)
         total = total + trace.loss * (end - start)
         steps += 1
@@ -133,12 +138,10 @@ def run_epoch_distributed(
         end = min(start + batch_size, data.n_global)
         cases = np.arange(start, end) if order is None else order[start:end]
         rows = cases[(cases >= lo) & (cases < hi)] - lo
-        idx = to_device(rows)
-        Xb, Yb = xp.take(data.X, idx, axis=0), xp.take(data.Y, idx, axis=0)
-        wb = None if data.w is None else xp.take(data.w, idx, axis=0)
-        trace = net._backprop(Xb, Yb, objective.loss_factor, 0.0, wb, out)
+        batch = data.subset(xp, to_device(rows), rows)
+        trace = net._backprop(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         buf[-2] = trace.loss
-        buf[-1] = data.weight_sum(rows)
+        buf[-1] = batch.weight_sum()
         comm.allreduce(buf)
         S = buf[-1]
         loss = buf[-2] / S
