@@ -1,20 +1,59 @@
+import io
+import os
+import pickle
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from gpubp.backend import probe_cupy
 
+STANDIN = Path(__file__).resolve().parent / "cupy_standin"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cupy-standin",
+        action="store_true",
+        help="run the suite on gpubp's CuPy path, with tests/cupy_standin as cupy "
+        "(GPUBP_BACKEND=cupy; child processes inherit both)",
+    )
+
+
+def pytest_configure(config):
+    if not config.getoption("--cupy-standin"):
+        return
+    if "cupy" in sys.modules:
+        raise pytest.UsageError("--cupy-standin: a real cupy was imported before the tests")
+    sys.path.insert(0, str(STANDIN))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(STANDIN), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    os.environ["GPUBP_BACKEND"] = "cupy"
+    import cupy
+
+    assert getattr(cupy, "__standin__", False), cupy.__file__
+
+
+def standin_installed() -> bool:
+    """Whether ``cupy`` is the stand-in (``--cupy-standin``)."""
+    return getattr(sys.modules.get("cupy"), "__standin__", False)
+
 
 def pytest_collection_modifyitems(config, items):
-    """Skip `gpu`-marked tests, with the reason, where CuPy has no device."""
-    if not any("gpu" in item.keywords for item in items):
-        return
+    """Skip `gpu` tests, with the reason, where CuPy has no device; `cuda` tests also
+    on the stand-in, which checks plumbing, not CUDA arithmetic."""
     backend, why = probe_cupy()
-    if backend is not None:
-        return
-    skip = pytest.mark.skip(reason=f"needs CuPy and a CUDA device: {why}")
+    skips = {}
+    if backend is None:
+        skips["gpu"] = skips["cuda"] = pytest.mark.skip(reason=f"needs CuPy and a device: {why}")
+    elif standin_installed():
+        skips["cuda"] = pytest.mark.skip(reason="needs a real CUDA device, not the CuPy stand-in")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 def problem(sizes, output, seed=0, N=6):
@@ -40,3 +79,14 @@ def named_quantities(bp, want) -> dict:
     for l, ((dW, db), (dW0, db0)) in enumerate(zip(bp.gradients, want.gradients), start=1):
         named |= {f"dW_{l}": (dW, dW0), f"db_{l}": (db, db0)}
     return named
+
+
+def load_without_cupy(blob: bytes):
+    """Unpickle ``blob``, failing if it names anything from CuPy."""
+
+    class NoCuPy(pickle.Unpickler):
+        def find_class(self, module, name):
+            assert not module.startswith(("cupy", "cupyx", "cupy_backends")), module
+            return super().find_class(module, name)
+
+    return NoCuPy(io.BytesIO(blob)).load()

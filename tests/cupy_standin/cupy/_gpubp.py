@@ -1,0 +1,57 @@
+"""gpubp's CUDA kernels (``gpubp/kernels.py``) as the formulas they implement.
+
+Keyed by kernel name. The activations, derivatives and losses come from
+``gpubp.functions``, the reference the NumPy backend runs; the optimiser steps
+are the update rules of ``gpubp.optim``. A kernel missing here fails loudly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
+
+ELEMENTWISE = {}
+for _name, _sigma in ACTIVATIONS.items():
+    ELEMENTWISE[f"gpubp_bias_{_name}"] = lambda a_in, b, _s=_sigma: {"z": _s(np, a_in + b)}
+for _name, _prime in DERIVATIVES.items():
+    ELEMENTWISE[f"gpubp_d{_name}"] = lambda z, g_in, _p=_prime: {"g": _p(np, z, g_in.copy())}
+
+ELEMENTWISE["gpubp_sigmoid_bce"] = lambda t, y: {
+    "f": sigmoid(np, t),
+    "r": softplus(np, t) - y * t,
+    "d": sigmoid(np, t) - y,
+}
+ELEMENTWISE["gpubp_axpy"] = lambda x, a, y_in: {"y": y_in + a * x}
+ELEMENTWISE["gpubp_sgd"] = lambda g, lr, theta_in: {"theta": theta_in - lr * g}
+
+
+def _momentum(g, lr, mu, v_in, theta_in):
+    v = mu * v_in - lr * g
+    return {"v": v, "theta": theta_in + v}
+
+
+def _nesterov(g, lr, mu, v_in, theta_in):
+    v = mu * v_in - lr * g
+    return {"v": v, "theta": theta_in + mu * v - lr * g}
+
+
+def _adam(g, lr_t, b1, b2, eps, m_in, v_in, theta_in):
+    one = g.dtype.type(1)
+    m = b1 * m_in + (one - b1) * g
+    v = b2 * v_in + (one - b2) * g * g
+    return {"m": m, "v": v, "theta": theta_in - lr_t * m / (np.sqrt(v) + eps)}
+
+
+ELEMENTWISE |= {"gpubp_sgd_momentum": _momentum, "gpubp_sgd_nesterov": _nesterov}
+ELEMENTWISE["gpubp_adam"] = _adam
+
+
+def _softmax_ce(threads, t, y, f, r, d, N, K):
+    """One thread per case: rows the grid does not reach stay unwritten, as on a GPU."""
+    rows = min(int(N), threads)
+    F, R_i, delta = LOSSES["cross_entropy"](np, "softmax", t[:rows], y[:rows])
+    f[:rows], r[:rows], d[:rows] = F, R_i, delta
+
+
+RAW = {"softmax_ce_float": _softmax_ce, "softmax_ce_double": _softmax_ce}
