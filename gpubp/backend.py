@@ -22,12 +22,22 @@ ENV_VAR = "GPUBP_BACKEND"
 
 
 def to_numpy(a: Any) -> np.ndarray:
-    """Return ``a`` as a NumPy array, from NumPy, CuPy or any DLPack producer."""
+    """Return ``a`` as a NumPy array, from NumPy, CuPy or any DLPack producer.
+
+    Arrays on a CUDA device (a PyTorch or JAX GPU tensor) are copied to the host
+    through CuPy, which must then work here (else BackendError).
+    """
     if isinstance(a, np.ndarray):
         return a
-    if type(a).__module__.startswith("cupy"):
+    if type(a).__module__.split(".")[0] == "cupy":
         return a.get()
-    if hasattr(a, "__dlpack__") and not isinstance(a, np.generic):
+    device = getattr(a, "__dlpack_device__", None)
+    if device is not None and not isinstance(a, np.generic):
+        if device()[0] == _DLPACK_CUDA:
+            cupy_backend, why = probe_cupy()
+            if cupy_backend is None:
+                raise BackendError(f"an array on a CUDA device needs CuPy to reach the host: {why}")
+            return cupy_backend.xp.from_dlpack(a).get()
         try:
             return np.from_dlpack(a)
         except (BufferError, RuntimeError, TypeError, ValueError):
@@ -145,10 +155,14 @@ def auto_reason() -> str:
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a device allocation failure (CuPy's pool, cuBLAS, CUDA)."""
+    """Whether ``exc`` is a device allocation failure (CuPy's pool, cuBLAS, the CUDA
+    runtime or driver)."""
     text = str(exc)
-    return (
-        type(exc).__name__ == "OutOfMemoryError"
-        or "CUBLAS_STATUS_ALLOC_FAILED" in text
-        or "cudaErrorMemoryAllocation" in text
+    return type(exc).__name__ == "OutOfMemoryError" or any(
+        code in text
+        for code in (
+            "CUBLAS_STATUS_ALLOC_FAILED",
+            "cudaErrorMemoryAllocation",
+            "CUDA_ERROR_OUT_OF_MEMORY",
+        )
     )

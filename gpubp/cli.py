@@ -231,15 +231,14 @@ def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:
     (y - y_mean) / y_scale gives raw y with W y_scale and b y_scale + y_mean.
     The saved model then needs no scaler.
     """
-    dtype = model.coefs_[0].dtype
-    W, b = model.coefs_[0].astype(np.float64), model.intercepts_[0].astype(np.float64)
-    model.coefs_[0] = (W / scale[:, None]).astype(dtype)
-    model.intercepts_[0] = (b - (mean / scale) @ W).astype(dtype)
+    net = model.get_network()
+    weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.get_weights()]
+    W, b = weights[0]
+    weights[0] = (W / scale[:, None], b - (mean / scale) @ W)
     if y_mean is not None:
-        W, b = model.coefs_[-1].astype(np.float64), model.intercepts_[-1].astype(np.float64)
-        model.coefs_[-1] = (W * y_scale).astype(dtype)
-        model.intercepts_[-1] = (b * y_scale + y_mean).astype(dtype)
-    model._network().set_weights(list(zip(model.coefs_, model.intercepts_)))
+        W, b = weights[-1]
+        weights[-1] = (W * y_scale, b * y_scale + y_mean)
+    net.set_weights(weights)  # rounded to the network's dtype
 
 
 def _dataset(args):

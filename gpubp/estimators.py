@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -82,6 +83,11 @@ def _shared_seed(comm, random_state):
         return random_state
     seed = int(_generator(random_state).integers(2**63 - 1)) if comm.rank == 0 else None
     return comm.bcast(seed)
+
+
+def _host(y, sample_weight):
+    """y and sample_weight as NumPy arrays: scikit-learn's metrics take nothing else."""
+    return to_numpy(y), None if sample_weight is None else to_numpy(sample_weight)
 
 
 def _generator(random_state) -> np.random.Generator:
@@ -242,14 +248,12 @@ class _BaseMLP(BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if first_pass:
-            self._backend = get_backend(self.backend)
-        net_backend = self._backend if first_pass else self._network().backend
-        comm = communicator(self.distributed, net_backend.name)
+        first_pass = not self._has_weights() or (not self.warm_start and not incremental)
+        backend = get_backend(self.backend) if first_pass else self.get_network().backend
+        comm = communicator(self.distributed, backend.name)
         if comm is not None and self.solver == "lbfgs":
             raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
-        X, y = agree(comm, lambda: self._inputs(X, net_backend, reset=first_pass, y=y))
+        X, y = agree(comm, lambda: self._inputs(X, backend, reset=first_pass, y=y))
         labels = self._all_labels(comm, y) if first_pass or not incremental else None
         y_host, Y = agree(comm, lambda: _named("y", self._encode_targets, y, incremental, labels))
         w_host = None
@@ -257,7 +261,10 @@ class _BaseMLP(BaseEstimator):
             w_host = agree(
                 comm,
                 lambda: _named(
-                    "sample_weight", _check_sample_weight, sample_weight, np.empty((X.shape[0], 0))
+                    "sample_weight",
+                    _check_sample_weight,
+                    to_numpy(sample_weight),
+                    np.empty((X.shape[0], 0)),
                 ).astype(self.dtype),
             )
         offset, n_total = _shards(comm, X, Y)
@@ -265,10 +272,10 @@ class _BaseMLP(BaseEstimator):
             self.random_state if comm is None else _shared_seed(comm, self.random_state)
         )
         if first_pass:
-            self._initialize(X.shape[1], hidden, Y.shape[1], rng)
-        net = self._net
-        xp = net.backend.xp
-        dtype = getattr(xp, self.dtype)
+            self._initialize(X.shape[1], hidden, Y.shape[1], rng, backend)
+        net = self.get_network()
+        self.backend_ = net.backend.name
+        dtype = getattr(net.backend.xp, self.dtype)
         Y = net.backend.to_device(Y, dtype=dtype)
         w = None if w_host is None else net.backend.to_device(w_host)
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
@@ -277,7 +284,6 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_, self.loss_ = fit_lbfgs(
                 net, data, objective, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
             )
-            self._publish()
         else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         return self
@@ -292,20 +298,20 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's regression loss is the mean of half squared errors over K outputs."""
         return 1.0 if is_classifier(self) else 1.0 / (2 * K)
 
-    def _initialize(self, p, hidden, K, rng):
+    def _initialize(self, p, hidden, K, rng, backend):
         output = self._output(K)
         self.n_outputs_ = K
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = OUT_ACTIVATIONS[output]
-        self.backend_ = self._backend.name
         self._net = MLP(
             [p, *hidden, K],
             ACTIVATIONS[self.activation],
             output,
             dtype=self.dtype,
-            backend=self._backend,
+            backend=backend,
             seed=rng,
         )
+        self.__dict__.pop("_weights", None)
         self._history = History()
         self.t_ = 0
         self.n_iter_ = 0
@@ -323,8 +329,13 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer(net)
-        else:
-            self._optimizer = moved(self._optimizer, net.backend.to_device, net.backend.fused)
+        else:  # the network may have moved to another backend or dtype since
+            dtype = getattr(net.backend.xp, self.dtype)
+            self._optimizer = moved(
+                self._optimizer,
+                lambda a: net.backend.to_device(a, dtype=dtype),
+                net.backend.fused,
+            )
         history = self._history
         validate = None
         if self.early_stopping:
@@ -361,7 +372,7 @@ class _BaseMLP(BaseEstimator):
                 comm=comm,
             )
         finally:
-            self._publish()
+            self._publish_history()
 
     def _new_optimizer(self, net):
         xp, fused = net.backend.xp, net.backend.fused
@@ -416,38 +427,33 @@ class _BaseMLP(BaseEstimator):
         y_val = y_host[val]
 
         def validate():
+            """The validation score and loss: one read from the device."""
             _, T = net._propagate(held_out.X)
             F, R_i, _ = net._evaluate(T, held_out.Y)
-            w = held_out.w_host
+            loss_sum = xp.sum(R_i if held_out.w is None else R_i * held_out.w)
+            J = net.penalty() if objective.alpha else xp.zeros((), dtype=F.dtype)
+            packed = net.backend.to_host(
+                xp.concatenate(
+                    [xp.reshape(F, (-1,)), xp.reshape(loss_sum, (1,)), xp.reshape(J, (1,))]
+                )
+            )
+            F_host, loss_sum, J = packed[:-2].reshape(F.shape), float(packed[-2]), float(packed[-1])
             sums = np.concatenate(
                 [
-                    self._score_sums(net.backend.to_host(F), y_val, w),
-                    [
-                        objective.loss_factor
-                        * float(xp.sum(R_i if held_out.w is None else R_i * held_out.w)),
-                        held_out.weight_sum(),
-                    ],
+                    self._score_sums(F_host, y_val, held_out.w_host),
+                    [objective.loss_factor * loss_sum, held_out.weight_sum()],
                 ]
             )
             if comm is not None:
                 sums = comm.sum(sums)
             loss_sum, S = sums[-2], sums[-1]
-            loss = loss_sum / S
-            if objective.alpha:
-                J = float(sum(xp.sum(W * W) for W in net.W))
-                loss += objective.alpha / (2 * S) * J
+            loss = loss_sum / S + objective.alpha / (2 * S) * J
             return self._score_from_sums(sums[:-2]), float(loss)
 
         return training, validate
 
-    def _publish(self):
-        """Copy the network and the loop's record into scikit-learn's attribute names."""
-        net = self._net
-        weights = net.get_weights()
-        self.coefs_ = [W for W, _ in weights]
-        self.intercepts_ = [b for _, b in weights]
-        if self.solver == "lbfgs":
-            return
+    def _publish_history(self):
+        """Copy the loop's record into scikit-learn's attribute names (host numbers only)."""
         h = self._history
         self.n_iter_, self.t_, self.loss_ = h.n_iter, h.t, h.loss
         self.loss_curve_ = list(h.loss_curve)
@@ -458,12 +464,58 @@ class _BaseMLP(BaseEstimator):
         )
         self.best_validation_score_ = h.best_validation_score
 
+    # -- the weights -------------------------------------------------------------------
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """[W_1, ..., W_{L+1}] as NumPy arrays, read from the network when asked for (one
+        copy to the host); assigning a list sets the network's weights."""
+        return [W for W, _ in self._host_weights()]
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self._set_host_weights(coefs=value)
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """[b_1, ..., b_{L+1}] as NumPy arrays; see ``coefs_``."""
+        return [b for _, b in self._host_weights()]
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._set_host_weights(intercepts=value)
+
+    def _has_weights(self) -> bool:
+        return self.__dict__.get("_net") is not None or "_weights" in self.__dict__
+
+    def _host_weights(self):
+        net = self.__dict__.get("_net")
+        if net is not None:
+            return net.get_weights()
+        weights = self.__dict__.get("_weights")
+        if weights is None or None in weights:
+            raise AttributeError(f"this {type(self).__name__} has no weights yet: call fit")
+        return list(zip(*weights))
+
+    def _set_host_weights(self, coefs=None, intercepts=None):
+        """Weights from the host, for the network if there is one, else kept until one is
+        built (``load`` sets coefs_ and then intercepts_)."""
+        if self.__dict__.get("_net") is None:
+            old = self.__dict__.get("_weights") or (None, None)
+            new = (old[0] if coefs is None else list(coefs), old[1])
+            self._weights = (new[0], old[1] if intercepts is None else list(intercepts))
+            return
+        W, b = zip(*self._net.get_weights())
+        self._net.set_weights(list(zip(coefs or W, intercepts or b)))
+
     # -- inputs ------------------------------------------------------------------------
 
     def _inputs(self, X, backend, reset, y=None):
         """X validated and on the backend's device (no copy if it already is); y on the host.
 
-        Returns X, or (X, y) when y is given. Bad data raises InputError naming X or y.
+        Returns X, or (X, y) when y is given (training). Bad data raises InputError
+        naming X or y. In training, a device array that the previous call checked
+        is not checked again (a NaN put there since surfaces as DivergenceError).
         """
         if y is not None:
             y = _named(
@@ -479,8 +531,12 @@ class _BaseMLP(BaseEstimator):
             X = _named("X", validate_data, self, X, dtype=(np.float64, np.float32), reset=reset)
             X = backend.to_device(X, dtype=getattr(backend.xp, self.dtype))
         else:
-            X = _named("X", self._check_resident, resident, backend.xp, reset)
-            X = X.astype(getattr(backend.xp, self.dtype), copy=False)
+            seen = self.__dict__.get("_checked_input")
+            if reset or y is None or seen is None or seen() is not X:
+                _named("X", self._check_resident, resident, backend.xp, reset)
+            if y is not None:
+                self._checked_input = weakref.ref(X)
+            X = resident.astype(getattr(backend.xp, self.dtype), copy=False)
         if y is None:
             return X
         _named("y", check_consistent_length, X, y)
@@ -507,28 +563,35 @@ class _BaseMLP(BaseEstimator):
 
     # -- predicting --------------------------------------------------------------------
 
-    def _network(self) -> MLP:
-        """The fitted network; rebuilt from coefs_ after unpickling."""
-        net = getattr(self, "_net", None)
-        if net is None:
-            sizes = [self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_)]
-            backend = get_backend(self.backend)
-            net = MLP(
-                sizes,
-                ACTIVATIONS[self.activation],
-                {v: k for k, v in OUT_ACTIVATIONS.items()}[self.out_activation_],
-                dtype=self.dtype,
-                backend=backend,
-                seed=0,
-            )
-            net.set_weights(list(zip(self.coefs_, self.intercepts_)))
-            self._net = net
-        return net
+    def get_network(self) -> MLP:
+        """The fitted ``gpubp.MLP`` behind the estimator, on its ``backend`` and ``dtype``.
+
+        Built from the stored weights after unpickling or loading; moved (weights
+        kept) when ``backend`` or ``dtype`` was changed with ``set_params`` since.
+        """
+        backend, dtype = get_backend(self.backend), np.dtype(self.dtype)
+        net = self.__dict__.get("_net")
+        if net is not None and net.backend is backend and net.dtype == dtype:
+            return net
+        weights = self._host_weights()
+        sizes = [weights[0][0].shape[0], *(W.shape[1] for W, _ in weights)]
+        rebuilt = MLP(
+            sizes,
+            ACTIVATIONS[self.activation],
+            {v: k for k, v in OUT_ACTIVATIONS.items()}[self.out_activation_],
+            dtype=self.dtype,
+            backend=backend,
+            seed=0,
+        )
+        rebuilt.set_weights(weights)
+        self._net = rebuilt
+        self.__dict__.pop("_weights", None)
+        return rebuilt
 
     def _forward_T(self, X):
         """The output pre-activations T for X, on the device."""
         check_is_fitted(self)
-        net = self._network()
+        net = self.get_network()
         with self._gpu_memory_advice():
             _, T = net._propagate(self._inputs(X, net.backend, reset=False))
         return net, T
@@ -540,17 +603,21 @@ class _BaseMLP(BaseEstimator):
     # -- pickling ----------------------------------------------------------------------
 
     def __getstate__(self):
-        """NumPy only: a model trained on a GPU unpickles where there is no CuPy."""
-        state = super().__getstate__()
+        """NumPy only: a model trained on a GPU unpickles where there is no CuPy.
+
+        A copy: pickling leaves the estimator, its network and its optimiser as they were.
+        """
+        state = dict(super().__getstate__())
+        if self._has_weights():
+            weights = self._host_weights()
+            state["_weights"] = ([W for W, _ in weights], [b for _, b in weights])
         state.pop("_net", None)
-        state.pop("_backend", None)
-        to_host = getattr(self.__dict__.get("_net"), "backend", None)
-        to_host = to_host.to_host if to_host is not None else np.asarray
+        state.pop("_checked_input", None)
         if "_optimizer" in state:
-            state["_optimizer"] = moved(state["_optimizer"], to_host)
+            state["_optimizer"] = moved(state["_optimizer"], to_numpy)
         if "_history" in state and state["_history"].best_theta is not None:
             history = History(**vars(state["_history"]))
-            history.best_theta = to_host(history.best_theta)
+            history.best_theta = to_numpy(history.best_theta)
             state["_history"] = history
         return state
 
@@ -613,6 +680,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` is required on the first call."""
+        y = to_numpy(y)
+        classes = None if classes is None else to_numpy(classes)
         if _check_partial_fit_first_call(self, classes):
             self._validate_params()
             self._label_binarizer = LabelBinarizer()
@@ -622,6 +691,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(classes)
         with self._gpu_memory_advice():
             return self._fit(X, y, sample_weight, incremental=True)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy, as scikit-learn's; y and sample_weight may be device arrays."""
+        return super().score(X, *_host(y, sample_weight))
 
     def predict(self, X) -> np.ndarray:
         """Class labels of X."""
@@ -755,6 +828,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             self._validate_params()
         with self._gpu_memory_advice():
             return self._fit(X, y, sample_weight, incremental=True)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R^2, as scikit-learn's; y and sample_weight may be device arrays."""
+        return super().score(X, *_host(y, sample_weight))
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (N,) for one output."""

@@ -11,6 +11,8 @@ has answered.
 
 from __future__ import annotations
 
+import functools
+
 import cupy as cp
 
 _SIGMA = {
@@ -69,13 +71,18 @@ extern "C" __global__ void softmax_ce_double(const double* t, const double* y, d
 _SOFTMAX_CE_MODULE = cp.RawModule(code=_SOFTMAX_CE)
 
 
+@functools.cache
+def _softmax_ce_kernel(dtype):
+    return _SOFTMAX_CE_MODULE.get_function(f"softmax_ce_{_ctype(dtype)}")
+
+
 def softmax_cross_entropy(T, Y):
     """(F, R_i, delta) of softmax + cross-entropy, one thread per case."""
     T, Y = cp.ascontiguousarray(T), cp.ascontiguousarray(Y, dtype=T.dtype)
     N, K = T.shape
     F, D = cp.empty_like(T), cp.empty_like(T)
     R = cp.empty(N, dtype=T.dtype)
-    kernel = _SOFTMAX_CE_MODULE.get_function(f"softmax_ce_{_ctype(T.dtype)}")
+    kernel = _softmax_ce_kernel(T.dtype)
     threads = 128
     kernel(((N + threads - 1) // threads,), (threads,), (T, Y, F, R, D, cp.int32(N), cp.int32(K)))
     return F, R, D
@@ -107,6 +114,10 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
     ("softmax", "cross_entropy"): softmax_cross_entropy,
     ("sigmoid", "binary_cross_entropy"): sigmoid_binary_cross_entropy,
 }
+
+AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary
+    "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy"
+)
 
 SGD = cp.ElementwiseKernel(
     "T g, T lr, T theta_in", "T theta", "theta = theta_in - lr * g", "gpubp_sgd"

@@ -134,9 +134,12 @@ class MLP:
         return getattr(self.backend.xp, self.dtype.name)
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``[(W_1, b_1), ..., (W_{L+1}, b_{L+1})]`` as NumPy arrays."""
-        to_host = self.backend.to_host
-        return [(to_host(W).copy(), to_host(b).copy()) for W, b in zip(self.W, self.b)]
+        """``[(W_1, b_1), ..., (W_{L+1}, b_{L+1})]`` as NumPy arrays: one copy of theta to
+        the host, of which they are views."""
+        theta = self.backend.to_host(self.theta)
+        if theta is self.theta:
+            theta = theta.copy()
+        return self.views(theta, np)
 
     def set_weights(self, weights) -> None:
         """Set every (W_l, b_l) from arrays of any backend; shapes are checked.
@@ -174,9 +177,10 @@ class MLP:
         views = self.views(self.theta)
         self.W, self.b = [W for W, _ in views], [b for _, b in views]
 
-    def views(self, flat):
-        """``[(W_1, b_1), ...]`` as views of a flat vector laid out like ``theta``."""
-        xp, views, start = self.backend.xp, [], 0
+    def views(self, flat, xp=None):
+        """``[(W_1, b_1), ...]`` as views of a flat vector laid out like ``theta`` (an
+        array of ``xp``, the backend's array module unless given)."""
+        xp, views, start = xp or self.backend.xp, [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             stop = start + fan_in * fan_out
             views.append(
@@ -282,18 +286,37 @@ class MLP:
             return fused.LOSSES[self.output, self.loss](T, Y)
         return LOSSES[self.loss](self.backend.xp, self.output, T, Y)
 
+    def penalty(self):
+        """J = sum_l ||W_l||^2 (ESL 11.5.2; biases are not penalised), a 0-d backend array."""
+        xp = self.backend.xp
+        return sum(xp.sum(W * W) for W in self.W)
+
+    def add_penalty_gradient(self, gradients, c) -> None:
+        """dW_l += c W_l for every layer, in place: the gradient of (c / 2) J.
+
+        ``c`` is a Python float or a 0-d backend array; one kernel per layer on CuPy.
+        """
+        fused = self.backend.fused
+        for (dW, _), W in zip(gradients, self.W):
+            if fused is None:
+                dW += c * W
+            else:
+                fused.AXPY(W, c, dW, dW)
+
     def _objective(self, R_i, scale, decay, w=None):
-        """scale * sum_i w_i R_i + decay * sum_l ||W_l||^2 (w_i = 1 unless given)."""
+        """scale * sum_i w_i R_i + decay * J (w_i = 1 unless given)."""
         xp = self.backend.xp
         R = scale * xp.sum(R_i if w is None else R_i * w)
         if decay:
-            R = R + decay * sum(xp.sum(W * W) for W in self.W)
+            R = R + decay * self.penalty()
         return xp.asarray(R)
 
-    def _backprop(self, X, Y, scale, decay, w=None, out=None):
+    def _backprop(self, X, Y, scale, decay, w=None, out=None, penalty=True):
         """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay.
 
         ``out``, views like ``views(grad)``, receives the gradients (NumPy, CuPy).
+        With ``penalty=False`` the loss leaves out decay * J (the training loop adds
+        it once per epoch); the gradients always include it.
         """
         xp = self.backend.xp
         Z, T = self._propagate(X)
@@ -303,9 +326,9 @@ class MLP:
             delta *= xp.reshape(w, (-1, 1))
         gradients, s = self._backward(Z, delta, out)
         if decay:
-            for (dW, _), W in zip(gradients, self.W):
-                dW += (2 * decay) * W
-        return Backprop(Z, T, F, delta, s, self._objective(R_i, scale, decay, w), gradients)
+            self.add_penalty_gradient(gradients, 2 * decay)
+        loss = self._objective(R_i, scale, decay if penalty else 0.0, w)
+        return Backprop(Z, T, F, delta, s, loss, gradients)
 
     def _backward(self, Z, delta, out=None):
         """Back-propagate delta through the W_l: three GEMMs per layer.

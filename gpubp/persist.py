@@ -60,7 +60,7 @@ def save(model, path) -> None:
     else:
         if not hasattr(model, "coefs_"):
             raise ValueError(f"this {kind} is not fitted yet; call fit before save")
-        net = model._network()
+        net = model.get_network()
         meta = {"params": _json_params(model), "fitted": _fitted(model)}
     arrays = {}
     for l, (W, b) in enumerate(net.get_weights(), start=1):
@@ -290,8 +290,7 @@ def _build(meta, arrays, backend):
             best_validation_score=_number(model.best_validation_score_),
             no_improvement_count=no_improvement,
         )
-    model._network()  # build on the backend now, so a bad backend fails here
-    if model._network().layer_sizes != tuple(sizes):
+    if model.get_network().layer_sizes != tuple(sizes):  # built now: a bad backend fails here
         raise ValueError("the weights do not match hidden_layer_sizes")
     return model
 

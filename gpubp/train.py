@@ -6,7 +6,9 @@ The objective on a batch whose case weights sum to S is scikit-learn's
 
 (loss_factor = 1 for the log losses, 1 / (2K) for squared error, which makes
 it the mean of half squared errors). The loss of an epoch is summed on the
-device and read once per epoch.
+device and read once per epoch; nothing inside a minibatch step waits for the
+device. The weight-decay term of an epoch's loss is computed once, at the
+weights the epoch ends with (its gradient is in every step).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def run_epoch(
     order_dev = None if order is None else net.backend.to_device(order)
     grad = xp.empty_like(net.theta)
     out = net.views(grad)
-    total, steps = 0, 0
+    total, steps, penalty_weight = 0, 0, 0.0
     for start in range(0, data.n, batch_size):
         if stop is not None and stop["now"]:
             break
@@ -111,10 +113,14 @@ def run_epoch(
         S = batch.weight_sum()
         if S <= 0:  # every case of this batch has weight 0: nothing to learn from
             continue
-        trace = net._backprop(batch.X, batch.Y, *objective.constants(S), batch.w, out)
+        scale, decay = objective.constants(S)
+        trace = net._backprop(batch.X, batch.Y, scale, decay, batch.w, out, penalty=False)
         optimizer.step(net.theta, grad)
         total = total + trace.loss * (end - start)
+        penalty_weight += decay * (end - start)
         steps += 1
+    if penalty_weight:
+        total = total + penalty_weight * net.penalty()
     return total, steps
 
 
@@ -133,7 +139,7 @@ def run_epoch_distributed(
     grad = buf[:-2]
     out = net.views(grad)
     lo, hi = data.offset, data.offset + data.n
-    total, steps = 0, 0
+    total, steps, penalty_weight = 0, 0, 0.0
     for start in range(0, data.n_global, batch_size):
         end = min(start + batch_size, data.n_global)
         cases = np.arange(start, end) if order is None else order[start:end]
@@ -143,17 +149,16 @@ def run_epoch_distributed(
         buf[-2] = trace.loss
         buf[-1] = batch.weight_sum()
         comm.allreduce(buf)
-        S = buf[-1]
-        loss = buf[-2] / S
+        S = buf[-1]  # on the device: the global weight sum
         grad /= S
         if objective.alpha:
-            J = sum(xp.sum(W * W) for W in net.W)
-            loss = loss + (objective.alpha / 2) * J / S
-            for (dW, _), W in zip(out, net.W):
-                dW += W * (objective.alpha / S)
+            net.add_penalty_gradient(out, objective.alpha / S)
+            penalty_weight = penalty_weight + (objective.alpha / 2) * (end - start) / S
         optimizer.step(net.theta, grad)
-        total = total + loss * (end - start)
+        total = total + buf[-2] / S * (end - start)
         steps += 1
+    if objective.alpha:
+        total = total + penalty_weight * net.penalty()
     return total, steps
 
 
@@ -246,7 +251,8 @@ def fit_stochastic(
             stacklevel=3,
         )
     if validate is not None and history.best_theta is not None:
-        net.theta[...] = history.best_theta
+        # after unpickling or a dtype change the best weights are a host or other copy
+        net.theta[...] = net.backend.to_device(history.best_theta, dtype=net.theta.dtype)
 
 
 def _record_epoch(net, history, loss, n, tol, validate, progress) -> None:

@@ -61,6 +61,7 @@ def test_each_cupy_failure_has_its_own_reason(monkeypatch, failure, words):
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=count))
     fake.zeros = zeros
     monkeypatch.setitem(sys.modules, "cupy", None if failure == "import" else fake)
+    monkeypatch.delenv("GPUBP_BACKEND", raising=False)  # "auto" must mean auto here
     probe_cupy.cache_clear()
     try:
         with pytest.raises(BackendError, match=words):

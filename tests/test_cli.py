@@ -31,7 +31,8 @@ def write_csv(path, header, rows):
 def test_train_digits_then_predict(tmp_path):
     out = gpubp_cmd("train", "--epochs", "30", "--hidden", "32", "--out", "run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "backend   : numpy" in out.stdout and "test accuracy" in out.stdout
+    backend = gpubp.get_backend().name  # numpy, or cupy in the CuPy-path run
+    assert f"backend   : {backend}" in out.stdout and "test accuracy" in out.stdout
     accuracy = float(out.stdout.split("test accuracy :")[1].split()[0])
     assert accuracy > 0.9
     assert "epochs" in out.stderr  # the progress bar

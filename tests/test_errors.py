@@ -11,6 +11,7 @@ from sklearn.datasets import make_classification
 
 import gpubp
 from gpubp import InputError, MLPClassifier, MLPRegressor
+from gpubp.backend import out_of_memory
 
 X, y = make_classification(
     n_samples=30, n_features=3, n_informative=2, n_redundant=0, random_state=0
@@ -175,17 +176,32 @@ def test_a_second_ctrl_c_stops_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("cudaErrorMemoryAllocation: out of memory"),
+        RuntimeError("CUBLAS_STATUS_ALLOC_FAILED"),
+        RuntimeError("CUDA_ERROR_OUT_OF_MEMORY: out of memory"),  # the driver's words
+        type("OutOfMemoryError", (MemoryError,), {})("Out of memory allocating 1,024 bytes"),
+    ],
+)
+def test_every_way_the_gpu_says_out_of_memory_is_recognised(exc):
+    assert out_of_memory(exc)
+    assert not out_of_memory(RuntimeError("CUDA_ERROR_LAUNCH_FAILED"))
+
+
 @pytest.mark.gpu
 def test_gpu_out_of_memory_becomes_advice():
     import cupy
 
-    width = 200_000  # 1000 x 200,000 float32 weights: 0.8 GB, fine
+    p, width = 10, 100_000  # 4 MB of weights; the hidden layer of N cases takes N * 400 kB
     clf = MLPClassifier((width,), solver="sgd", max_iter=1, backend="cupy", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf.fit(np.random.default_rng(0).normal(size=(50, 1000)), np.arange(50) % 2)
-    free, _ = cupy.cuda.runtime.memGetInfo()
-    rows = int(free / (width * 4)) + 1000  # their hidden layer alone is more than is free
-    X_gpu = cupy.zeros((rows, 1000), dtype=cupy.float32)
+        clf.fit(np.random.default_rng(0).normal(size=(50, p)), np.arange(50) % 2)
+    cupy.get_default_memory_pool().free_all_blocks()
+    _, total = cupy.cuda.runtime.memGetInfo()
+    rows = total // (width * 4) + 1000  # their hidden layer alone is more than the card holds
+    X_gpu = cupy.zeros((rows, p), dtype=cupy.float32)
     with pytest.raises(gpubp.DeviceMemoryError, match="batch_size.*backend='numpy'"):
         clf.predict(X_gpu)

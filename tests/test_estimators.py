@@ -1,12 +1,15 @@
 """The scikit-learn face: drop-in behaviour, accuracy on bundled data, the solvers."""
 
+import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import sklearn.neural_network as sknn
+from conftest import load_without_cupy
 from sklearn.datasets import load_diabetes, load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
@@ -55,7 +58,7 @@ def test_digits_accuracy_at_least_95_percent(digits, dtype):
     clf.fit(X_train, y_train)
     assert clf.score(X_test, y_test) >= 0.95
     assert clf.predict_proba(X_test).dtype == dtype
-    assert clf.coefs_[0].dtype == dtype and clf.backend_ == "numpy"
+    assert clf.coefs_[0].dtype == dtype and clf.backend_ == gpubp.get_backend().name
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -135,6 +138,61 @@ def test_warm_start_continues_from_the_previous_weights():
         est.fit(X, np.where(y == 1, 2, y) + (y == 0) * 5)
     with pytest.raises(AttributeError, match="partial_fit"):
         MLPClassifier(solver="lbfgs").partial_fit(X, y)
+
+
+def test_pickling_leaves_the_estimator_as_it_was():
+    """__getstate__ works on a copy: the pickled estimator trains on as if never pickled."""
+    X, y = make_classification(n_samples=60, n_features=4, random_state=1)
+    kw = dict(hidden_layer_sizes=(6,), solver="sgd", random_state=0)
+    pickled = MLPClassifier(**kw).partial_fit(X, y, classes=[0, 1])
+    twin = MLPClassifier(**kw).partial_fit(X, y, classes=[0, 1])
+    network = pickled.get_network()
+    pickle.dumps(pickled)
+    assert pickled.get_network() is network
+    for est in (pickled, twin):
+        est.partial_fit(X, y)
+    for W, W_twin in zip(pickled.coefs_ + pickled.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_array_equal(W, W_twin)
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_warm_start_after_a_dtype_change_goes_on_in_the_new_dtype(incremental):
+    X, y = make_classification(n_samples=60, n_features=4, random_state=1)
+    kw = dict(hidden_layer_sizes=(6,), solver="adam", max_iter=3, random_state=0)
+    est = MLPClassifier(warm_start=True, **kw)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    start = [W.astype(np.float64) for W in est.coefs_]
+    est.set_params(dtype="float64")
+    if incremental:  # the optimiser's moments go over to float64 as well
+        est.partial_fit(X, y)
+    else:
+        with pytest.warns(ConvergenceWarning):
+            est.fit(X, y)
+    assert all(W.dtype == np.float64 for W in est.coefs_ + est.intercepts_)
+    assert est.predict_proba(X).dtype == np.float64
+    assert len(est.loss_curve_) == (4 if incremental else 6)
+    assert np.abs(est.coefs_[0] - start[0]).max() < 0.05  # went on from the old weights
+
+
+def test_early_stopping_warm_start_after_unpickling():
+    """The best weights come back from the pickle as a host copy and are restored: the
+    unpickled estimator ends where its never-pickled twin does."""
+    X, y = make_classification(n_samples=120, n_features=5, random_state=2)
+    kw = dict(early_stopping=True, n_iter_no_change=20, learning_rate_init=0.01, random_state=0)
+    ends = []
+    for pickled in (False, True):
+        est = MLPClassifier((8,), max_iter=10, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+            if pickled:
+                est = pickle.loads(pickle.dumps(est))
+            est.set_params(warm_start=True, max_iter=5).fit(X, y)
+        assert len(est.validation_scores_) == 15
+        ends.append(est.coefs_ + est.intercepts_)
+    for W, W_twin in zip(*ends):
+        np.testing.assert_array_equal(W, W_twin)
 
 
 def test_partial_fit_first_call_needs_classes_and_rejects_early_stopping():
@@ -272,8 +330,9 @@ def test_string_labels_binary_probabilities_and_log_probabilities():
     assert P.shape == (60, 2)
     np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
     np.testing.assert_allclose(clf.predict_log_proba(X), np.log(P), rtol=1e-4, atol=1e-6)
-    clf.coefs_[-1][:] *= 1e4  # saturate the output: log-probabilities stay finite
-    clf._net = None
+    coefs = clf.coefs_
+    coefs[-1] *= 1e4  # saturate the output: log-probabilities stay finite
+    clf.coefs_ = coefs  # assigning coefs_ sets the network's weights
     assert np.isfinite(clf.predict_log_proba(X)).all()
 
 
@@ -291,21 +350,21 @@ def test_pickle_holds_numpy_weights_and_loads_without_cupy(tmp_path):
     with pytest.warns(ConvergenceWarning):
         clf = MLPClassifier((5,), solver="sgd", max_iter=5, random_state=0).fit(X, y)
     blob = pickle.dumps(clf)
-    assert b"cupy" not in blob
+    load_without_cupy(blob)
     (tmp_path / "model.pkl").write_bytes(blob)
     np.save(tmp_path / "X.npy", X)
     (tmp_path / "cupy").mkdir()
     (tmp_path / "cupy" / "__init__.py").write_text("raise ImportError('no CUDA here')\n")
     code = (
         "import pickle, numpy as np; m = pickle.load(open('model.pkl', 'rb')); "
-        "np.save('p.npy', m.predict_proba(np.load('X.npy'))); print(m._network().backend.name)"
+        "np.save('p.npy', m.predict_proba(np.load('X.npy'))); print(m.get_network().backend.name)"
     )
-    out = subprocess.run(
+    out = subprocess.run(  # the same BLAS settings (OPENBLAS_CORETYPE), no CuPy
         [sys.executable, "-c", code],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "GPUBP_BACKEND": "auto"},
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "numpy"

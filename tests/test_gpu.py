@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import named_quantities, problem
+from conftest import load_without_cupy, named_quantities, problem
+from sklearn.exceptions import ConvergenceWarning
 
 import gpubp
 from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
@@ -105,33 +106,90 @@ def test_gpu_inputs_are_taken_without_a_host_copy():
 
     X = cupy.random.default_rng(0).standard_normal((200, 6), dtype=cupy.float32)
     y = (X[:, 0] > 0).astype(cupy.int64)
-    clf = gpubp.MLPClassifier((8,), max_iter=20, backend="cupy", random_state=0)
-    clf.fit(X, y)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=100, learning_rate_init=0.01, random_state=0)
+    clf = gpubp.MLPClassifier(backend="cupy", **kw)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
     assert clf.n_features_in_ == 6 and isinstance(clf.predict(X), np.ndarray)
-    reg = gpubp.MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, backend="cupy", random_state=0)
-    assert reg.fit(X, X[:, 0] * 2).score(X, X[:, 0] * 2) > 0.5
+    assert clf.score(X, y) > 0.9  # a device y is scored on the host
+    reg = gpubp.MLPRegressor(backend="cupy", **kw)
+    with pytest.warns(ConvergenceWarning):  # 100 epochs: R^2 0.99 on the CPU
+        reg.fit(X, X[:, 0] * 2)
+    on_cpu = gpubp.MLPRegressor(backend="numpy", **kw)
+    with pytest.warns(ConvergenceWarning):
+        on_cpu.fit(X.get(), X.get()[:, 0] * 2)
+    score = reg.score(X, X[:, 0] * 2)
+    assert score > 0.95 and score == pytest.approx(on_cpu.score(X.get(), X.get()[:, 0] * 2), 1e-4)
     with pytest.raises(ValueError, match="NaN or infinity"):
         clf.predict(cupy.full((2, 6), cupy.nan, dtype=cupy.float32))
 
 
 def test_a_model_trained_on_the_gpu_pickles_and_saves_as_numpy(tmp_path):
-    import io
     import pickle
 
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=100, n_features=5, random_state=0)
     clf = gpubp.MLPClassifier((8,), max_iter=10, backend="cupy", random_state=0).fit(X, y)
-    blob = pickle.dumps(clf)
-
-    class NoCuPy(pickle.Unpickler):  # the pickle must not need CuPy to load
-        def find_class(self, module, name):
-            assert not module.startswith(("cupy", "cupyx", "cupy_backends")), module
-            return super().find_class(module, name)
-
-    back = NoCuPy(io.BytesIO(blob)).load()
+    back = load_without_cupy(pickle.dumps(clf))  # the pickle must not need CuPy to load
     back.set_params(backend="numpy")
     np.testing.assert_allclose(back.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
     gpubp.save(clf, tmp_path / "m.npz")
     on_cpu = gpubp.load(tmp_path / "m.npz", backend="numpy")
     np.testing.assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
+
+
+def test_partial_fit_and_score_take_targets_on_the_gpu():
+    """Every call into scikit-learn gets host arrays, whatever the caller passed."""
+    import cupy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    Y = np.c_[X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 0].astype(np.int64)  # multi-label
+    w = rng.uniform(0.5, 1.5, size=80)
+    dev = cupy.asarray
+    for targets, classes in ((y, np.arange(3)), (Y, np.arange(3))):
+        kw = dict(hidden_layer_sizes=(8,), random_state=0, backend="cupy")
+        on_gpu, on_host = gpubp.MLPClassifier(**kw), gpubp.MLPClassifier(**kw)
+        for _ in range(3):
+            on_gpu.partial_fit(
+                dev(X), dev(targets), classes=None if classes is None else dev(classes)
+            )
+            on_host.partial_fit(X, targets, classes=classes)
+        np.testing.assert_array_equal(on_gpu.predict(X), on_host.predict(X))
+        assert on_gpu.score(dev(X), dev(targets), dev(w)) == on_host.score(X, targets, w)
+    reg = gpubp.MLPRegressor(hidden_layer_sizes=(8,), random_state=0, backend="cupy")
+    reg.partial_fit(dev(X), dev(X[:, 0]), dev(w))
+    assert reg.score(dev(X), dev(X[:, 0]), dev(w)) == reg.score(X, X[:, 0], w)
+
+
+class CudaTensor:
+    """What a PyTorch or JAX GPU tensor offers gpubp: DLPack on a CUDA device."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def test_gpu_tensors_of_other_libraries_as_x_and_y():
+    import cupy
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    assert np.array_equal(gpubp.to_numpy(CudaTensor(cupy.asarray(y))), y)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=5, random_state=0, backend="cupy")
+    with pytest.warns(ConvergenceWarning):
+        clf = gpubp.MLPClassifier(**kw).fit(
+            CudaTensor(cupy.asarray(X)), CudaTensor(cupy.asarray(y))
+        )
+    with pytest.warns(ConvergenceWarning):
+        ref = gpubp.MLPClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
+    assert clf.score(CudaTensor(cupy.asarray(X)), CudaTensor(cupy.asarray(y))) == ref.score(X, y)
