@@ -58,6 +58,8 @@ class Gpubp:
         self.model.partial_fit(self.X, self.y)
 
     def peak_gpu_memory(self):
+        """Bytes CuPy's pool holds: it keeps what it has allocated, so after the fit this
+        is its peak, as torch.cuda.max_memory_reserved is for PyTorch's allocator."""
         import cupy
 
         return cupy.get_default_memory_pool().total_bytes()
@@ -147,7 +149,9 @@ class Torch:
         float(total)  # one read per epoch, as gpubp does; it also waits for the device
 
     def peak_gpu_memory(self):
-        return self.torch.cuda.max_memory_allocated()
+        """Peak bytes held by PyTorch's caching allocator (reserved, not only in use): the
+        measure CuPy's pool total gives for gpubp."""
+        return self.torch.cuda.max_memory_reserved()
 
 
 def cpu_contender(key: str):

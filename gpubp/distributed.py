@@ -31,7 +31,15 @@ class MPIComm:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
-        self.seconds = 0.0  # spent in allreduce, for the benchmark
+        self._seconds = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent in all-reduces since the last ``reset_timer`` (for benchmarks)."""
+        return self._seconds
+
+    def reset_timer(self) -> None:
+        self._seconds = 0.0
 
     def allreduce(self, buf):
         """Sum ``buf`` over the ranks, in place (NumPy; CuPy through the host)."""
@@ -42,7 +50,7 @@ class MPIComm:
             host = buf.get()
             self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
             buf.set(host)
-        self.seconds += time.perf_counter() - start
+        self._seconds += time.perf_counter() - start
         return buf
 
     def sum(self, values) -> np.ndarray:
@@ -59,33 +67,72 @@ class MPIComm:
 
 
 class NCCLComm(MPIComm):
-    """NCCL for the device all-reduce (one GPU per rank); MPI to exchange NCCL's id."""
+    """NCCL for the device all-reduce (one GPU per rank); MPI to exchange NCCL's id.
+
+    Each all-reduce is timed by CUDA events around it on the stream, read only when
+    ``seconds`` is asked for, so timing never makes a step wait.
+    """
 
     def __init__(self, comm):
         super().__init__(comm)
         import cupy
         from cupy.cuda import nccl
 
+        if not nccl.available:
+            raise DistributedError(
+                "distributed='nccl' needs NCCL, which CuPy could not load here: pip install "
+                "nvidia-nccl-cu12 (CUDA 12) or nvidia-nccl-cu13 (CUDA 13), or use "
+                "distributed='mpi'"
+            )
+        device = cupy.cuda.Device()
+        places = comm.allgather((self.MPI.Get_processor_name(), device.pci_bus_id))
+        for place in places:
+            shared = [q for q, other in enumerate(places) if other == place]
+            if len(shared) > 1:
+                raise DistributedError(
+                    f"ranks {shared} share the GPU {place[1]} on {place[0]}; NCCL needs one "
+                    "GPU per rank: run at most as many ranks on a machine as it has GPUs, or "
+                    "use distributed='mpi'"
+                )
         uid = nccl.get_unique_id() if self.rank == 0 else None
         uid = comm.bcast(uid, root=0)
         self.nccl = nccl
         self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)
         self.cupy = cupy
+        self._events = []
+
+    @property
+    def seconds(self) -> float:
+        if self._events:
+            self._events[-1][1].synchronize()
+            elapsed = self.cupy.cuda.get_elapsed_time
+            self._seconds += sum(elapsed(start, end) for start, end in self._events) / 1e3
+            self._events.clear()
+        return self._seconds
+
+    def reset_timer(self) -> None:
+        self._events.clear()
+        self._seconds = 0.0
 
     def allreduce(self, buf):
         if isinstance(buf, np.ndarray):
             return super().allreduce(buf)
-        start = time.perf_counter()
         kind = {
             np.dtype(np.float32): self.nccl.NCCL_FLOAT32,
             np.dtype(np.float64): self.nccl.NCCL_FLOAT64,
         }[buf.dtype]
-        stream = self.cupy.cuda.get_current_stream().ptr
+        stream = self.cupy.cuda.get_current_stream()
+        start, end = self.cupy.cuda.Event(), self.cupy.cuda.Event()
+        start.record(stream)
         self.nccl_comm.allReduce(
-            buf.data.ptr, buf.data.ptr, buf.size, kind, self.nccl.NCCL_SUM, stream
+            buf.data.ptr, buf.data.ptr, buf.size, kind, self.nccl.NCCL_SUM, stream.ptr
         )
-        self.seconds += time.perf_counter() - start
+        end.record(stream)
+        self._events.append((start, end))
         return buf
+
+
+_COMMUNICATORS: dict = {}  # one per (mode, backend) and process: NCCL's is costly to build
 
 
 def communicator(mode, backend_name: str):
@@ -113,11 +160,14 @@ def communicator(mode, backend_name: str):
         return None
     if mode == "nccl" and backend_name != "cupy":
         raise DistributedError("distributed='nccl' needs backend='cupy'")
-    if backend_name == "cupy":  # one GPU per rank: rank modulo the visible devices
-        import cupy
+    key = (mode, backend_name)
+    if key not in _COMMUNICATORS:
+        if backend_name == "cupy":  # one GPU per rank: rank modulo the visible devices
+            import cupy
 
-        cupy.cuda.Device(world.Get_rank() % cupy.cuda.runtime.getDeviceCount()).use()
-    return NCCLComm(world) if mode == "nccl" else MPIComm(world)
+            cupy.cuda.Device(world.Get_rank() % cupy.cuda.runtime.getDeviceCount()).use()
+        _COMMUNICATORS[key] = NCCLComm(world) if mode == "nccl" else MPIComm(world)
+    return _COMMUNICATORS[key]
 
 
 def agree(comm, check):

@@ -65,6 +65,10 @@ def run(scenario, out, rank, size):
             n_iter=clf.n_iter_,
             scores=np.array(clf.validation_scores_),
         )
+    elif scenario == "nccl":  # the device all-reduce, one GPU per rank
+        kw = {**common, **SOLVERS["sgd"], "distributed": "nccl", "backend": "cupy"}
+        clf = gpubp.MLPClassifier(**kw).fit(X[part], y[part])
+        np.savez(out / f"nccl-rank{rank}.npz", *clf.coefs_, *clf.intercepts_)
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none
         gpubp.MLPClassifier(**common).fit(X[part], y[part])

@@ -71,3 +71,17 @@ def test_crossover_and_the_scaling_plot(tmp_path):
     }
     plot(result, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gpu_memory_is_the_allocators_peak_holding_for_both_contenders():
+    """CuPy's pool total (what the pool holds; it never shrinks during a fit) is compared
+    with PyTorch's peak reserved bytes, not its peak bytes in use."""
+    from types import SimpleNamespace
+
+    from benchmarks.contenders import Torch
+
+    torch = Torch("cuda")
+    torch.torch = SimpleNamespace(
+        cuda=SimpleNamespace(max_memory_reserved=lambda: 7 * 2**20, max_memory_allocated=lambda: 1)
+    )
+    assert torch.peak_gpu_memory() == 7 * 2**20

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import standin_installed
 from mpi_train import COMMON, problem
 
 import gpubp
+from gpubp import distributed
 from gpubp.distributed import DistributedError, communicator, shard
 
 HERE = Path(__file__).resolve().parent
@@ -42,8 +44,8 @@ def mpiexec():
     return exe
 
 
-def launch(scenario, out, ranks=2, timeout=180):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+def launch(scenario, out, ranks=2, timeout=180, **env):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **env}
     return subprocess.run(
         [
             mpiexec(),
@@ -59,6 +61,9 @@ def launch(scenario, out, ranks=2, timeout=180):
         timeout=timeout,
         env=env,
     )
+
+
+SOLVERS_SGD = dict(solver="sgd", momentum=0.9, nesterovs_momentum=True)
 
 
 def single_process(Estimator, target, **kw):
@@ -162,3 +167,71 @@ def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
     assert out.stdout.count("test accuracy") == 1  # one report, from rank 0
     assert "1347 training" in out.stdout and (tmp_path / "model.npz").exists()
     assert gpubp.load(tmp_path / "model.npz").n_features_in_ == 64  # a normal model file
+
+
+# -- NCCL (on the CuPy stand-in: an all-reduce over MPI behind device pointers) ------------
+
+
+@pytest.fixture
+def fresh_communicators(monkeypatch):
+    pytest.importorskip("mpi4py")
+    monkeypatch.setattr(distributed, "_COMMUNICATORS", {})
+
+
+@pytest.mark.gpu
+def test_nccl_missing_says_why_and_what_to_install(fresh_communicators, monkeypatch):
+    from cupy.cuda import nccl
+
+    monkeypatch.setattr(nccl, "available", False)
+    with pytest.raises(DistributedError, match="nvidia-nccl-cu12.*distributed='mpi'"):
+        communicator("nccl", "cupy")
+
+
+@pytest.mark.gpu
+def test_the_nccl_communicator_is_built_once_and_timed_without_waiting(fresh_communicators):
+    import cupy
+
+    comm = communicator("nccl", "cupy")
+    assert communicator("nccl", "cupy") is comm  # not once per fit
+    buf = cupy.ones(100, dtype=cupy.float32)
+    comm.reset_timer()
+    counting = getattr(cupy, "counting", None)
+    if counting is None:  # a real GPU: the sum and the time are what can be checked
+        comm.allreduce(buf)
+        assert comm.seconds > 0 and float(buf[0]) == comm.size
+        return
+    with counting() as seen:
+        comm.allreduce(buf)
+        comm.allreduce(buf)
+    assert seen.syncs == 0 and seen.d2h == 0  # the step never waits for the timer
+    with counting() as seen:
+        assert comm.seconds >= 0
+    assert seen.syncs == 1  # reading the time waits for the last all-reduce, once
+
+
+@pytest.mark.gpu
+def test_two_ranks_on_two_gpus_train_the_weights_of_one_process(tmp_path):
+    if not standin_installed():
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 2:
+            pytest.skip("needs two GPUs")
+    out = launch("nccl", tmp_path, GPUBP_STANDIN_DEVICES="2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS_SGD)
+    ranks = [np.load(tmp_path / f"nccl-rank{r}.npz") for r in range(2)]
+    for k, want in enumerate(one.coefs_ + one.intercepts_):
+        np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])
+        np.testing.assert_allclose(ranks[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+def test_two_ranks_on_one_gpu_are_refused_with_nccl(tmp_path):
+    if not standin_installed():
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() != 1:
+            pytest.skip("needs a machine with one GPU")
+    out = launch("nccl", tmp_path, GPUBP_STANDIN_DEVICES="1")
+    assert out.returncode != 0
+    assert out.stdout.count("share the GPU") == 2, out.stdout + out.stderr  # on every rank

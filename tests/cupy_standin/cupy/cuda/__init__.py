@@ -33,6 +33,10 @@ class Device:
         return runtime.memGetInfo()
 
     @property
+    def pci_bus_id(self):
+        return f"0000:{self.id + 1:02X}:00.0"
+
+    @property
     def compute_capability(self):
         return "90"
 
@@ -66,28 +70,33 @@ Stream.null = Stream(null=True)
 
 
 class Event:
-    """Recorded at a point of the stream; its time can be read once it has completed."""
+    """Recorded at a point of the (one) stream; its time can be read once it has completed,
+    which waiting for it or for any later event of the stream makes it."""
+
+    _recorded = 0  # events recorded so far, in stream order
+    _completed_upto = 0  # the stream has run up to this event
 
     def __init__(self, block=False, disable_timing=False, interprocess=False):
         self._time = None
-        self._completed = False
+        self._seq = None
 
     def record(self, stream=None):
-        self._time = time.perf_counter()
-        self._completed = False
+        Event._recorded += 1
+        self._time, self._seq = time.perf_counter(), Event._recorded
 
     def synchronize(self):
         _state.COUNTS.syncs += 1
-        self._completed = self._time is not None
+        if self._seq is not None:
+            Event._completed_upto = max(Event._completed_upto, self._seq)
 
     @property
     def done(self):
-        return self._completed
+        return self._seq is not None and self._seq <= Event._completed_upto
 
 
 def get_elapsed_time(start_event, end_event):
     """Milliseconds between two events; the later must have completed (synchronize it)."""
-    if not end_event._completed or start_event._time is None:
+    if not end_event.done or start_event._time is None:
         raise runtime.CUDARuntimeError("cudaErrorNotReady: device not ready")
     return (end_event._time - start_event._time) * 1e3
 
