@@ -4,7 +4,8 @@ Each replaces several array operations of the reference formulas in
 ``gpubp.functions`` and ``gpubp.optim`` (which stay the definition, and which
 the NumPy backend runs) by one kernel launch: bias + activation, the
 activation derivative, softmax + cross-entropy, sigmoid + binary
-cross-entropy, and every optimiser step over the flat parameter vector. Only
+cross-entropy, weight decay's dW += 2 lambda W, and every optimiser step over
+the flat parameter vector. Only
 ``gpubp.backend`` imports this module, after CuPy has imported and a device
 has answered.
 """

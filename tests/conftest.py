@@ -90,3 +90,17 @@ def load_without_cupy(blob: bytes):
             return super().find_class(module, name)
 
     return NoCuPy(io.BytesIO(blob)).load()
+
+
+class DLPackProducer:
+    """Any DLPack producer wrapping ``array`` (what a PyTorch or JAX tensor offers);
+    ``device``, a (type, id) pair, overrides the device it reports (2 is CUDA)."""
+
+    def __init__(self, array, device=None):
+        self.array, self.device = array, device
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.device or self.array.__dlpack_device__()

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DLPackProducer
 
 import gpubp
 from gpubp import backend as backend_module
@@ -123,18 +124,7 @@ def test_to_numpy_from_numpy_lists_and_dlpack():
     a = np.arange(6.0).reshape(2, 3)
     assert gpubp.to_numpy(a) is a
     np.testing.assert_array_equal(gpubp.to_numpy([[1, 2]]), [[1, 2]])
-
-    class Producer:  # any DLPack producer
-        def __init__(self, x):
-            self.x = x
-
-        def __dlpack__(self, **kwargs):
-            return self.x.__dlpack__(**kwargs)
-
-        def __dlpack_device__(self):
-            return self.x.__dlpack_device__()
-
-    np.testing.assert_array_equal(gpubp.to_numpy(Producer(a)), a)
+    np.testing.assert_array_equal(gpubp.to_numpy(DLPackProducer(a)), a)
 
 
 def test_show_config_names_versions_backend_and_blas(capsys):

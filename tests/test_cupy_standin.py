@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DLPackProducer
 
 from gpubp.backend import out_of_memory
 
@@ -134,18 +135,7 @@ def test_raw_kernels_check_arguments_against_the_c_signature(cp):
 def test_dlpack_from_a_cuda_producer_only(cp):
     a = cp.arange(3.0)
     assert cp.from_dlpack(a) is a
-
-    class CudaTensor:  # what a PyTorch CUDA tensor offers
-        def __init__(self, x):
-            self.x = x
-
-        def __dlpack__(self, **kwargs):
-            return self.x.__dlpack__(**kwargs)
-
-        def __dlpack_device__(self):
-            return (2, 0)
-
-    assert cp.from_dlpack(CudaTensor(a)).tolist() == [0, 1, 2]
+    assert cp.from_dlpack(DLPackProducer(a, device=(2, 0))).tolist() == [0, 1, 2]
     with pytest.raises(BufferError):
         cp.from_dlpack(np.arange(3.0))
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import load_without_cupy, named_quantities, problem
+from conftest import DLPackProducer, load_without_cupy, named_quantities, problem
 from sklearn.exceptions import ConvergenceWarning
 
 import gpubp
@@ -164,32 +164,19 @@ def test_partial_fit_and_score_take_targets_on_the_gpu():
     assert reg.score(dev(X), dev(X[:, 0]), dev(w)) == reg.score(X, X[:, 0], w)
 
 
-class CudaTensor:
-    """What a PyTorch or JAX GPU tensor offers gpubp: DLPack on a CUDA device."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def __dlpack__(self, **kwargs):
-        return self.array.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self.array.__dlpack_device__()
-
-
 def test_gpu_tensors_of_other_libraries_as_x_and_y():
+    """What a PyTorch or JAX GPU tensor offers: DLPack on a CUDA device."""
     import cupy
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(60, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    assert np.array_equal(gpubp.to_numpy(CudaTensor(cupy.asarray(y))), y)
+    X_t, y_t = DLPackProducer(cupy.asarray(X)), DLPackProducer(cupy.asarray(y))
+    assert np.array_equal(gpubp.to_numpy(y_t), y)
     kw = dict(hidden_layer_sizes=(6,), max_iter=5, random_state=0, backend="cupy")
     with pytest.warns(ConvergenceWarning):
-        clf = gpubp.MLPClassifier(**kw).fit(
-            CudaTensor(cupy.asarray(X)), CudaTensor(cupy.asarray(y))
-        )
+        clf = gpubp.MLPClassifier(**kw).fit(X_t, y_t)
     with pytest.warns(ConvergenceWarning):
         ref = gpubp.MLPClassifier(**kw).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
-    assert clf.score(CudaTensor(cupy.asarray(X)), CudaTensor(cupy.asarray(y))) == ref.score(X, y)
+    assert clf.score(X_t, y_t) == ref.score(X, y)
