@@ -500,13 +500,17 @@ class _BaseMLP(BaseEstimator):
     def _set_host_weights(self, coefs=None, intercepts=None):
         """Weights from the host, for the network if there is one, else kept until one is
         built (``load`` sets coefs_ and then intercepts_)."""
-        if self.__dict__.get("_net") is None:
-            old = self.__dict__.get("_weights") or (None, None)
-            new = (old[0] if coefs is None else list(coefs), old[1])
-            self._weights = (new[0], old[1] if intercepts is None else list(intercepts))
-            return
-        W, b = zip(*self._net.get_weights())
-        self._net.set_weights(list(zip(coefs or W, intercepts or b)))
+        net = self.__dict__.get("_net")
+        if net is None:
+            W, b = self.__dict__.get("_weights") or (None, None)
+        else:
+            W, b = zip(*net.get_weights())
+        W = W if coefs is None else list(coefs)
+        b = b if intercepts is None else list(intercepts)
+        if net is None:
+            self._weights = (W, b)
+        else:
+            net.set_weights(list(zip(W, b)))
 
     # -- inputs ------------------------------------------------------------------------
 

@@ -152,8 +152,9 @@ def run_epoch_distributed(
         S = buf[-1]  # on the device: the global weight sum
         grad /= S
         if objective.alpha:
-            net.add_penalty_gradient(out, objective.alpha / S)
-            penalty_weight = penalty_weight + (objective.alpha / 2) * (end - start) / S
+            _, decay = objective.constants(S)
+            net.add_penalty_gradient(out, 2 * decay)
+            penalty_weight = penalty_weight + decay * (end - start)
         optimizer.step(net.theta, grad)
         total = total + buf[-2] / S * (end - start)
         steps += 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import standin_installed
-from mpi_train import COMMON, problem
+from mpi_train import COMMON, SOLVERS, problem
 
 import gpubp
 from gpubp import distributed
@@ -63,9 +63,6 @@ def launch(scenario, out, ranks=2, timeout=180, **env):
     )
 
 
-SOLVERS_SGD = dict(solver="sgd", momentum=0.9, nesterovs_momentum=True)
-
-
 def single_process(Estimator, target, **kw):
     X, y = problem()
     with warnings.catch_warnings():
@@ -76,10 +73,7 @@ def single_process(Estimator, target, **kw):
 def test_two_ranks_train_the_weights_of_one_process(tmp_path):
     out = launch("equal", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    for name, kw in [
-        ("sgd", dict(solver="sgd", momentum=0.9, nesterovs_momentum=True)),
-        ("adam", dict(solver="adam", learning_rate_init=0.01)),
-    ]:
+    for name, kw in SOLVERS.items():
         ranks = [np.load(tmp_path / f"{name}-rank{r}.npz") for r in range(2)]
         one = single_process(gpubp.MLPClassifier, "y", **kw)
         expected = one.coefs_ + one.intercepts_
@@ -218,7 +212,7 @@ def test_two_ranks_on_two_gpus_train_the_weights_of_one_process(tmp_path):
             pytest.skip("needs two GPUs")
     out = launch("nccl", tmp_path, GPUBP_STANDIN_DEVICES="2")
     assert out.returncode == 0, out.stdout + out.stderr
-    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS_SGD)
+    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
     ranks = [np.load(tmp_path / f"nccl-rank{r}.npz") for r in range(2)]
     for k, want in enumerate(one.coefs_ + one.intercepts_):
         np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])

@@ -17,11 +17,13 @@ for _name, _sigma in ACTIVATIONS.items():
 for _name, _prime in DERIVATIVES.items():
     ELEMENTWISE[f"gpubp_d{_name}"] = lambda z, g_in, _p=_prime: {"g": _p(np, z, g_in.copy())}
 
-ELEMENTWISE["gpubp_sigmoid_bce"] = lambda t, y: {
-    "f": sigmoid(np, t),
-    "r": softplus(np, t) - y * t,
-    "d": sigmoid(np, t) - y,
-}
+
+def _sigmoid_bce(t, y):
+    f = sigmoid(np, t)
+    return {"f": f, "r": softplus(np, t) - y * t, "d": f - y}
+
+
+ELEMENTWISE["gpubp_sigmoid_bce"] = _sigmoid_bce
 ELEMENTWISE["gpubp_axpy"] = lambda x, a, y_in: {"y": y_in + a * x}
 ELEMENTWISE["gpubp_sgd"] = lambda g, lr, theta_in: {"theta": theta_in - lr * g}
 
