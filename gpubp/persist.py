@@ -6,14 +6,16 @@ and ``__gpubp__``: a JSON text with the format, its version, the kind of model,
 the architecture, the estimator's parameters and fitted attributes, and the
 name, shape and dtype of every array. It is read with ``allow_pickle=False``,
 so loading a file never runs code from it, and every array is checked against
-the description before anything is built.
+the description before anything is built. An optional ``record`` (how the model
+was trained: data, target, score, ...) is kept in the description for
+``describe`` and ``gpubp info``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
@@ -41,16 +43,22 @@ FITTED = (
     "validation_scores_",
     "best_validation_score_",
     "validation_loss_curve_",
+    "stop_reason_",
 )
 MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
 MAX_MEMBER_BYTES = 8 * MAX_PARAMETERS
 
 
-def save(model, path) -> None:
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
+
+
+def save(model, path, *, record: dict | None = None) -> None:
     """Write an ``MLP``, ``MLPClassifier`` or ``MLPRegressor`` to ``path`` (.npz).
 
     The file is written beside ``path`` under a temporary name and renamed, so
-    an interrupted save never leaves half a model where a good one was.
+    an interrupted save never leaves half a model where a good one was; its
+    permissions follow the umask. ``record``, a JSON-able dict, describes how the
+    model was trained.
     """
     kind = type(model).__name__
     if kind not in KINDS or not isinstance(model, KINDS[kind]):
@@ -83,16 +91,31 @@ def save(model, path) -> None:
             "dtype": net.dtype.name,
         },
         **meta,
+        **({} if record is None else {"record": _json_record(record)}),
         "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},
     }
     arrays[META] = np.array(json.dumps(meta))
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, write) -> None:
+    """Call ``write(f)`` on a new binary file beside ``path`` and rename it onto ``path``
+    when complete: an error or interruption leaves what was at ``path`` as it was.
+    Permissions follow the umask; errors name ``path``, never the temporary file."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gpubp-", suffix=".tmp", dir=folder)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
         os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -104,26 +127,52 @@ def load(path, backend="auto"):
     Raises ModelFileError for a file that is missing, truncated, corrupted, not a
     gpubp model, or written by an unknown version of the format.
     """
-    try:
-        with open(path, "rb") as f:
-            npz = np.load(f, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile) or META not in npz.files:
-                raise ModelFileError(f"{path}: not a gpubp model file (no {META} entry)")
-            with npz:
-                meta = _description(_read(npz, META, path), path)
-                arrays = _arrays(npz, meta, path)
-    except ModelFileError:
-        raise
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{path}: no such file") from exc
-    except Exception as exc:  # zipfile, zlib, struct, numpy: a damaged file fails many ways
-        raise ModelFileError(f"{path}: not a readable gpubp model file ({exc})") from exc
+    meta, arrays = _read_file(path)
     try:
         return _build(meta, arrays, backend)
     except (ModelFileError, BackendError):
         raise
     except Exception as exc:
         raise ModelFileError(f"{path}: the model description is inconsistent ({exc})") from exc
+
+
+def describe(path) -> dict:
+    """What a model file holds, without building the model: its ``format``,
+    ``version``, ``kind``, ``network`` (layer sizes, activation, output, loss,
+    dtype), ``params`` and ``fitted`` attributes of an estimator, ``record`` (how it
+    was trained, if saved with one), ``classes`` and ``feature_names`` (lists or
+    None). The file is checked as ``load`` checks it."""
+    meta, arrays = _read_file(path)
+    info = {k: meta.get(k) for k in ("format", "version", "kind", "network", "params", "fitted")}
+    info["record"] = meta.get("record")
+    for name in ("classes", "feature_names"):
+        info[name] = arrays[name].tolist() if name in arrays else None
+    return info
+
+
+def _read_file(path):
+    """The checked description and arrays of a model file."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise ModelFileError(f"{path}: not a gpubp model file (not an .npz archive)")
+            f.seek(0)
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile) or META not in npz.files:
+                raise ModelFileError(f"{path}: not a gpubp model file (no {META} entry)")
+            with npz:
+                meta = _description(_read(npz, META, path), path)
+                return meta, _arrays(npz, meta, path)
+    except ModelFileError:
+        raise
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"{path}: a folder, not a model file") from exc
+    except PermissionError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except Exception as exc:  # zipfile, zlib, struct, numpy: a damaged file fails many ways
+        raise ModelFileError(f"{path}: not a readable gpubp model file ({exc})") from exc
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -145,6 +194,17 @@ def _json_params(model) -> dict:
         params["random_state"] = None  # a generator object: only fit would use it
     params["hidden_layer_sizes"] = model._hidden_sizes()
     return params
+
+
+def _json_record(record) -> dict:
+    if not isinstance(record, dict):
+        raise TypeError(f"record must be a dict, not {type(record).__name__}")
+    try:
+        return json.loads(json.dumps(record))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"record must hold JSON values (str, numbers, lists, dicts): {exc}"
+        ) from None
 
 
 def _fitted(model) -> dict:
@@ -184,6 +244,8 @@ def _description(entry, path) -> dict:
         and sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:])) <= MAX_PARAMETERS
     ):
         raise ModelFileError(f"{path}: invalid layer_sizes {sizes!r}")
+    if not isinstance(meta.get("record", {}), dict):
+        raise ModelFileError(f"{path}: its training record is not a JSON object")
     return meta
 
 
@@ -289,6 +351,7 @@ def _build(meta, arrays, backend):
             validation_loss_curve=model.validation_loss_curve_,
             best_validation_score=_number(model.best_validation_score_),
             no_improvement_count=no_improvement,
+            stop_reason=getattr(model, "stop_reason_", ""),
         )
     if model.get_network().layer_sizes != tuple(sizes):  # built now: a bad backend fails here
         raise ValueError("the weights do not match hidden_layer_sizes")
@@ -310,6 +373,7 @@ FITTED_TYPES = {
     "best_validation_score_": (float, int, type(None)),
     "validation_loss_curve_": (list, type(None)),
     "no_improvement_count": int,
+    "stop_reason_": str,
 }
 OUT_ACTIVATION = {"identity": "identity", "softmax": "softmax", "logistic": "sigmoid"}
 
