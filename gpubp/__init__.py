@@ -16,6 +16,17 @@ from .persist import load, save
 
 __version__ = "0.1.0"
 
+_LAZY_SUBMODULES = ("plotting", "cli")  # imported on first use: matplotlib is slow to import
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "MLP",
     "Backprop",

@@ -45,6 +45,11 @@ def to_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
+def is_sparse(a: Any) -> bool:
+    """Whether ``a`` is a scipy.sparse or cupyx.scipy.sparse matrix."""
+    return hasattr(a, "nnz") and hasattr(a, "tocsr")
+
+
 @dataclass(frozen=True, eq=False)
 class Backend:
     """An array module ``xp`` with its to-device and to-host transfers."""
@@ -71,12 +76,31 @@ class Backend:
             return self.xp.from_dlpack(a)
         return None
 
+    def take_rows(self, a: Any, idx: Any) -> Any:
+        """The rows ``idx`` (device integers) of a dense or sparse matrix ``a``."""
+        return a[idx] if is_sparse(a) else self.xp.take(a, idx, axis=0)
+
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
 
 def _numpy_to_device(a: Any, dtype: Any = None) -> np.ndarray:
+    if is_sparse(a):  # stays a scipy.sparse CSR matrix
+        return a.tocsr().astype(dtype or a.dtype, copy=False)
     return np.asarray(to_numpy(a), dtype=dtype)
+
+
+def _cupy_to_device(cupy: Any) -> Callable[..., Any]:
+    def to_device(a: Any, dtype: Any = None) -> Any:
+        if is_sparse(a) and not isinstance(a, np.ndarray):
+            import cupyx.scipy.sparse
+
+            if type(a).__module__.startswith("cupyx"):
+                return a.tocsr().astype(dtype or a.dtype)
+            return cupyx.scipy.sparse.csr_matrix(a.tocsr().astype(dtype or a.dtype, copy=False))
+        return cupy.asarray(a, dtype=dtype)
+
+    return to_device
 
 
 NUMPY = Backend("numpy", np, _numpy_to_device)
@@ -104,7 +128,7 @@ def probe_cupy() -> tuple[Backend | None, str]:
     except Exception as exc:
         return None, f"gpubp's CUDA kernels failed to load ({type(exc).__name__}: {exc})"
     reason = f"CuPy {cupy.__version__} with {count} device(s)"
-    return Backend("cupy", cupy, cupy.asarray, reason=reason, fused=kernels), ""
+    return Backend("cupy", cupy, _cupy_to_device(cupy), reason=reason, fused=kernels), ""
 
 
 def _requested(name: str) -> str:

@@ -8,7 +8,7 @@ the same parameters, defaults and fitted attributes as scikit-learn, plus
 from __future__ import annotations
 
 import contextlib
-import warnings
+import hashlib
 import weakref
 from numbers import Integral, Real
 
@@ -28,9 +28,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .backend import get_backend, out_of_memory, to_numpy
-from .distributed import MODES, DistributedError, agree, communicator
-from .errors import DeviceMemoryError, InputError
+from .backend import get_backend, is_sparse, out_of_memory, to_numpy
+from .distributed import MODES, DistributedError, agree, communicator, shard
+from .errors import DeviceMemoryError, InputError, warn_at_caller
 from .functions import log_softmax, softplus
 from .network import DTYPES, MLP
 from .optim import SGD, Adam, moved
@@ -46,6 +46,7 @@ ACTIVATIONS = {
 }
 OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
+PREDICT_CHUNK_BYTES = 2**28  # predict's activations per chunk of rows, at most
 
 
 def _named(argument, check, *args, **kwargs):
@@ -75,6 +76,31 @@ def _shards(comm, X, Y) -> tuple[int, int | None]:
             )
     sizes = [n for n, _, _ in shapes]
     return sum(sizes[: comm.rank]), sum(sizes)
+
+
+def _fingerprint(backend, X, Y, w) -> str:
+    """A digest of X's shape and of up to 64 evenly spaced rows of X, Y and w (one read)."""
+    n = X.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+    digest = hashlib.blake2b(repr(tuple(X.shape)).encode(), digest_size=16)
+    sample = backend.take_rows(X, backend.to_device(rows))
+    sample = backend.to_host(sample.toarray() if is_sparse(sample) else sample)
+    for a in (sample, Y[rows], None if w is None else w[rows]):
+        if a is not None:
+            digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def _own_rows_if_replicated(comm, backend, X, y, Y, w):
+    """(X, y, Y, w), cut to this rank's shard when every rank holds the same rows.
+
+    Each rank reading the whole file is the common way to launch; training on R
+    copies of the data would be wrong, so each rank takes its block of rows.
+    """
+    if comm is None or len(set(comm.allgather(_fingerprint(backend, X, Y, w)))) > 1:
+        return X, y, Y, w
+    part = shard(X.shape[0], comm.rank, comm.size)
+    return X[part], y[part], Y[part], None if w is None else w[part]
 
 
 def _shared_seed(comm, random_state):
@@ -186,6 +212,11 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.distributed = distributed
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy.sparse CSR or CSC X
+        return tags
+
     # -- what the subclasses say ---------------------------------------------------
 
     def _encode_targets(self, y, incremental, labels=None):
@@ -267,6 +298,7 @@ class _BaseMLP(BaseEstimator):
                     np.empty((X.shape[0], 0)),
                 ).astype(self.dtype),
             )
+        X, y_host, Y, w_host = _own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
         offset, n_total = _shards(comm, X, Y)
         rng = _generator(
             self.random_state if comm is None else _shared_seed(comm, self.random_state)
@@ -281,8 +313,14 @@ class _BaseMLP(BaseEstimator):
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
         data = Data(X, Y, w, w_host, offset, n_total)
         if self.solver == "lbfgs":
-            self.n_iter_, self.loss_ = fit_lbfgs(
-                net, data, objective, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol
+            self.n_iter_, self.loss_, self.stop_reason_ = fit_lbfgs(
+                net,
+                data,
+                objective,
+                max_iter=self.max_iter,
+                max_fun=self.max_fun,
+                tol=self.tol,
+                verbose=bool(self.verbose),
             )
         else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
@@ -347,10 +385,9 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n)
         else:
             if self.batch_size > n:
-                warnings.warn(
+                warn_at_caller(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
-                    "be clipped",
-                    stacklevel=4,
+                    "be clipped"
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         try:
@@ -422,7 +459,9 @@ class _BaseMLP(BaseEstimator):
                 "of your dataset."
             )
         xp, to_device = net.backend.xp, net.backend.to_device
-        training, held_out = (data.subset(xp, to_device(rows), rows) for rows in (train, val))
+        training, held_out = (
+            data.subset(net.backend, to_device(rows), rows) for rows in (train, val)
+        )
         training.offset, training.n_total = _shards(comm, training.X, training.Y)
         y_val = y_host[val]
 
@@ -463,6 +502,7 @@ class _BaseMLP(BaseEstimator):
             None if h.validation_loss_curve is None else list(h.validation_loss_curve)
         )
         self.best_validation_score_ = h.best_validation_score
+        self.stop_reason_ = h.stop_reason
 
     # -- the weights -------------------------------------------------------------------
 
@@ -530,24 +570,54 @@ class _BaseMLP(BaseEstimator):
                 input_name="y",
                 dtype=None if is_classifier(self) else np.float64,
             )
-        resident = backend.resident(X)
-        if resident is None:
-            X = _named("X", validate_data, self, X, dtype=(np.float64, np.float32), reset=reset)
-            X = backend.to_device(X, dtype=getattr(backend.xp, self.dtype))
-        else:
-            seen = self.__dict__.get("_checked_input")
-            if reset or y is None or seen is None or seen() is not X:
-                _named("X", self._check_resident, resident, backend.xp, reset)
-            if y is not None:
-                self._checked_input = weakref.ref(X)
-            X = resident.astype(getattr(backend.xp, self.dtype), copy=False)
+        X = backend.to_device(self._validated(X, backend, reset, training=y is not None))
         if y is None:
             return X
         _named("y", check_consistent_length, X, y)
         return X, y
 
-    def _check_resident(self, X, xp, reset):
-        """What validate_data checks, for an array already on the GPU."""
+    def _validated(self, X, backend, reset, training=False):
+        """X checked and in ``dtype``: on the host, or on the device if it already is there."""
+        resident = backend.resident(X)
+        if resident is None:
+            X = _named(
+                "X",
+                validate_data,
+                self,
+                X,
+                accept_sparse=("csr", "csc"),
+                dtype=(np.float64, np.float32),
+                reset=reset,
+            )
+            return self._in_dtype(X, "X")
+        seen = self.__dict__.get("_checked_input")
+        X_cast = resident.astype(getattr(backend.xp, self.dtype), copy=False)
+        if reset or not training or seen is None or seen() is not X:
+            _named("X", self._check_resident, resident, X_cast, backend.xp, reset)
+        if training:
+            self._checked_input = weakref.ref(X)
+        return X_cast
+
+    def _in_dtype(self, a, name):
+        """A host array in ``dtype`` (a sparse one in CSR form); values beyond its range are
+        an InputError, never inf."""
+        with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
+            if is_sparse(a):
+                a = a.tocsr()
+                out = a.astype(self.dtype, copy=False)
+                values, original = out.data, a.data
+            else:
+                out = values = a.astype(self.dtype, copy=False)
+                original = a
+        if out.dtype != a.dtype and not np.isfinite(values).all():  # a itself was finite
+            raise InputError(
+                f"{name} holds values beyond the range of {self.dtype} (largest magnitude "
+                f"{np.abs(original).max():.3g}); use dtype='float64'"
+            )
+        return out
+
+    def _check_resident(self, X, X_cast, xp, reset):
+        """What validate_data checks, for an array already on the GPU (one read)."""
         if X.ndim != 2:
             raise ValueError(f"Expected a 2-D array for X, got shape {tuple(X.shape)}.")
         if X.shape[0] == 0:
@@ -561,8 +631,13 @@ class _BaseMLP(BaseEstimator):
             )
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
-        if not bool(xp.isfinite(X).all()):
-            raise ValueError("Input X contains NaN or infinity.")
+        if not bool(xp.isfinite(X_cast).all()):
+            beyond = (
+                ""
+                if X_cast.dtype == X.dtype
+                else (f", or values beyond the range of {X_cast.dtype} (use dtype='float64')")
+            )
+            raise ValueError(f"Input X contains NaN or infinity{beyond}.")
         return X
 
     # -- predicting --------------------------------------------------------------------
@@ -592,17 +667,27 @@ class _BaseMLP(BaseEstimator):
         self.__dict__.pop("_weights", None)
         return rebuilt
 
-    def _forward_T(self, X):
-        """The output pre-activations T for X, on the device."""
+    def _predicted(self, X, output):
+        """``output(net, T)`` for the rows of X as one NumPy array, computed a chunk of
+        rows at a time so that the activations of a chunk take at most
+        PREDICT_CHUNK_BYTES of device memory."""
         check_is_fitted(self)
         net = self.get_network()
+        backend = net.backend
         with self._gpu_memory_advice():
-            _, T = net._propagate(self._inputs(X, net.backend, reset=False))
-        return net, T
+            X = self._validated(X, backend, reset=False)
+            itemsize = np.dtype(self.dtype).itemsize
+            rows = max(
+                1, PREDICT_CHUNK_BYTES // (itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1]))
+            )
+            parts = []
+            for start in range(0, X.shape[0], rows):
+                _, T = net._propagate(backend.to_device(X[start : start + rows]))
+                parts.append(backend.to_host(output(net, T)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _forward(self, X) -> np.ndarray:
-        net, T = self._forward_T(X)
-        return net.backend.to_host(net.g(T))
+        return self._predicted(X, lambda net, T: net.g(T))
 
     # -- pickling ----------------------------------------------------------------------
 
@@ -714,15 +799,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log of predict_proba, computed from T so it stays finite."""
-        net, T = self._forward_T(X)
-        xp = net.backend.xp
-        if self.out_activation_ == "softmax":
-            return net.backend.to_host(log_softmax(xp, T))
-        log_p = net.backend.to_host(-softplus(xp, -T))
-        if self.n_outputs_ == 1:
-            log_q = net.backend.to_host(-softplus(xp, T))
-            return np.hstack([log_q, log_p])
-        return log_p
+
+        def log_proba(net, T):
+            xp = net.backend.xp
+            if self.out_activation_ == "softmax":
+                return log_softmax(xp, T)
+            if self.n_outputs_ == 1:
+                return xp.concatenate([-softplus(xp, T), -softplus(xp, -T)], axis=1)
+            return -softplus(xp, -T)
+
+        return self._predicted(X, log_proba)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -807,7 +893,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _encode_targets(self, y, incremental, labels=None):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return y, y.reshape(len(y), -1).astype(self.dtype)
+        return y, self._in_dtype(y.reshape(len(y), -1), "y")
 
     def _score_sums(self, F, y, sample_weight):
         Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)

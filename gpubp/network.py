@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import NUMPY, Backend, get_backend
+from .backend import NUMPY, Backend, get_backend, is_sparse
 from .errors import InputError
 from .functions import (
     ACTIVATIONS,
@@ -351,7 +351,10 @@ class MLP:
                 gradients[l] = (Z[l].T @ D, xp.sum(D, axis=0))
             else:
                 dW, db = gradients[l] = out[l]
-                xp.matmul(Z[l].T, D, out=dW)
+                if is_sparse(Z[l]):  # a sparse X: a sparse-dense product
+                    dW[...] = Z[l].T @ D
+                else:
+                    xp.matmul(Z[l].T, D, out=dW)
                 xp.sum(D, axis=0, out=db)
             if l > 0:
                 D = sigma_prime(xp, Z[l], D @ self.W[l].T)  # the back-propagation equation

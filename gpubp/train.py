@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
-from .errors import DivergenceError
+from .errors import DivergenceError, warn_at_caller
 
 
 @dataclass
@@ -63,13 +63,13 @@ class Data:
     def weight_sum(self) -> float:
         return float(self.n if self.w_host is None else self.w_host.sum())
 
-    def subset(self, xp, idx, rows) -> Data:
+    def subset(self, backend, idx, rows) -> Data:
         """The cases at ``idx`` (a slice, or device indices whose host copy is ``rows``)."""
 
         def pick(a):
             if a is None:
                 return None
-            return a[idx] if isinstance(idx, slice) else xp.take(a, idx, axis=0)
+            return a[idx] if isinstance(idx, slice) else backend.take_rows(a, idx)
 
         w_host = None if self.w_host is None else self.w_host[rows]
         return Data(pick(self.X), pick(self.Y), pick(self.w), w_host)
@@ -89,6 +89,25 @@ class History:
     best_validation_score: float | None = None
     no_improvement_count: int = 0
     best_theta: Any = None
+    stop_reason: str = ""  # one of STOP_REASONS, set when a fit or partial_fit ends
+
+
+STOP_REASONS = {
+    "no_improvement": "the {what} did not improve by tol={tol} for {n} consecutive epochs",
+    "max_iter": "max_iter={max_iter} reached without converging",
+    "interrupted": "interrupted by the user (Ctrl-C)",
+    "partial_fit": "partial_fit runs one epoch",
+    "converged": "lbfgs converged: {message}",
+    "not_converged": "lbfgs stopped without converging: {message}",
+}
+
+
+def _stopped(history, verbose, reason, unit="epochs", **words) -> None:
+    """Record why training stopped; with ``verbose``, say it on stderr."""
+    history.stop_reason = reason
+    if verbose:
+        text = STOP_REASONS[reason].format(**words)
+        print(f"training stopped after {history.n_iter} {unit}: {text}", file=sys.stderr)
 
 
 def run_epoch(
@@ -109,7 +128,7 @@ def run_epoch(
             idx = rows = slice(start, end)
         else:
             rows, idx = order[start:end], order_dev[start:end]
-        batch = data.subset(xp, idx, rows)
+        batch = data.subset(net.backend, idx, rows)
         S = batch.weight_sum()
         if S <= 0:  # every case of this batch has weight 0: nothing to learn from
             continue
@@ -144,7 +163,7 @@ def run_epoch_distributed(
         end = min(start + batch_size, data.n_global)
         cases = np.arange(start, end) if order is None else order[start:end]
         rows = cases[(cases >= lo) & (cases < hi)] - lo
-        batch = data.subset(xp, to_device(rows), rows)
+        batch = data.subset(net.backend, to_device(rows), rows)
         trace = net._backprop(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         buf[-2] = trace.loss
         buf[-1] = batch.weight_sum()
@@ -195,7 +214,7 @@ def fit_stochastic(
 
         progress = tqdm(total=max_iter, desc="epochs", unit="epoch", mininterval=0.5)
     history.n_iter = 0
-    converged = interrupted = False
+    reason = "max_iter"
     try:
         with _interrupt_after_the_step() as stop:
             for _ in range(max_iter):
@@ -213,13 +232,11 @@ def fit_stochastic(
                         )
                     loss = float(total) / data.n_global
                 if stop["now"]:
-                    interrupted = True
-                    warnings.warn(
+                    reason = "interrupted"
+                    warn_at_caller(
                         f"training interrupted by the user after {history.n_iter} complete "
                         f"epochs and {steps} steps of the next; the weights are those of the "
-                        "last completed step",
-                        UserWarning,
-                        stacklevel=3,
+                        "last completed step"
                     )
                     break
                 if not math.isfinite(loss):
@@ -233,23 +250,32 @@ def fit_stochastic(
                 optimizer.iteration_ends(history.t)
                 if history.no_improvement_count > n_iter_no_change:
                     if optimizer.trigger_stopping():
-                        converged = True
+                        reason = "no_improvement"
                         break
                     history.no_improvement_count = 0
                 if incremental:
-                    converged = True
+                    reason = "partial_fit"
                     break
     finally:
         if progress is not None:
             progress.close()
-    if interrupted:
+    what = "training loss" if validate is None else "validation score"
+    _stopped(
+        history,
+        verbose and not incremental,
+        reason,
+        what=what,
+        tol=tol,
+        n=n_iter_no_change,
+        max_iter=max_iter,
+    )
+    if reason == "interrupted":
         return
-    if not converged and history.n_iter == max_iter:
-        warnings.warn(
+    if reason == "max_iter":
+        warn_at_caller(
             f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the "
             "optimization hasn't converged yet.",
             ConvergenceWarning,
-            stacklevel=3,
         )
     if validate is not None and history.best_theta is not None:
         # after unpickling or a dtype change the best weights are a host or other copy
@@ -315,10 +341,13 @@ def _update_no_improvement(net, history: History, tol: float, validate) -> None:
         history.best_theta = net.theta.copy()
 
 
-def fit_lbfgs(net, data: Data, objective: Objective, *, max_iter, max_fun, tol) -> tuple:
+def fit_lbfgs(
+    net, data: Data, objective: Objective, *, max_iter, max_fun, tol, verbose=False
+) -> tuple:
     """SciPy's L-BFGS-B over theta; theta and its gradient cross to the host once a call.
 
-    Returns (iterations, final loss).
+    Ctrl-C stops after the current iteration, as in ``fit_stochastic``. Returns
+    (iterations, final loss, one of STOP_REASONS).
     """
     backend = net.backend
     scale, decay = objective.constants(data.weight_sum())
@@ -330,20 +359,51 @@ def fit_lbfgs(net, data: Data, objective: Objective, *, max_iter, max_fun, tol) 
         trace = net._backprop(data.X, data.Y, scale, decay, data.w, out)
         return float(trace.loss), backend.to_host(grad).astype(np.float64)
 
+    progress = None
+    if verbose:
+        from tqdm import tqdm
+
+        progress = tqdm(total=max_iter, desc="lbfgs", unit="iter", mininterval=0.5)
     x0 = backend.to_host(net.theta).astype(np.float64)
-    result = scipy.optimize.minimize(
-        loss_and_gradient,
-        x0,
-        method="L-BFGS-B",
-        jac=True,
-        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
-    )
+    history = History()
+    try:
+        with _interrupt_after_the_step() as stop:
+
+            def callback(intermediate_result):
+                history.n_iter += 1
+                if progress is not None:
+                    progress.set_postfix({"loss": f"{intermediate_result.fun:.5g}"}, refresh=False)
+                    progress.update(1)
+                if stop["now"]:
+                    raise StopIteration
+
+            result = scipy.optimize.minimize(
+                loss_and_gradient,
+                x0,
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+            )
+    finally:
+        if progress is not None:
+            progress.close()
     net.theta[...] = backend.to_device(result.x.astype(net.dtype))
-    if result.status != 0:
-        warnings.warn(
+    history.n_iter = min(int(result.nit), max_iter)
+    if stop["now"]:
+        reason = "interrupted"
+        warn_at_caller(
+            f"training interrupted by the user after {history.n_iter} lbfgs iterations; the "
+            "weights are those of the last iteration"
+        )
+    elif result.status != 0:
+        reason = "not_converged"
+        warn_at_caller(
             f"lbfgs failed to converge after {result.nit} iterations: {result.message}. "
             "Increase max_iter or scale the data.",
             ConvergenceWarning,
-            stacklevel=3,
         )
-    return min(int(result.nit), max_iter), float(result.fun)
+    else:
+        reason = "converged"
+    _stopped(history, verbose, reason, "iterations", message=result.message)
+    return history.n_iter, float(result.fun), reason

@@ -69,6 +69,9 @@ def run(scenario, out, rank, size):
         kw = {**common, **SOLVERS["sgd"], "distributed": "nccl", "backend": "cupy"}
         clf = gpubp.MLPClassifier(**kw).fit(X[part], y[part])
         np.savez(out / f"nccl-rank{rank}.npz", *clf.coefs_, *clf.intercepts_)
+    elif scenario == "replicated":  # every rank passes all the rows: each takes its shard
+        clf = gpubp.MLPClassifier(**common, **SOLVERS["sgd"]).fit(X, y)
+        np.savez(out / f"replicated-rank{rank}.npz", *clf.coefs_, *clf.intercepts_)
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none
         gpubp.MLPClassifier(**common).fit(X[part], y[part])

@@ -86,6 +86,41 @@ def test_two_ranks_train_the_weights_of_one_process(tmp_path):
         np.testing.assert_allclose(ranks[1]["reg_W"], reg.coefs_[0], rtol=1e-10, atol=1e-12)
 
 
+def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(tmp_path):
+    out = launch("replicated", tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
+    for rank in range(2):
+        got = np.load(tmp_path / f"replicated-rank{rank}.npz")
+        for k, want in enumerate(one.coefs_ + one.intercepts_):
+            np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
+    args = ["train", "--data", "diabetes", "--hidden", "8", "--epochs", "4", "--quiet"]
+    args += ["--dtype", "float64", "--batch-size", "50", "--seed", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "gpubp.cli", *args]
+    out = subprocess.run(
+        [mpiexec(), "-n", "2", *command, "--distributed", "mpi", "--out", "ranks"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("test R^2") == 1  # rank 0 reports
+    one = subprocess.run(
+        [*command, "--out", "one"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert one.returncode == 0, one.stderr
+    ranks, single = (gpubp.load(tmp_path / d / "model.npz") for d in ("ranks", "one"))
+    assert gpubp.persist.describe(tmp_path / "ranks" / "model.npz")["record"]["ranks"] == 2
+    for got, want in zip(ranks.coefs_ + ranks.intercepts_, single.coefs_ + single.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
 def test_early_stopping_stops_every_rank_at_the_same_epoch(tmp_path):
     out = launch("early", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

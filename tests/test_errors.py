@@ -203,5 +203,7 @@ def test_gpu_out_of_memory_becomes_advice():
     _, total = cupy.cuda.runtime.memGetInfo()
     rows = total // (width * 4) + 1000  # their hidden layer alone is more than the card holds
     X_gpu = cupy.zeros((rows, p), dtype=cupy.float32)
+    assert clf.predict(X_gpu).shape == (rows,)  # predict goes a chunk of rows at a time
+    clf.set_params(batch_size=rows)  # one step over all of them does not fit
     with pytest.raises(gpubp.DeviceMemoryError, match="batch_size.*backend='numpy'"):
-        clf.predict(X_gpu)
+        clf.partial_fit(X_gpu, cupy.arange(rows) % 2)

@@ -34,7 +34,10 @@ FLOAT32_ROUNDING = (
         MLPRegressor(max_iter=50, dtype="float64"),
     ],
     expected_failed_checks=lambda est: (
-        {"check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING}
+        {
+            "check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING,
+            "check_sample_weight_equivalence_on_sparse_data": FLOAT32_ROUNDING,
+        }
         if est.dtype == "float32"
         else {}
     ),
