@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import io
 import os
 import sys
 import time
@@ -16,15 +18,20 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from . import __version__
 from .backend import BACKENDS
 from .config import show_config
 from .distributed import DistributedError
 from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .network import DTYPES
-from .persist import load, save
+from .persist import describe, load, save, write_atomically
+from .tables import column, numbers, read_csv, some, target
 
 DATASETS = ("digits", "diabetes", "mnist1d")
+MODEL = "model.npz"
+PARTIAL_MODEL = "model.interrupted.npz"  # an interrupted run's model: never over MODEL
+LOSS_CURVE = "loss_curve.png"
 
 
 class CommandError(Exception):
@@ -46,11 +53,21 @@ def main(argv=None) -> int:
         ModelFileError,
         DistributedError,
     ) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _reader_left()
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"gpubp {args.command}: interrupted", file=sys.stderr)
+        saved = "; no model written" if args.command == "train" else ""
+        print(f"gpubp {args.command}: interrupted{saved}", file=sys.stderr)
         return 130
+
+
+def _reader_left() -> int:
+    """The reader of our output went away (``| head``): stop quietly, as SIGPIPE would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit must not fail
+    return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         "--task",
         choices=("auto", "classification", "regression"),
         default="auto",
-        help="for a CSV: auto treats text or a few integer values as classes",
+        help="for a CSV: auto treats text, or integers with at most 20 values, as classes",
     )
+    _csv_options(train)
     train.add_argument(
         "--hidden",
         type=_sizes,
@@ -92,10 +110,23 @@ def _parser() -> argparse.ArgumentParser:
         "--lr", type=_positive_float, default=1e-3, help="learning_rate_init (default 0.001)"
     )
     train.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty (default 0.0001)")
+    train.add_argument(
+        "--tol", type=float, default=1e-4, help="the improvement that counts (default 0.0001)"
+    )
+    train.add_argument(
+        "--n-iter-no-change",
+        type=_positive_int,
+        default=10,
+        help="stop after this many epochs without improvement (default 10)",
+    )
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=0, help="random_state and split seed")
-    train.add_argument("--out", default=".", help="folder for model.npz and loss_curve.png")
+    train.add_argument(
+        "--out",
+        default=".",
+        help=f"folder for {MODEL} and {LOSS_CURVE}; an interrupted run writes {PARTIAL_MODEL}",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
         "--distributed",
@@ -107,15 +138,32 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predict the rows of a CSV file")
     predict.add_argument("model", help="a model file written by gpubp train or gpubp.save")
     predict.add_argument("csv", help="a CSV file with a header and one row per case")
-    predict.add_argument("--target", help="a column of the CSV to leave out")
+    predict.add_argument(
+        "--target",
+        help="a column of the CSV to leave out (the training target is left out by itself)",
+    )
+    _csv_options(predict)
     predict.add_argument("--proba", action="store_true", help="class probabilities")
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
     predict.add_argument("--out", help="write the predictions here instead of stdout")
     predict.set_defaults(run=_predict)
 
-    info = commands.add_parser("info", help="versions, backend, GPU and BLAS (show_config)")
-    info.set_defaults(run=lambda args: show_config() or 0)
+    info = commands.add_parser(
+        "info",
+        help="describe a model file, or (without one) versions, backend, GPU and BLAS",
+    )
+    info.add_argument("model", nargs="?", help="a model file written by gpubp train or gpubp.save")
+    info.set_defaults(run=_info)
     return parser
+
+
+def _csv_options(command) -> None:
+    command.add_argument(
+        "--sep", help="the CSV's separator (default: read from its header: , ; tab or |)"
+    )
+    command.add_argument(
+        "--encoding", default="utf-8", help="the CSV's text encoding (default utf-8)"
+    )
 
 
 def _sizes(text):
@@ -158,7 +206,8 @@ def _train(args) -> int:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    X, y, classify, name, test = _dataset(args)
+    _output_folder(args.out)
+    X, y, classify, name, test, features = _dataset(args)
     if test is None:
         X, X_test, y, y_test = train_test_split(
             X, y, test_size=0.25, random_state=args.seed, stratify=y if classify else None
@@ -166,6 +215,7 @@ def _train(args) -> int:
     else:
         X_test, y_test = test
     scaler = StandardScaler().fit(X)
+    y_mean, y_scale = (None, None) if classify else (y.mean(axis=0), y.std(axis=0) or 1.0)
     n_train = len(X)
     rank, X, y = _my_shard(args, X, y)
     Estimator = MLPClassifier if classify else MLPRegressor
@@ -177,36 +227,102 @@ def _train(args) -> int:
         batch_size=args.batch_size,
         learning_rate_init=args.lr,
         max_iter=args.epochs,
+        tol=args.tol,
+        n_iter_no_change=args.n_iter_no_change,
         random_state=args.seed,
-        verbose=not args.quiet,
+        verbose=not args.quiet and rank == 0,
         backend=args.backend,
         dtype=args.dtype,
+        distributed=args.distributed,
     )
-    y_mean, y_scale = (None, None) if classify else (y.mean(axis=0), y.std(axis=0) or 1.0)
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with warnings.catch_warnings():  # both are reported below, in the command's words
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="training interrupted by the user")
         model.fit(scaler.transform(X), y if classify else (y - y_mean) / y_scale)
     seconds = time.perf_counter() - start
     fold_standardization(model, scaler.mean_, scaler.scale_, y_mean, y_scale)
     if rank != 0:
         return 0  # rank 0 reports and writes the files
     score = model.score(X_test, y_test)
-    os.makedirs(args.out, exist_ok=True)
-    model_path = os.path.join(args.out, "model.npz")
-    save(model, model_path)
+    if features is not None:
+        model.feature_names_in_ = np.asarray(features, dtype=object)
+    interrupted = model.stop_reason_ == "interrupted"
+    model_path = os.path.join(args.out, PARTIAL_MODEL if interrupted else MODEL)
+    record = {
+        "data": name,
+        "target": args.target,
+        "task": "classification" if classify else "regression",
+        "n_train": n_train,
+        "n_test": len(X_test),
+        "score_name": "accuracy" if classify else "R^2",
+        "test_score": float(score),
+        "iterations": int(model.n_iter_),
+        "stop_reason": model.stop_reason_,
+        "seconds": round(seconds, 3),
+        "backend": model.backend_,
+        "ranks": _ranks(args),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "gpubp": __version__,
+    }
+    save(model, model_path, record=record)
+    unit = "iterations" if args.solver == "lbfgs" else "epochs"
     print(f"data      : {name}, {n_train} training and {len(X_test)} test cases")
     print(f"backend   : {model.backend_}")
-    print(f"time      : {seconds:.2f} s for {model.n_iter_} iterations")
-    print(f"test {'accuracy' if classify else 'R^2'} : {score:.4f}")
+    print(f"time      : {seconds:.2f} s for {model.n_iter_} {unit}")
+    print(f"test {record['score_name']} : {score:.4f}")
     print(f"model     : {model_path}")
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        print(f"note      : not converged after {args.epochs} epochs (--epochs raises the limit)")
+    print(f"stopped   : {_stop_words(model, args)}")
+    if interrupted:
+        kept = os.path.join(args.out, MODEL)
+        left = f"{kept} is left as it was" if os.path.exists(kept) else f"no {kept} was written"
+        print(
+            f"gpubp train: interrupted after {model.n_iter_} {unit}; the partial model is in "
+            f"{model_path}, {left}",
+            file=sys.stderr,
+        )
+        return 130
+    curve = os.path.join(args.out, LOSS_CURVE)
     if getattr(model, "loss_curve_", None):
-        curve = os.path.join(args.out, "loss_curve.png")
         _plot_loss_curve(model, name, curve)
         print(f"loss curve: {curve}")
+    elif os.path.exists(curve):  # from an earlier run: it would describe another model
+        os.remove(curve)
+        print(f"loss curve: none for lbfgs (removed the earlier {curve})")
     return 0
+
+
+def _stop_words(model, args) -> str:
+    """Why training stopped, in the command's words."""
+    reason = model.stop_reason_
+    return {
+        "max_iter": f"--epochs {args.epochs} reached before converging (raise --epochs)",
+        "no_improvement": f"the training loss improved by less than --tol {model.tol} for "
+        f"--n-iter-no-change {model.n_iter_no_change} epochs",
+        "interrupted": "interrupted (Ctrl-C)",
+        "converged": "lbfgs converged",
+        "not_converged": f"lbfgs did not converge in {args.epochs} iterations (raise --epochs)",
+    }.get(reason, reason)
+
+
+def _output_folder(path) -> None:
+    """Make sure the folder ``--out`` exists and takes files, before any training."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CommandError(f"--out {path} is a file; give a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"cannot create the folder --out {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CommandError(f"cannot write in the folder --out {path}: permission denied")
+
+
+def _ranks(args) -> int:
+    from .backend import get_backend
+    from .distributed import communicator
+
+    comm = communicator(args.distributed, get_backend(args.backend).name)
+    return 1 if comm is None else comm.size
 
 
 def _my_shard(args, X, y):
@@ -242,17 +358,21 @@ def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:
 
 
 def _dataset(args):
-    """(X, y, is_classification, name, (X_test, y_test) or None)."""
+    """(X, y, is_classification, name, (X_test, y_test) or None, feature names or None)."""
+    if args.data in DATASETS and args.target:
+        raise CommandError(
+            f"--target is for a CSV file; the {args.data} data set has its own target"
+        )
     if args.data == "digits":
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
-        return X, y, True, "digits", None
+        return X, y, True, "digits", None, None
     if args.data == "diabetes":
         from sklearn.datasets import load_diabetes
 
         X, y = load_diabetes(return_X_y=True)
-        return X, y, False, "diabetes", None
+        return X, y, False, "diabetes", None, None
     if args.data == "mnist1d":
         try:
             from mnist1d.data import get_dataset_args, make_dataset
@@ -260,74 +380,20 @@ def _dataset(args):
             raise CommandError("the mnist1d data set needs `pip install mnist1d`") from exc
         data = make_dataset(get_dataset_args())
         test = (data["x_test"], data["y_test"])
-        return data["x"], data["y"], True, "mnist1d", test
+        return data["x"], data["y"], True, "mnist1d", test, None
     if not os.path.exists(args.data):
         raise CommandError(
             f"--data {args.data!r} is neither one of {', '.join(DATASETS)} nor an existing file"
         )
-    header, rows = _read_csv(args.data)
+    table = read_csv(args.data, args.sep, args.encoding)
     if not args.target:
-        raise CommandError(f"--target is required for a CSV file; its columns are {header}")
-    if args.target not in header:
-        raise CommandError(f"{args.data} has no column {args.target!r}; its columns are {header}")
-    t = header.index(args.target)
-    features = [c for i, c in enumerate(header) if i != t]
-    X = _numbers([[v for i, v in enumerate(r) if i != t] for r in rows], features, args.data)
-    labels = [r[t] for r in rows]
-    classify = args.task == "classification" or (args.task == "auto" and _looks_categorical(labels))
-    y = (
-        np.array(labels)
-        if classify
-        else _numbers([[v] for v in labels], [args.target], args.data)[:, 0]
-    )
-    if classify and all(_is_int(v) for v in labels):
-        y = y.astype(np.int64)
-    return X, y, classify, os.path.basename(args.data), None
-
-
-def _read_csv(path):
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if len(rows) < 2:
-        raise CommandError(f"{path}: expected a header line and at least one row")
-    header, rows = [c.strip() for c in rows[0]], rows[1:]
-    for n, r in enumerate(rows, start=2):
-        if len(r) != len(header):
-            raise CommandError(f"{path}, line {n}: {len(r)} fields, the header has {len(header)}")
-    return header, rows
-
-
-def _numbers(rows, columns, path) -> np.ndarray:
-    try:
-        return np.array(rows, dtype=np.float64)
-    except ValueError:
-        for n, r in enumerate(rows, start=2):
-            for c, v in zip(columns, r):
-                try:
-                    float(v)
-                except ValueError:
-                    raise CommandError(
-                        f"{path}, line {n}: column {c!r} holds {v!r}, not a number"
-                    ) from None
-        raise
-
-
-def _is_int(text) -> bool:
-    try:
-        return float(text) == int(float(text))
-    except ValueError:
-        return False
-
-
-def _looks_categorical(labels) -> bool:
-    """Text, or integers with at most 20 distinct values."""
-    if not all(_is_int(v) for v in labels):
-        try:
-            [float(v) for v in labels]
-        except ValueError:
-            return True
-        return False
-    return len(set(labels)) <= 20
+        raise CommandError(
+            f"--target is required for a CSV file; its columns are {some(table.columns, 10)}"
+        )
+    y, classify = target(column(table, args.target, args.data), args.task, args.data)
+    features = [c for c in table.columns if c != args.target]
+    X = numbers(table[features], args.data)
+    return X, y, classify, os.path.basename(args.data), None, features
 
 
 def _plot_loss_curve(model, name, path) -> None:
@@ -349,44 +415,110 @@ def _plot_loss_curve(model, name, path) -> None:
 
 
 def _predict(args) -> int:
+    if args.out:
+        for other, what in ((args.model, "the model"), (args.csv, "the CSV")):
+            if os.path.exists(other) and os.path.realpath(args.out) == os.path.realpath(other):
+                raise CommandError(f"--out {args.out} is {what} being read; give another file")
     model = load(args.model, backend=args.backend)
     if not hasattr(model, "n_features_in_"):
         raise CommandError(f"{args.model} holds a bare network; predict needs an estimator")
-    header, rows = _read_csv(args.csv)
-    keep = list(range(len(header)))
+    if args.proba and not isinstance(model, MLPClassifier):
+        raise CommandError("--proba needs a classifier")
+    trained_on = (describe(args.model).get("record") or {}).get("target")
+    table = read_csv(args.csv, args.sep, args.encoding)
     if args.target:
-        if args.target not in header:
-            raise CommandError(
-                f"{args.csv} has no column {args.target!r}; its columns are {header}"
-            )
-        keep.remove(header.index(args.target))
-    if len(keep) != model.n_features_in_:
-        raise CommandError(
-            f"the model takes {model.n_features_in_} features, {args.csv} has {len(keep)} "
-            "columns" + ("" if args.target else "; name a column to leave out with --target")
-        )
-    X = _numbers([[r[i] for i in keep] for r in rows], [header[i] for i in keep], args.csv)
+        column(table, args.target, args.csv)
+    X = _features(model, table, {args.target, trained_on}, args)
     if args.proba:
-        if not isinstance(model, MLPClassifier):
-            raise CommandError("--proba needs a classifier")
-        P = model.predict_proba(X)
-        columns, values = [f"p_{c}" for c in model.classes_], P
+        columns, values = [f"p_{c}" for c in model.classes_], model.predict_proba(X)
     else:
-        values = np.asarray(model.predict(X))
-        values = values.reshape(len(X), -1)
+        values = np.asarray(model.predict(X)).reshape(len(X), -1)
         columns = (
             ["prediction"]
             if values.shape[1] == 1
             else [f"prediction_{k}" for k in range(values.shape[1])]
         )
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(values.tolist())
-    finally:
-        if args.out:
-            out.close()
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(values.tolist())
+    if args.out:
+        write_atomically(args.out, lambda f: f.write(text.getvalue().encode()))
+    else:
+        sys.stdout.write(text.getvalue())
+        sys.stdout.flush()
+    return 0
+
+
+def _features(model, table, leave_out, args):
+    """The model's input columns of the CSV: by name when the model knows its features'
+    names (reordered; columns it does not know are left out with a note), else by
+    position after leaving out ``--target``."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        keep = [c for c in table.columns if c not in leave_out]
+        if len(keep) != model.n_features_in_:
+            raise CommandError(
+                f"the model takes {model.n_features_in_} features, {args.csv} has {len(keep)} "
+                "columns" + ("" if args.target else "; name a column to leave out with --target")
+            )
+        return numbers(table[keep], args.csv)
+    import pandas as pd
+
+    names = [str(c) for c in names]
+    missing = [c for c in names if c not in table.columns]
+    if missing:
+        raise CommandError(
+            f"{args.csv} lacks {len(missing)} of the model's {len(names)} columns: "
+            f"{some(missing, 10)}"
+        )
+    unknown = [c for c in table.columns if c not in names and c not in leave_out]
+    if unknown:
+        print(
+            f"gpubp predict: note: leaving out columns the model was not trained on: "
+            f"{some(unknown, 10)}",
+            file=sys.stderr,
+        )
+    return pd.DataFrame(numbers(table[names], args.csv), columns=names)
+
+
+# -- info --------------------------------------------------------------------------------
+
+
+def _info(args) -> int:
+    if args.model is None:
+        show_config()
+        return 0
+    info = describe(args.model)
+    net = info["network"]
+    sizes = net["layer_sizes"]
+    n_parameters = sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:]))
+    print(f"model     : {args.model}")
+    print(f"format    : {info['format']} version {info['version']}")
+    print(f"kind      : {info['kind']}")
+    print(
+        f"layers    : {' -> '.join(map(str, sizes))} ({net['activation']} hidden units, "
+        f"{net['output']} output, {net['loss']} loss), {net['dtype']}, "
+        f"{n_parameters:,} parameters"
+    )
+    if info["classes"] is not None:
+        print(f"classes   : {some(info['classes'], 10)} ({len(info['classes'])})")
+    if info["feature_names"] is not None:
+        print(f"features  : {some(info['feature_names'], 10)} ({len(info['feature_names'])})")
+    else:
+        print(f"features  : {sizes[0]}, unnamed (columns are taken in order)")
+    fitted = info.get("fitted") or {}
+    if fitted:
+        print(
+            f"fitted    : {fitted.get('n_iter_')} iterations on {fitted.get('backend_')}, "
+            f"final loss {fitted.get('loss_'):.6g}"
+            + (f", stopped: {fitted['stop_reason_']}" if fitted.get("stop_reason_") else "")
+        )
+    record = info.get("record")
+    if record:
+        print("training record:")
+        for key, value in record.items():
+            print(f"  {key:<11} : {f'{value:.4g}' if isinstance(value, float) else value}")
     return 0
 
 

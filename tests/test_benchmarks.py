@@ -85,3 +85,11 @@ def test_gpu_memory_is_the_allocators_peak_holding_for_both_contenders():
         cuda=SimpleNamespace(max_memory_reserved=lambda: 7 * 2**20, max_memory_allocated=lambda: 1)
     )
     assert torch.peak_gpu_memory() == 7 * 2**20
+
+
+def test_csv_read_benchmark_prints_rounds_and_a_median(capsys):
+    from benchmarks import csv_read
+
+    csv_read.main(rows=300, columns=4, rounds=2)
+    out = capsys.readouterr().out
+    assert out.count("round ") == 2 and "median of 2: " in out and "for 300 x 4" in out

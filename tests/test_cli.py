@@ -85,16 +85,18 @@ def test_train_on_a_csv_with_a_named_target_and_the_missing_column_error(tmp_pat
     out = gpubp_cmd("train", "--data", "d.csv", "--target", "label", cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.strip() == (
-        "gpubp train: error: d.csv has no column 'label'; its columns are ['a', 'b', 'c', 'answer']"
+        "gpubp train: error: d.csv has no column 'label'; its 4 columns are 'a', 'b', 'c', 'answer'"
     )
 
 
 def test_malformed_csv_files_are_one_line_errors(tmp_path):
     (tmp_path / "ragged.csv").write_text("a,b,t\n1,2,0\n3,1\n")
+    (tmp_path / "long.csv").write_text("a,b,t\n1,2,0\n3,1,1,5\n")
     (tmp_path / "text.csv").write_text("a,b,t\n1,2,0\n3,oops,1\n")
     (tmp_path / "empty.csv").write_text("a,b,t\n")
     for name, words in [
-        ("ragged.csv", "line 3: 2 fields, the header has 3"),
+        ("ragged.csv", "the target column 't' is empty on line 3"),
+        ("long.csv", "line 3: 4 fields, the header has 3"),
         ("text.csv", "line 3: column 'b' holds 'oops', not a number"),
         ("empty.csv", "expected a header line and at least one row"),
     ]:
