@@ -280,3 +280,19 @@ def test_csv_reading_keeps_up_with_a_large_file(tmp_path):
 
     table = read_csv(tmp_path / "big.csv")
     np.testing.assert_array_equal(numbers(table.drop(columns="t"), "big.csv"), X)
+
+
+def test_an_out_folder_without_write_permission_is_refused_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    from gpubp import cli
+
+    (tmp_path / "locked").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(  # root may write anywhere: the permission is what os.access says
+        cli.os, "access", lambda p, mode: False if "locked" in str(p) else real_access(p, mode)
+    )
+    assert cli.main(["train", "--out", str(tmp_path / "locked"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write in the folder --out {tmp_path / 'locked'}: permission denied" in err
+    assert list((tmp_path / "locked").iterdir()) == []
