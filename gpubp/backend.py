@@ -92,7 +92,7 @@ def _numpy_to_device(a: Any, dtype: Any = None) -> np.ndarray:
 
 def _cupy_to_device(cupy: Any) -> Callable[..., Any]:
     def to_device(a: Any, dtype: Any = None) -> Any:
-        if is_sparse(a) and not isinstance(a, np.ndarray):
+        if is_sparse(a):
             import cupyx.scipy.sparse
 
             if type(a).__module__.startswith("cupyx"):

@@ -24,8 +24,8 @@ from .config import show_config
 from .distributed import DistributedError
 from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
-from .network import DTYPES
-from .persist import describe, load, save, write_atomically
+from .network import DTYPES, count_parameters
+from .persist import describe, load_with_description, save, write_atomically
 from .tables import column, numbers, read_csv, some, target
 
 DATASETS = ("digits", "diabetes", "mnist1d")
@@ -217,7 +217,7 @@ def _train(args) -> int:
     scaler = StandardScaler().fit(X)
     y_mean, y_scale = (None, None) if classify else (y.mean(axis=0), y.std(axis=0) or 1.0)
     n_train = len(X)
-    rank, X, y = _my_shard(args, X, y)
+    rank, ranks, X, y = _my_shard(args, X, y)
     Estimator = MLPClassifier if classify else MLPRegressor
     model = Estimator(
         hidden_layer_sizes=args.hidden,
@@ -261,7 +261,7 @@ def _train(args) -> int:
         "stop_reason": model.stop_reason_,
         "seconds": round(seconds, 3),
         "backend": model.backend_,
-        "ranks": _ranks(args),
+        "ranks": ranks,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gpubp": __version__,
     }
@@ -317,26 +317,19 @@ def _output_folder(path) -> None:
         raise CommandError(f"cannot write in the folder --out {path}: permission denied")
 
 
-def _ranks(args) -> int:
-    from .backend import get_backend
-    from .distributed import communicator
-
-    comm = communicator(args.distributed, get_backend(args.backend).name)
-    return 1 if comm is None else comm.size
-
-
 def _my_shard(args, X, y):
-    """(rank, rows of X and y this rank trains on): all of them without --distributed."""
+    """(rank, number of ranks, rows of X and y this rank trains on): all of them without
+    --distributed."""
     if not args.distributed:
-        return 0, X, y
+        return 0, 1, X, y
     from .backend import get_backend
     from .distributed import communicator, shard
 
     comm = communicator(args.distributed, get_backend(args.backend).name)
     if comm is None:
-        return 0, X, y
+        return 0, 1, X, y
     part = shard(len(X), comm.rank, comm.size)
-    return comm.rank, X[part], y[part]
+    return comm.rank, comm.size, X[part], y[part]
 
 
 def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:
@@ -419,12 +412,12 @@ def _predict(args) -> int:
         for other, what in ((args.model, "the model"), (args.csv, "the CSV")):
             if os.path.exists(other) and os.path.realpath(args.out) == os.path.realpath(other):
                 raise CommandError(f"--out {args.out} is {what} being read; give another file")
-    model = load(args.model, backend=args.backend)
+    model, description = load_with_description(args.model, backend=args.backend)
     if not hasattr(model, "n_features_in_"):
         raise CommandError(f"{args.model} holds a bare network; predict needs an estimator")
     if args.proba and not isinstance(model, MLPClassifier):
         raise CommandError("--proba needs a classifier")
-    trained_on = (describe(args.model).get("record") or {}).get("target")
+    trained_on = (description["record"] or {}).get("target")
     table = read_csv(args.csv, args.sep, args.encoding)
     if args.target:
         column(table, args.target, args.csv)
@@ -492,14 +485,13 @@ def _info(args) -> int:
     info = describe(args.model)
     net = info["network"]
     sizes = net["layer_sizes"]
-    n_parameters = sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:]))
     print(f"model     : {args.model}")
     print(f"format    : {info['format']} version {info['version']}")
     print(f"kind      : {info['kind']}")
     print(
         f"layers    : {' -> '.join(map(str, sizes))} ({net['activation']} hidden units, "
         f"{net['output']} output, {net['loss']} loss), {net['dtype']}, "
-        f"{n_parameters:,} parameters"
+        f"{count_parameters(sizes):,} parameters"
     )
     if info["classes"] is not None:
         print(f"classes   : {some(info['classes'], 10)} ({len(info['classes'])})")

@@ -59,6 +59,11 @@ def check_choice(argument: str, value: Any, valid: Sequence[str]) -> str:
     return value
 
 
+def count_parameters(layer_sizes) -> int:
+    """Weights and biases of a network ``[p, M_1, ..., M_L, K]``: sum of (fan_in + 1) fan_out."""
+    return sum((m + 1) * n for m, n in zip(layer_sizes[:-1], layer_sizes[1:]))
+
+
 def init_weights(layer_sizes, activation, rng):
     """Glorot-uniform weights and biases near zero, drawn in float64 on the host."""
     factor = 2.0 if activation == "sigmoid" else 6.0
@@ -192,7 +197,7 @@ class MLP:
     @property
     def n_parameters(self) -> int:
         """Number of weights and biases."""
-        return sum((m + 1) * n for m, n in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        return count_parameters(self.layer_sizes)
 
     # -- inputs -----------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, ModelFileError
 from .estimators import MLPClassifier, MLPRegressor, _BaseMLP
-from .network import MLP
+from .network import MLP, count_parameters
 from .train import History
 
 FORMAT = "gpubp-model"
@@ -127,13 +127,19 @@ def load(path, backend="auto"):
     Raises ModelFileError for a file that is missing, truncated, corrupted, not a
     gpubp model, or written by an unknown version of the format.
     """
+    return load_with_description(path, backend)[0]
+
+
+def load_with_description(path, backend="auto") -> tuple:
+    """``(load(path, backend), describe(path))`` from one read of the file."""
     meta, arrays = _read_file(path)
     try:
-        return _build(meta, arrays, backend)
+        model = _build(meta, arrays, backend)
     except (ModelFileError, BackendError):
         raise
     except Exception as exc:
         raise ModelFileError(f"{path}: the model description is inconsistent ({exc})") from exc
+    return model, _summary(meta, arrays)
 
 
 def describe(path) -> dict:
@@ -142,7 +148,10 @@ def describe(path) -> dict:
     dtype), ``params`` and ``fitted`` attributes of an estimator, ``record`` (how it
     was trained, if saved with one), ``classes`` and ``feature_names`` (lists or
     None). The file is checked as ``load`` checks it."""
-    meta, arrays = _read_file(path)
+    return _summary(*_read_file(path))
+
+
+def _summary(meta, arrays) -> dict:
     info = {k: meta.get(k) for k in ("format", "version", "kind", "network", "params", "fitted")}
     info["record"] = meta.get("record")
     for name in ("classes", "feature_names"):
@@ -241,7 +250,7 @@ def _description(entry, path) -> dict:
         isinstance(sizes, list)
         and len(sizes) >= 2
         and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
-        and sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:])) <= MAX_PARAMETERS
+        and count_parameters(sizes) <= MAX_PARAMETERS
     ):
         raise ModelFileError(f"{path}: invalid layer_sizes {sizes!r}")
     if not isinstance(meta.get("record", {}), dict):

@@ -102,12 +102,10 @@ STOP_REASONS = {
 }
 
 
-def _stopped(history, verbose, reason, unit="epochs", **words) -> None:
-    """Record why training stopped; with ``verbose``, say it on stderr."""
-    history.stop_reason = reason
-    if verbose:
-        text = STOP_REASONS[reason].format(**words)
-        print(f"training stopped after {history.n_iter} {unit}: {text}", file=sys.stderr)
+def _say_why_stopped(reason, count, unit, **words) -> None:
+    """Print on stderr why training stopped after ``count`` epochs or iterations."""
+    text = STOP_REASONS[reason].format(**words)
+    print(f"training stopped after {count} {unit}: {text}", file=sys.stderr)
 
 
 def run_epoch(
@@ -259,16 +257,17 @@ def fit_stochastic(
     finally:
         if progress is not None:
             progress.close()
-    what = "training loss" if validate is None else "validation score"
-    _stopped(
-        history,
-        verbose and not incremental,
-        reason,
-        what=what,
-        tol=tol,
-        n=n_iter_no_change,
-        max_iter=max_iter,
-    )
+    history.stop_reason = reason
+    if verbose and not incremental:
+        _say_why_stopped(
+            reason,
+            history.n_iter,
+            "epochs",
+            what="training loss" if validate is None else "validation score",
+            tol=tol,
+            n=n_iter_no_change,
+            max_iter=max_iter,
+        )
     if reason == "interrupted":
         return
     if reason == "max_iter":
@@ -365,12 +364,10 @@ def fit_lbfgs(
 
         progress = tqdm(total=max_iter, desc="lbfgs", unit="iter", mininterval=0.5)
     x0 = backend.to_host(net.theta).astype(np.float64)
-    history = History()
     try:
         with _interrupt_after_the_step() as stop:
 
             def callback(intermediate_result):
-                history.n_iter += 1
                 if progress is not None:
                     progress.set_postfix({"loss": f"{intermediate_result.fun:.5g}"}, refresh=False)
                     progress.update(1)
@@ -389,11 +386,11 @@ def fit_lbfgs(
         if progress is not None:
             progress.close()
     net.theta[...] = backend.to_device(result.x.astype(net.dtype))
-    history.n_iter = min(int(result.nit), max_iter)
+    n_iter = min(int(result.nit), max_iter)
     if stop["now"]:
         reason = "interrupted"
         warn_at_caller(
-            f"training interrupted by the user after {history.n_iter} lbfgs iterations; the "
+            f"training interrupted by the user after {n_iter} lbfgs iterations; the "
             "weights are those of the last iteration"
         )
     elif result.status != 0:
@@ -405,5 +402,6 @@ def fit_lbfgs(
         )
     else:
         reason = "converged"
-    _stopped(history, verbose, reason, "iterations", message=result.message)
-    return history.n_iter, float(result.fun), reason
+    if verbose:
+        _say_why_stopped(reason, n_iter, "iterations", message=result.message)
+    return n_iter, float(result.fun), reason
