@@ -113,6 +113,11 @@ class MLP:
                 f"loss={loss!r} cannot be paired with output={output!r}; it needs output in "
                 f"{VALID_OUTPUTS[loss]} (squared_error works with every output)"
             )
+        if output == "softmax" and self.layer_sizes[-1] == 1:
+            raise InputError(
+                "output='softmax' needs K >= 2 outputs: with K = 1 it is 1 whatever T is, "
+                "so its gradient is zero; for one output use output='sigmoid'"
+            )
         if not _real(weight_decay) or not np.isfinite(weight_decay) or weight_decay < 0:
             raise InputError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
         self.weight_decay = float(weight_decay)

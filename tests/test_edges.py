@@ -32,6 +32,36 @@ def data(n=80, p=6, seed=0, density=None):
 # -- 13. float32's range ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel", "binary"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_probabilities_at_logits_of_plus_minus_1000_are_the_exact_limits(kind, dtype):
+    """Output weights that give T = +-1000 (one hidden identity unit, z = x): finite
+    probabilities and log-probabilities at their limits, log f = T - max T - log sum."""
+    X = np.array([[1.0], [-1.0]])
+    if kind == "multiclass":
+        y, beta = np.arange(6) % 3, [[1000.0, -1000.0, 0.0]]
+        P = [[1, 0, 0], [0, 1, 0]]
+        log_P = [[0, -2000, -1000], [-2000, 0, -1000]]
+    elif kind == "multilabel":
+        y, beta = np.eye(3, dtype=int)[np.arange(6) % 3], [[1000.0, -1000.0, 0.0]]
+        P = [[1, 0, 0.5], [0, 1, 0.5]]
+        log_P = [[0, -1000, -np.log(2)], [-1000, 0, -np.log(2)]]
+    else:
+        y, beta = np.arange(6) % 2, [[1000.0]]
+        P = [[0, 1], [1, 0]]
+        log_P = [[-1000, 0], [0, -1000]]
+    clf = MLPClassifier((1,), activation="identity", max_iter=1, dtype=dtype, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(np.linspace(-1, 1, 6)[:, None], y)
+    clf.coefs_ = [np.ones((1, 1)), np.array(beta)]
+    clf.intercepts_ = [np.zeros(1), np.zeros(len(beta[0]))]
+    with np.errstate(over="raise", invalid="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(clf.predict_proba(X), P)
+        np.testing.assert_allclose(clf.predict_log_proba(X), log_P, rtol=1e-7, atol=0)
+
+
 def test_values_beyond_float32_are_an_input_error_that_suggests_float64():
     X, y = data()
     X[3, 2] = 1e39

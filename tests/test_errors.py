@@ -2,7 +2,6 @@
 
 import os
 import signal
-import threading
 import warnings
 
 import numpy as np
@@ -132,32 +131,52 @@ def test_network_data_and_weights_are_checked():
         gpubp.gradcheck(net, X[:, :3], np.zeros((30, 2)), eps=0)
 
 
-def test_ctrl_c_keeps_the_last_step_and_says_how_many_epochs_finished():
-    big_X = np.random.default_rng(0).normal(size=(20000, 20))
-    big_y = (big_X[:, 0] > 0).astype(int)
-    clf = MLPClassifier(
-        (64,),
-        solver="sgd",
-        batch_size=32,
-        max_iter=10_000,
-        tol=0,
-        n_iter_no_change=10_000,
-        random_state=0,
-    )
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.warns(UserWarning, match=r"interrupted by the user after \d+ complete epochs"):
-            clf.fit(big_X, big_y)
-    finally:
-        timer.cancel()
-    assert clf.n_iter_ < 10_000
-    assert len(clf.loss_curve_) == clf.n_iter_
-    assert clf.score(big_X, big_y) > 0.5 and np.isfinite(clf.coefs_[0]).all()
+@pytest.mark.parametrize("k", [1, 7, 13])
+def test_ctrl_c_after_k_steps_keeps_exactly_the_weights_of_k_steps(k, monkeypatch):
+    """SIGINT sent from inside the k-th optimiser step: training finishes that step and
+    stops, and its weights are those of a run that took exactly those k steps (one epoch
+    over the first k minibatches, no shuffling; k = 13 is the second epoch's first step)."""
+    from gpubp import optim
+
+    rows = np.random.default_rng(0).normal(size=(240, 5))
+    labels = (rows[:, 0] + rows[:, 1] > 0).astype(int)
+    kw = dict(solver="sgd", momentum=0.9, batch_size=20, shuffle=False, random_state=0)
+    kw.update(max_iter=100, tol=0.0, n_iter_no_change=100, dtype="float64")
+    steps = {"n": 0}
+    original = optim.SGD.step
+
+    def step_then_ctrl_c(self, theta, grad):
+        original(self, theta, grad)
+        steps["n"] += 1
+        if steps["n"] == k:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(optim.SGD, "step", step_then_ctrl_c)
+    clf = MLPClassifier((8,), **kw)
+    complete = (k - 1) // 12  # 12 steps per epoch
+    with pytest.warns(UserWarning, match=f"interrupted by the user after {complete} complete"):
+        clf.fit(rows, labels)
+    assert steps["n"] == k and clf.stop_reason_ == "interrupted"
+    assert clf.n_iter_ == len(clf.loss_curve_) == complete
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(optim.SGD, "step", original)
+    if complete:  # whole epochs, then the first steps of the next
+        ref = MLPClassifier((8,), **dict(kw, max_iter=complete, warm_start=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.fit(rows, labels)
+        ref_steps = k - 12 * complete
+        ref.partial_fit(rows[: 20 * ref_steps], labels[: 20 * ref_steps])
+    else:
+        ref = MLPClassifier((8,), **dict(kw, max_iter=1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.fit(rows[: 20 * k], labels[: 20 * k])
+    for a, b in zip(clf.coefs_ + clf.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_array_equal(a, b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf.set_params(warm_start=True, max_iter=1).fit(big_X, big_y)  # usable afterwards
+        clf.set_params(warm_start=True, max_iter=1).fit(rows, labels)  # usable afterwards
 
 
 def test_a_second_ctrl_c_stops_at_once():

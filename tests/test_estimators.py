@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import sklearn.neural_network as sknn
 from conftest import load_without_cupy
-from sklearn.datasets import load_diabetes, load_digits, make_classification
+from sklearn.datasets import (
+    load_diabetes,
+    load_digits,
+    make_classification,
+    make_multilabel_classification,
+    make_regression,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -126,17 +132,28 @@ def test_partial_fit_warm_start_and_n_iter_follow_scikit_learn(Estimator):
     assert records[0] == records[1]
 
 
-def test_warm_start_continues_from_the_previous_weights():
+@pytest.mark.parametrize("solver", ["sgd", "gd", "adam"])
+def test_warm_start_continues_from_the_previous_weights(solver):
+    """3 epochs, then 3 more with warm_start, are the 6 epochs of one fit: the loss curve
+    continues where it stopped and the weights are the same (no shuffling; plain steps,
+    since a new fit starts a new optimiser and Adam's moments would start again)."""
     X, y = make_classification(n_samples=60, n_features=4, random_state=1)
-    kw = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=3, random_state=0)
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, momentum=0.0, shuffle=False)
+    kw.update(random_state=0, tol=0.0, n_iter_no_change=100, dtype="float64")
     with pytest.warns(ConvergenceWarning):
-        est = MLPClassifier(warm_start=True, **kw).fit(X, y)
-    before = [W.copy() for W in est.coefs_]
-    loss_after_first = est.loss_curve_[-1]
+        est = MLPClassifier(warm_start=True, max_iter=3, **kw).fit(X, y)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
-    assert len(est.loss_curve_) == 6 and est.loss_curve_[3] < loss_after_first + 0.1
-    assert not np.array_equal(before[0], est.coefs_[0])
+    with pytest.warns(ConvergenceWarning):
+        once = MLPClassifier(max_iter=6, **kw).fit(X, y)
+    assert len(est.loss_curve_) == 6
+    if solver == "adam":  # the moments restart: close to the single fit, not equal
+        np.testing.assert_allclose(est.loss_curve_, once.loss_curve_, rtol=0.05)
+        assert est.loss_curve_[3] < est.loss_curve_[0] - 0.01
+    else:
+        np.testing.assert_allclose(est.loss_curve_, once.loss_curve_, rtol=1e-12)
+        for a, b in zip(est.coefs_, once.coefs_):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="same classes"):
         est.fit(X, np.where(y == 1, 2, y) + (y == 0) * 5)
     with pytest.raises(AttributeError, match="partial_fit"):
@@ -279,8 +296,9 @@ def test_lbfgs_matches_scikit_learn_closely_in_float64():
     kw = dict(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=50, alpha=1.0)
     ours = MLPRegressor(random_state=0, dtype="float64", **kw).fit(X, y)
     theirs = sknn.MLPRegressor(random_state=0, **kw).fit(X, y)
-    assert ours.n_iter_ == 50 and ours.loss_ == pytest.approx(theirs.loss_, rel=0.2)
-    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), abs=0.05)
+    # different starting weights (each library draws its own): measured 0.7% apart
+    assert ours.n_iter_ == 50 and ours.loss_ == pytest.approx(theirs.loss_, rel=0.02)
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), abs=0.01)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -312,16 +330,25 @@ def test_loss_is_scikit_learns_for_the_same_weights():
         assert ours.loss_curve_[0] == pytest.approx(their_loss, rel=1e-9)
 
 
-def test_multilabel_and_multioutput_targets():
-    X, y = make_classification(n_samples=60, n_features=5, random_state=0)
-    Y = np.c_[y, 1 - y, y]
-    clf = MLPClassifier((8,), max_iter=300, random_state=0).fit(X, Y)
-    assert clf.out_activation_ == "logistic" and clf.predict(X).shape == (60, 3)
-    assert clf.predict_proba(X).shape == (60, 3)
-    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
-    with pytest.warns(ConvergenceWarning):
-        reg.fit(X, np.c_[y, -y])
-    assert reg.predict(X).shape == (60, 2) and reg.n_outputs_ == 2
+def test_multilabel_and_multioutput_targets_are_learned():
+    """Held-out floors well above the baselines (measured: subset accuracy 0.49-0.53
+    against 0.20 for always predicting the commonest labels, per-label 0.79-0.81;
+    R^2 0.91-0.95)."""
+    X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=3, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    X_train, X_test, Y_train, Y_test = train_test_split(X, Y, random_state=0)
+    clf = MLPClassifier((16,), max_iter=300, random_state=0).fit(X_train, Y_train)
+    assert clf.out_activation_ == "logistic" and clf.predict(X_test).shape == (75, 3)
+    assert clf.predict_proba(X_test).shape == (75, 3)
+    assert clf.score(X_test, Y_test) >= 0.4  # every label of a case right
+    assert (clf.predict(X_test) == Y_test).mean() >= 0.75
+    X, Y = make_regression(n_samples=300, n_features=5, n_targets=2, noise=10, random_state=0)
+    X, Y = StandardScaler().fit_transform(X), Y / Y.std(axis=0)
+    X_train, X_test, Y_train, Y_test = train_test_split(X, Y, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
+    reg.fit(X_train, Y_train)
+    assert reg.predict(X_test).shape == (75, 2) and reg.n_outputs_ == 2
+    assert reg.score(X_test, Y_test) >= 0.85
 
 
 def test_string_labels_binary_probabilities_and_log_probabilities():
@@ -342,10 +369,12 @@ def test_string_labels_binary_probabilities_and_log_probabilities():
 def test_pipeline_grid_search_and_cross_validation():
     X, y = make_classification(n_samples=90, n_features=6, random_state=0)
     pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0))
-    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.7
+    assert cross_val_score(pipe, X, y, cv=3).mean() >= 0.85  # measured 0.93
     grid = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-1]}, cv=3).fit(X, y)
     assert grid.best_params_["mlpclassifier__alpha"] in (1e-4, 1e-1)
-    assert grid.predict(X).shape == (90,)
+    assert grid.best_score_ >= 0.85
+    assert grid.best_score_ == max(grid.cv_results_["mean_test_score"])
+    assert grid.predict(X).shape == (90,) and grid.score(X, y) >= 0.9
 
 
 def test_pickle_holds_numpy_weights_and_loads_without_cupy(tmp_path):

@@ -18,15 +18,28 @@ def problem(layer_sizes, output, seed):
     return shared_problem(layer_sizes, output, seed, N=5)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
-@pytest.mark.parametrize("K", [1, 3])
-@pytest.mark.parametrize("depth", [1, 2, 3])
-@pytest.mark.parametrize("output,loss", PAIRS)
-@pytest.mark.parametrize("activation", list(ACTIVATIONS))
-def test_gradients_match_central_differences(
-    activation, output, loss, depth, K, weight_decay, reduction
-):
+# Every activation x output x loss x depth x K x weight decay x reduction, except a
+# softmax with K = 1 (refused by MLP: its gradient is identically zero): 384 nets.
+SWEEP = [
+    case
+    for case in itertools.product(ACTIVATIONS, PAIRS, DEPTHS, [1, 3], [0.0, 0.3], ["mean", "sum"])
+    if not (case[1][0] == "softmax" and case[3] == 1)
+]
+
+
+def test_the_sweep_covers_384_nets_and_no_softmax_with_one_output():
+    assert len(SWEEP) == 384
+    with pytest.raises(ValueError, match="K >= 2"):
+        gpubp.MLP([3, 1], output="softmax")
+
+
+@pytest.mark.parametrize(
+    "activation,pair,depth,K,weight_decay,reduction",
+    SWEEP,
+    ids=["-".join(map(str, (a, *p, d, K, wd, r))) for a, p, d, K, wd, r in SWEEP],
+)
+def test_gradients_match_central_differences(activation, pair, depth, K, weight_decay, reduction):
+    output, loss = pair
     sizes = DEPTHS[depth][: depth + 1] + [K]
     seed = zlib.crc32(repr((activation, output, loss, depth, K, weight_decay, reduction)).encode())
     net = gpubp.MLP(
@@ -50,10 +63,17 @@ def test_gradients_with_integer_labels_equal_one_hot():
     assert gpubp.gradcheck(net, X, labels).max_rel_error < 1e-6
 
 
-def test_float32_gradients_agree_with_float64_differences():
-    net = gpubp.MLP([4, 6, 3], "sigmoid", "softmax", dtype="float32", backend="numpy", seed=3)
-    X, Y = problem([4, 6, 3], "softmax", 3)
-    assert gpubp.gradcheck(net, X, Y).max_rel_error < 1e-2
+@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_float32_gradients_agree_with_float64_differences(activation, output, loss):
+    """float32 arithmetic against float64 central differences at the same (rounded)
+    weights. float32 rounding is relative to the largest terms, so entries below 1% of
+    the largest gradient entry are compared on that scale (floor=1e-2): measured at most
+    1.2e-5 over 320 such nets (8 seeds, N = 5 and 8). On the default backend, so
+    --cupy-standin runs the fused kernels' path in float32."""
+    net = gpubp.MLP([4, 6, 3], activation, output, loss, 0.1, dtype="float32", seed=0)
+    X, Y = problem([4, 6, 3], output, 0)
+    assert gpubp.gradcheck(net, X, Y, floor=1e-2).max_rel_error < 1e-4
 
 
 def test_gradcheck_finds_a_wrong_gradient(monkeypatch):

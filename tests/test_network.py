@@ -85,9 +85,37 @@ def test_forward_shapes_and_softmax_rows_sum_to_one():
     np.testing.assert_allclose(F.sum(axis=1), 1, rtol=1e-6)
 
 
+# T = (1000, -1000, 0) for the first case and (-1000, 1000, 0) for the second, whose
+# targets are classes 1 and 2: f, the mean loss and delta = dR/dT (with the 1/N of the
+# mean) at their exact limits.
+LIMITS = {
+    ("identity", "squared_error"): (
+        [[1000, -1000, 0], [-1000, 1000, 0]],
+        999**2 + 1000**2,
+        [[999, -1000, 0], [-1000, 999, 0]],
+    ),
+    ("softmax", "cross_entropy"): ([[1, 0, 0], [0, 1, 0]], 0.0, [[0, 0, 0], [0, 0, 0]]),
+    ("softmax", "squared_error"): ([[1, 0, 0], [0, 1, 0]], 0.0, [[0, 0, 0], [0, 0, 0]]),
+    ("sigmoid", "binary_cross_entropy"): (
+        [[1, 0, 0.5], [0, 1, 0.5]],
+        np.log(2),
+        [[0, 0, 0.25], [0, 0, 0.25]],
+    ),
+    ("sigmoid", "squared_error"): (  # g'(T) = f (1 - f) is 0 at +-1000, 1/4 at 0
+        [[1, 0, 0.5], [0, 1, 0.5]],
+        0.25,
+        [[0, 0, 0.125], [0, 0, 0.125]],
+    ),
+}
+
+
+def test_the_limits_cover_every_pairing():
+    assert set(LIMITS) == set(PAIRS)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("output,loss", PAIRS)
-def test_logits_of_plus_minus_1000_are_stable(dtype, output, loss):
+def test_logits_of_plus_minus_1000_give_the_exact_limits(dtype, output, loss):
     net = gpubp.MLP([1, 3], "identity", output, loss, dtype=dtype, backend="numpy")
     net.set_weights([(np.array([[1000.0, -1000.0, 0.0]]), np.zeros(3))])
     X = np.array([[1.0], [-1.0]])
@@ -95,9 +123,12 @@ def test_logits_of_plus_minus_1000_are_stable(dtype, output, loss):
     with np.errstate(**RAISE), warnings.catch_warnings():
         warnings.simplefilter("error")
         F = net.forward(X)
-        loss_value, grads = net.loss_and_gradients(X, Y)
-    assert np.all(np.isfinite(F)) and np.isfinite(loss_value)
-    assert all(np.all(np.isfinite(g)) for pair in grads for g in pair)
+        bp = net.backprop(X, Y)
+    F_want, loss_want, delta_want = LIMITS[output, loss]
+    np.testing.assert_array_equal(F, F_want)
+    assert float(bp.loss) == pytest.approx(loss_want, rel=1e-7, abs=0)
+    np.testing.assert_allclose(bp.delta, delta_want, rtol=1e-7, atol=0)
+    assert all(np.all(np.isfinite(g)) for pair in bp.gradients for g in pair)
 
 
 def test_log_losses_are_exact_for_large_logits():

@@ -142,6 +142,7 @@ def test_gradients_are_finite_and_match_central_differences(
     hidden, p, K, N, activation, pair, weight_decay, reduction, seed
 ):
     output, loss = pair
+    K += output == "softmax"  # a softmax needs K >= 2
     net = gpubp.MLP(
         [p, *hidden, K], activation, output, loss, weight_decay, "float64", "numpy", seed
     )
@@ -151,8 +152,21 @@ def test_gradients_are_finite_and_match_central_differences(
     _, grads = net.loss_and_gradients(X, Y, reduction)
     assert all(np.all(np.isfinite(g)) for pair_ in grads for g in pair_)
     result = gpubp.gradcheck(net, X, Y, reduction=reduction)
-    # relu's kink: a difference across it is not a derivative; allow it to be the reason
-    assert result.max_rel_error < 1e-6 or activation == "relu", str(result)
+    # relu's kink: a difference across it is not a derivative, so relu nets are held to
+    # the bound only where no pre-activation lies within the stencil's reach of 0
+    assert result.max_rel_error < 1e-6 or near_a_kink(net, X, activation), str(result)
+
+
+def near_a_kink(net, X, activation, reach=1e-2) -> bool:
+    """Whether a relu unit's pre-activation is within ``reach`` of 0 for some case."""
+    if activation != "relu":
+        return False
+    Z, nearest = X, np.inf
+    for W, b in net.get_weights()[:-1]:
+        A = Z @ W + b
+        nearest = min(nearest, float(np.abs(A).min()))
+        Z = np.maximum(A, 0)
+    return nearest < reach
 
 
 @settings(max_examples=40, deadline=None)

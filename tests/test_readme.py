@@ -1,5 +1,6 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written and print what their comments say."""
 
+import math
 import pathlib
 import re
 
@@ -7,15 +8,54 @@ import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+NUMBER = r"~?-?\d+(?:\.\d+)?(?:e-?\d+)?"
 
 
-def test_the_readme_has_examples():
+def claimed_numbers(block):
+    """{line number: the numbers in the comment of each ``print(...)  # ...`` line}."""
+    claims = {}
+    for i, line in enumerate(block.splitlines(), start=1):
+        code, _, comment = line.partition("  # ")
+        if code.lstrip().startswith("print(") and re.search(NUMBER, comment):
+            claims[i] = re.findall(NUMBER, comment)
+    return claims
+
+
+def agrees(claim: str, printed: float) -> bool:
+    """ "0.98" holds for what rounds to 0.98; "~1e-8" for what is within half a decade."""
+    if claim.startswith("~"):
+        value = float(claim[1:])
+        return abs(math.log10(abs(printed)) - math.log10(abs(value))) <= 0.5
+    decimals = len(claim.partition(".")[2]) if "e" not in claim else None
+    if decimals is None:
+        return printed == pytest.approx(float(claim), rel=0.05)
+    return round(printed, decimals) == float(claim)
+
+
+def test_the_readme_has_examples_with_claims():
     assert len(BLOCKS) >= 2
+    assert sum(len(claimed_numbers(b)) for b in BLOCKS) >= 2
+
+
+def test_the_claim_checker_can_fail():
+    assert agrees("0.98", 0.9804) and not agrees("0.98", 0.975)
+    assert agrees("~1e-8", 2e-8) and not agrees("~1e-8", 1e-6)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs(block, tmp_path, monkeypatch, capsys):
+def test_readme_example_prints_what_its_comments_say(block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GPUBP_BACKEND", "numpy")
-    exec(compile(block, "README.md", "exec"), {})
-    assert capsys.readouterr().out.strip()
+    printed = {}
+
+    def record(*args, **kwargs):
+        import sys
+
+        printed[sys._getframe(1).f_lineno] = " ".join(str(a) for a in args)
+
+    exec(compile(block, "README.md", "exec"), {"print": record})
+    assert printed
+    for line, claims in claimed_numbers(block).items():
+        numbers = [float(n) for n in re.findall(r"-?\d+\.\d+(?:e-?\d+)?|\d+e-?\d+", printed[line])]
+        for claim in claims:
+            assert any(agrees(claim, n) for n in numbers), (line, claim, printed[line])
