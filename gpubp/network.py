@@ -79,8 +79,8 @@ def init_weights(layer_sizes, activation, rng):
 class MLP:
     """Multilayer perceptron ``layer_sizes = [p, M_1, ..., M_L, K]``.
 
-    ``activation`` is sigma for the hidden units, ``output`` is g, ``loss`` is R
-    (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
+    ``activation`` is sigma for the hidden units, ``output`` is g (a softmax needs
+    K >= 2), ``loss`` is R (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
     ``sum_i R_i`` plus ``weight_decay * sum_l ||W_l||^2`` (biases not penalised).
     """
 
@@ -109,7 +109,7 @@ class MLP:
         loss = CANONICAL_LOSS[output] if loss is None else loss
         self.loss = check_choice("loss", loss, tuple(LOSSES))
         if output not in VALID_OUTPUTS[loss]:
-            raise ValueError(
+            raise InputError(
                 f"loss={loss!r} cannot be paired with output={output!r}; it needs output in "
                 f"{VALID_OUTPUTS[loss]} (squared_error works with every output)"
             )

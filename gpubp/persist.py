@@ -20,7 +20,7 @@ import secrets
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
-from .errors import BackendError, ModelFileError
+from .errors import BackendError, InputError, ModelFileError
 from .estimators import MLPClassifier, MLPRegressor, _BaseMLP
 from .network import MLP, count_parameters
 from .train import History
@@ -62,12 +62,12 @@ def save(model, path, *, record: dict | None = None) -> None:
     """
     kind = type(model).__name__
     if kind not in KINDS or not isinstance(model, KINDS[kind]):
-        raise TypeError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
+        raise InputError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
     if isinstance(model, MLP):
         net, meta = model, {}
     else:
         if not hasattr(model, "coefs_"):
-            raise ValueError(f"this {kind} is not fitted yet; call fit before save")
+            raise InputError(f"this {kind} is not fitted yet; call fit before save")
         net = model.get_network()
         meta = {"params": _json_params(model), "fitted": _fitted(model)}
     arrays = {}
@@ -192,7 +192,7 @@ def _plain(values, name) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind == "O":
         if not all(isinstance(v, str) for v in values):
-            raise TypeError(f"cannot save {name} of mixed object types; use str or numbers")
+            raise InputError(f"cannot save {name} of mixed object types; use str or numbers")
         values = values.astype(str)
     return values
 
@@ -207,11 +207,11 @@ def _json_params(model) -> dict:
 
 def _json_record(record) -> dict:
     if not isinstance(record, dict):
-        raise TypeError(f"record must be a dict, not {type(record).__name__}")
+        raise InputError(f"record must be a dict, not {type(record).__name__}")
     try:
         return json.loads(json.dumps(record))
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise InputError(
             f"record must hold JSON values (str, numbers, lists, dicts): {exc}"
         ) from None
 

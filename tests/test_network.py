@@ -158,7 +158,7 @@ def test_invalid_names_and_pairings_are_clear_errors():
         gpubp.MLP([2, 2], output="linear")
     with pytest.raises(ValueError, match="loss='hinge'"):
         gpubp.MLP([2, 2], loss="hinge")
-    with pytest.raises(ValueError, match="cannot be paired"):
+    with pytest.raises(gpubp.InputError, match="cannot be paired"):
         gpubp.MLP([2, 2], output="identity", loss="cross_entropy")
     with pytest.raises(ValueError, match="cannot be paired"):
         gpubp.MLP([2, 2], output="softmax", loss="binary_cross_entropy")

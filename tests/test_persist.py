@@ -79,9 +79,9 @@ def test_save_replaces_atomically_and_leaves_no_temporary_files(tmp_path, data):
 
 
 def test_unfitted_and_foreign_objects_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(gpubp.InputError, match="not fitted"):
         gpubp.save(MLPClassifier(), tmp_path / "m.npz")
-    with pytest.raises(TypeError, match="MLP, MLPClassifier or MLPRegressor"):
+    with pytest.raises(gpubp.InputError, match="MLP, MLPClassifier or MLPRegressor"):
         gpubp.save(object(), tmp_path / "m.npz")
 
 
