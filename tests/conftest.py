@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from gpubp.backend import probe_cupy
+from gpubp.functions import VALID_OUTPUTS
 
 STANDIN = Path(__file__).resolve().parent / "cupy_standin"
+
+# Every (output, loss) pairing the network accepts.
+PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 
 
 def pytest_addoption(parser):

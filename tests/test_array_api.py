@@ -10,14 +10,13 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import named_quantities, problem
+from conftest import PAIRS, named_quantities, problem
 
 import gpubp
-from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+from gpubp.functions import ACTIVATIONS
 
 xp = pytest.importorskip("array_api_strict")
 
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 DEVICE = xp.Device("device1")
 
 

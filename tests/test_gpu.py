@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import DLPackProducer, load_without_cupy, named_quantities, problem
+from conftest import PAIRS, DLPackProducer, load_without_cupy, named_quantities, problem
 from sklearn.exceptions import ConvergenceWarning
 
 import gpubp
-from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+from gpubp.functions import ACTIVATIONS
 
 pytestmark = pytest.mark.gpu
 
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 RTOL = {"float32": 1e-4, "float64": 1e-10}
 
 

@@ -5,12 +5,12 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import PAIRS
 from conftest import problem as shared_problem
 
 import gpubp
-from gpubp.functions import ACTIVATIONS, LOSSES, OUTPUTS, VALID_OUTPUTS
+from gpubp.functions import ACTIVATIONS, LOSSES, OUTPUTS
 
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 DEPTHS = {1: [3, 4], 2: [3, 4, 3], 3: [3, 4, 3, 2]}  # hidden sizes before K
 
 

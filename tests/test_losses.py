@@ -8,12 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import problem
+from conftest import PAIRS, problem
 
 import gpubp
-from gpubp.functions import VALID_OUTPUTS
-
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 
 
 def outputs_by_hand(weights, X, output):

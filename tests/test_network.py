@@ -4,12 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import PAIRS
 
 import gpubp
-from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+from gpubp.functions import ACTIVATIONS
 
 RAISE = dict(over="raise", divide="raise", invalid="raise")  # e^-1000 = 0 is right
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 
 
 def data(N=6, p=3, K=2, seed=0):

@@ -101,16 +101,29 @@ SOLVERS = {
 }
 
 
-def from_the_same_weights(Estimator, weights, X, y, **kw):
+def starting_weights(K):
+    """[(W_1, b_1), (W_2, b_2)] of a 4-5-K network, drawn once for both libraries."""
+    rng = np.random.default_rng(1)
+    weights = [(rng.normal(size=(4, 5)) / 2, rng.normal(size=5) / 10)]
+    return weights + [(rng.normal(size=(5, K)) / 2, rng.normal(size=K) / 10)]
+
+
+def trained_from(Estimator, weights, X, y, epochs, **kw):
     """``Estimator`` fitted once (for its internals), then given ``weights`` and refitted
-    with warm_start: a fresh optimiser starting from exactly those weights."""
+    for ``epochs`` with warm_start: a fresh optimiser starting from exactly those weights."""
     est = Estimator(warm_start=True, max_iter=1, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y)
-    est.coefs_ = [W.copy() for W, _ in weights]
-    est.intercepts_ = [b.copy() for _, b in weights]
+        est.coefs_ = [W.copy() for W, _ in weights]
+        est.intercepts_ = [b.copy() for _, b in weights]
+        est.set_params(max_iter=epochs).fit(X, y)
     return est
+
+
+def assert_same_weights(ours, theirs):
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("solver", list(SOLVERS))
@@ -132,20 +145,13 @@ def test_training_follows_scikit_learn_step_by_step_from_the_same_weights(solver
         X, y = make_regression(n_samples=50, n_features=4, random_state=0)
         y /= y.std()  # one output: see the next test for several
         K, Ours, Theirs = 1, gpubp.MLPRegressor, sknn.MLPRegressor
-    rng = np.random.default_rng(1)
-    weights = [(rng.normal(size=(4, 5)) / 2, rng.normal(size=5) / 10)]
-    weights.append((rng.normal(size=(5, K)) / 2, rng.normal(size=K) / 10))
+    weights = starting_weights(K)
     kw = dict(hidden_layer_sizes=(5,), activation="tanh", batch_size=16, shuffle=False)
     kw = {**kw, "alpha": 0.01, "learning_rate_init": 0.1, "random_state": 0, **SOLVERS[solver]}
-    ours = from_the_same_weights(Ours, weights, X, y, dtype="float64", **kw)
-    theirs = from_the_same_weights(Theirs, weights, X, y, **kw)
-    for est in (ours, theirs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.set_params(max_iter=6).fit(X, y)
+    ours = trained_from(Ours, weights, X, y, 6, dtype="float64", **kw)
+    theirs = trained_from(Theirs, weights, X, y, 6, **kw)
     assert ours.n_iter_ == theirs.n_iter_
-    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert_same_weights(ours, theirs)
     if solver != "lbfgs":
         assert ours._optimizer.learning_rate == pytest.approx(
             theirs._optimizer.learning_rate_init
@@ -166,26 +172,20 @@ def test_a_multi_output_regressor_steps_along_the_gradient_of_its_loss():
     learning rate K gamma and weight decay alpha / K retraces scikit-learn's steps."""
     X, y = make_regression(n_samples=50, n_features=4, n_targets=2, random_state=0)
     y /= y.std()
-    rng = np.random.default_rng(1)
-    weights = [(rng.normal(size=(4, 5)) / 2, rng.normal(size=5) / 10)]
-    weights.append((rng.normal(size=(5, 2)) / 2, rng.normal(size=2) / 10))
+    weights = starting_weights(2)
     kw = dict(hidden_layer_sizes=(5,), batch_size=16, shuffle=False, solver="sgd", momentum=0.0)
-    ours = from_the_same_weights(
+    ours = trained_from(
         gpubp.MLPRegressor,
         weights,
         X,
         y,
+        4,
         dtype="float64",
         learning_rate_init=0.2,
         alpha=0.005,
         **kw,
     )
-    theirs = from_the_same_weights(
-        sknn.MLPRegressor, weights, X, y, learning_rate_init=0.1, alpha=0.01, **kw
+    theirs = trained_from(
+        sknn.MLPRegressor, weights, X, y, 4, learning_rate_init=0.1, alpha=0.01, **kw
     )
-    for est in (ours, theirs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.set_params(max_iter=4).fit(X, y)
-    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert_same_weights(ours, theirs)

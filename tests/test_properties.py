@@ -5,13 +5,13 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import PAIRS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpubp
-from gpubp.functions import ACTIVATIONS, VALID_OUTPUTS
+from gpubp.functions import ACTIVATIONS
 
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 FILES = settings(
     max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -6,11 +6,9 @@ OpenBLAS calls that follow it in its process, and the other tests should not pay
 
 import numpy as np
 import pytest
+from conftest import PAIRS
 
 import gpubp
-from gpubp.functions import VALID_OUTPUTS
-
-PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 
 
 @pytest.fixture(scope="module")
