@@ -3,6 +3,7 @@
 import math
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -49,8 +50,6 @@ def test_readme_example_prints_what_its_comments_say(block, tmp_path, monkeypatc
     printed = {}
 
     def record(*args, **kwargs):
-        import sys
-
         printed[sys._getframe(1).f_lineno] = " ".join(str(a) for a in args)
 
     exec(compile(block, "README.md", "exec"), {"print": record})
