@@ -2,7 +2,9 @@
 
 Every function takes the array module first and uses only what NumPy, CuPy and
 the array API standard all provide. Derivatives are written from a unit's
-*output* Z, so pre-activations need not be kept for hidden layers.
+*output* Z, so pre-activations need not be kept for hidden layers. Outputs and
+losses work on the last axis: T may carry a leading network axis (a stack of
+networks, ``MLP(n_networks=R)``), its targets Y broadcast against it.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ def sigmoid(xp, A):
 
 
 def softmax(xp, T):
-    """g_k(T) = e^T_k / sum_l e^T_l, shifted by the row maximum."""
-    E = xp.exp(T - xp.max(T, axis=1, keepdims=True))
-    return E / xp.sum(E, axis=1, keepdims=True)
+    """g_k(T) = e^T_k / sum_l e^T_l over the last axis, shifted by the maximum."""
+    E = xp.exp(T - xp.max(T, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 
 
 def log_softmax(xp, T):
-    S = T - xp.max(T, axis=1, keepdims=True)
-    return S - xp.log(xp.sum(xp.exp(S), axis=1, keepdims=True))
+    S = T - xp.max(T, axis=-1, keepdims=True)
+    return S - xp.log(xp.sum(xp.exp(S), axis=-1, keepdims=True))
 
 
 def softplus(xp, T):
@@ -73,7 +75,7 @@ OUTPUTS = {
 OUTPUT_JACOBIANS = {
     "identity": lambda xp, F, E: E,
     "sigmoid": lambda xp, F, E: E * F * (1 - F),
-    "softmax": lambda xp, F, E: F * (E - xp.sum(F * E, axis=1, keepdims=True)),
+    "softmax": lambda xp, F, E: F * (E - xp.sum(F * E, axis=-1, keepdims=True)),
 }
 
 
@@ -86,7 +88,7 @@ def squared_error(xp, output, T, Y):
     """R_i = sum_k (y_ik - f_k)^2 (no 1/2); delta = -2 (y - f) applied to g'(T)."""
     F = OUTPUTS[output](xp, T)
     D = F - Y
-    return F, xp.sum(D * D, axis=1), OUTPUT_JACOBIANS[output](xp, F, 2 * D)
+    return F, xp.sum(D * D, axis=-1), OUTPUT_JACOBIANS[output](xp, F, 2 * D)
 
 
 def cross_entropy(xp, output, T, Y):
@@ -94,12 +96,12 @@ def cross_entropy(xp, output, T, Y):
 
     delta = f sum_k y_k - y: g' cancels against the log, leaving f - y for one-hot rows.
     """
-    S = T - xp.max(T, axis=1, keepdims=True)
+    S = T - xp.max(T, axis=-1, keepdims=True)
     E = xp.exp(S)
-    sum_E = xp.sum(E, axis=1, keepdims=True)
+    sum_E = xp.sum(E, axis=-1, keepdims=True)
     F = E / sum_E
-    R_i = -xp.sum(Y * (S - xp.log(sum_E)), axis=1)
-    return F, R_i, F * xp.sum(Y, axis=1, keepdims=True) - Y
+    R_i = -xp.sum(Y * (S - xp.log(sum_E)), axis=-1)
+    return F, R_i, F * xp.sum(Y, axis=-1, keepdims=True) - Y
 
 
 def binary_cross_entropy(xp, output, T, Y):
@@ -108,7 +110,7 @@ def binary_cross_entropy(xp, output, T, Y):
     delta = f - y: g' cancels against the logs.
     """
     F = sigmoid(xp, T)
-    return F, xp.sum(softplus(xp, T) - Y * T, axis=1), F - Y
+    return F, xp.sum(softplus(xp, T) - Y * T, axis=-1), F - Y
 
 
 LOSSES = {

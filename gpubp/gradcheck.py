@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,7 +17,8 @@ class GradcheckResult:
 
     ``errors[l]`` is ``(err_W, err_b)`` for layer l + 1, entry by entry:
     ``|analytic - numeric| / max(|analytic|, |numeric|, floor * G)`` with G the
-    largest |numeric| entry of the whole network.
+    largest |numeric| entry of the whole network. For a stack, ``network`` is the
+    network where the largest error occurs and ``errors`` are its own.
     """
 
     max_rel_error: float
@@ -27,13 +28,15 @@ class GradcheckResult:
     analytic: float
     numeric: float
     errors: list[tuple[np.ndarray, np.ndarray]]
+    network: int | None = None
 
     def __float__(self) -> float:
         return self.max_rel_error
 
     def __str__(self) -> str:
+        where = "" if self.network is None else f"network {self.network}, "
         return (
-            f"max relative error {self.max_rel_error:.3e} at {self.param}_{self.layer}"
+            f"{where}max relative error {self.max_rel_error:.3e} at {self.param}_{self.layer}"
             f"{list(self.index)}: analytic {self.analytic:.10g}, numeric {self.numeric:.10g}"
         )
 
@@ -50,6 +53,10 @@ def gradcheck(
     gives about 1e-16 |R| / eps absolute accuracy. Entries below
     ``floor`` times the largest gradient entry are compared on that scale, so
     vanishing gradients do not divide rounding noise by almost nothing.
+
+    On a stack (``n_networks=R``) each network is checked against differences of
+    its own loss: the gradient of the stack's loss vector, row r, is the gradient
+    of network r's loss.
     """
     if not isinstance(net, MLP):
         raise InputError(f"gradcheck needs a gpubp.MLP, not {type(net).__name__}")
@@ -59,7 +66,19 @@ def gradcheck(
         raise InputError(f"floor={floor!r} must be a number >= 0")
     _, analytic = net.loss_and_gradients(X, Y, reduction=reduction)
     analytic = [(net.backend.to_host(dW), net.backend.to_host(db)) for dW, db in analytic]
+    X, Y = net.backend.to_host(X), net.backend.to_host(Y)
+    if net.n_networks is None:
+        return _check(net, analytic, X, Y, reduction, eps, floor)
+    results = [
+        _check(net.network(r), [(dW[r], db[r]) for dW, db in analytic], X, Y, reduction, eps, floor)
+        for r in range(net.n_networks)
+    ]
+    r = int(np.argmax([result.max_rel_error for result in results]))
+    return replace(results[r], network=r)
 
+
+def _check(net, analytic, X, Y, reduction, eps, floor) -> GradcheckResult:
+    """One network's analytic gradients against central differences of its float64 copy."""
     ref = MLP(
         net.layer_sizes,
         net.activation,
@@ -71,10 +90,10 @@ def gradcheck(
     )
     ref.set_weights(net.get_weights())
     params = list(zip(ref.W, ref.b))  # perturbed in place, one entry at a time
-    X64, Y64, scale = ref._checked(net.backend.to_host(X), net.backend.to_host(Y), reduction)
+    X64, Y64, scale = ref.check_inputs(X, Y, reduction)
 
     def loss() -> float:
-        return float(ref._loss(X64, Y64, scale, ref.weight_decay))
+        return float(ref.loss_unchecked(X64, Y64, scale, ref.weight_decay))
 
     numeric = []
     for layer in params:

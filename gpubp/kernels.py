@@ -78,11 +78,14 @@ def _softmax_ce_kernel(dtype):
 
 
 def softmax_cross_entropy(T, Y):
-    """(F, R_i, delta) of softmax + cross-entropy, one thread per case."""
-    T, Y = cp.ascontiguousarray(T), cp.ascontiguousarray(Y, dtype=T.dtype)
-    N, K = T.shape
+    """(F, R_i, delta) of softmax + cross-entropy, one thread per case (a case of each
+    network of a stack: Y is broadcast against T's leading axes)."""
+    T = cp.ascontiguousarray(T)
+    Y = cp.ascontiguousarray(cp.broadcast_to(Y.astype(T.dtype, copy=False), T.shape))
+    K = T.shape[-1]
+    N = T.size // K
     F, D = cp.empty_like(T), cp.empty_like(T)
-    R = cp.empty(N, dtype=T.dtype)
+    R = cp.empty(T.shape[:-1], dtype=T.dtype)
     kernel = _softmax_ce_kernel(T.dtype)
     threads = 128
     kernel(((N + threads - 1) // threads,), (threads,), (T, Y, F, R, D, cp.int32(N), cp.int32(K)))
@@ -108,7 +111,7 @@ _SIGMOID_BCE = cp.ElementwiseKernel(
 def sigmoid_binary_cross_entropy(T, Y):
     """(F, R_i, delta) of sigmoid + binary cross-entropy: one kernel and a row sum."""
     F, r, D = _SIGMOID_BCE(T, Y)
-    return F, cp.sum(r, axis=1), D
+    return F, cp.sum(r, axis=-1), D
 
 
 LOSSES = {  # by (output, loss); squared error keeps the reference formulas

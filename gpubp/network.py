@@ -9,6 +9,11 @@ and biases b_l:
     s_{l-1} = (Delta_l W_l^T) * sigma'(Z_{l-1})   (back-propagated errors)
 
 with Delta_{L+1} = delta and Delta_l = s_l for the hidden layers.
+
+A stack of R networks of one architecture (``n_networks=R``, ESL 11.5's random
+starts and cross-validation) runs the same equations with a leading network
+axis: W_l (R, fan_in, fan_out), Z_l (R, N, M_l), and every product a batched
+matrix multiply; X and Y are shared, the case weights may be one row per network.
 """
 
 from __future__ import annotations
@@ -64,6 +69,25 @@ def count_parameters(layer_sizes) -> int:
     return sum((m + 1) * n for m, n in zip(layer_sizes[:-1], layer_sizes[1:]))
 
 
+def _seeds(seed, n_networks):
+    """One numpy Generator per network (a single one, shared, when ``seed`` is one value)."""
+
+    def generator(s):
+        if not (
+            s is None
+            or isinstance(s, np.random.Generator)
+            or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0)
+        ):
+            raise InputError(f"seed={s!r} must be None, an integer >= 0 or a numpy Generator")
+        return s if isinstance(s, np.random.Generator) else np.random.default_rng(s)
+
+    if n_networks is not None and isinstance(seed, (list, tuple, np.ndarray)):
+        if len(seed) != n_networks:
+            raise InputError(f"seed has {len(seed)} entries for {n_networks} networks")
+        return [generator(s) for s in seed]
+    return [generator(seed)] * (n_networks or 1)
+
+
 def init_weights(layer_sizes, activation, rng):
     """Glorot-uniform weights and biases near zero, drawn in float64 on the host."""
     factor = 2.0 if activation == "sigmoid" else 6.0
@@ -82,6 +106,13 @@ class MLP:
     ``activation`` is sigma for the hidden units, ``output`` is g (a softmax needs
     K >= 2), ``loss`` is R (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
     ``sum_i R_i`` plus ``weight_decay * sum_l ||W_l||^2`` (biases not penalised).
+
+    ``n_networks=R`` makes a stack of R networks trained side by side: theta is
+    (R, P), W_l (R, fan_in, fan_out), b_l (R, fan_out), losses are (R,) vectors,
+    ``weight_decay`` may be one value per network and ``seed`` a list of R seeds
+    (one seed draws the R networks in turn from one generator, so network 0 is
+    the network that seed gives alone). None (the default) is one network,
+    without the axis.
     """
 
     def __init__(
@@ -93,7 +124,8 @@ class MLP:
         weight_decay: float = 0.0,
         dtype: str = "float32",
         backend: str | Backend = "auto",
-        seed: int | np.random.Generator | None = None,
+        seed: int | np.random.Generator | Sequence | None = None,
+        n_networks: int | None = None,
     ):
         sizes = tuple(layer_sizes) if hasattr(layer_sizes, "__iter__") else ()
         if len(sizes) < 2 or not all(
@@ -118,19 +150,24 @@ class MLP:
                 "output='softmax' needs K >= 2 outputs: with K = 1 it is 1 whatever T is, "
                 "so its gradient is zero; for one output use output='sigmoid'"
             )
-        if not _real(weight_decay) or not np.isfinite(weight_decay) or weight_decay < 0:
-            raise InputError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
-        self.weight_decay = float(weight_decay)
+        if n_networks is not None and not (
+            isinstance(n_networks, (int, np.integer))
+            and not isinstance(n_networks, bool)
+            and n_networks >= 1
+        ):
+            raise InputError(f"n_networks={n_networks!r} must be None or an integer >= 1")
+        self.n_networks = None if n_networks is None else int(n_networks)
+        self.weight_decay = _decays(weight_decay, self.n_networks)
         self.dtype = _float_dtype(dtype)
         self.backend = get_backend(backend)
-        if not (
-            seed is None
-            or isinstance(seed, np.random.Generator)
-            or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
-        ):
-            raise InputError(f"seed={seed!r} must be None, an integer >= 0 or a numpy Generator")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self.set_weights(init_weights(self.layer_sizes, self.activation, rng))
+        drawn = [
+            init_weights(self.layer_sizes, self.activation, rng)
+            for rng in _seeds(seed, self.n_networks)
+        ]
+        if self.n_networks is None:
+            self.set_weights(drawn[0])
+        else:
+            self.set_weights([tuple(np.stack(a) for a in zip(*layer)) for layer in zip(*drawn)])
 
     # -- weights ----------------------------------------------------------------
 
@@ -143,9 +180,14 @@ class MLP:
     def _xp_dtype(self):
         return getattr(self.backend.xp, self.dtype.name)
 
+    @property
+    def _lead(self) -> tuple[int, ...]:
+        """The leading network axis of every weight array: () or (R,)."""
+        return () if self.n_networks is None else (self.n_networks,)
+
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``[(W_1, b_1), ..., (W_{L+1}, b_{L+1})]`` as NumPy arrays: one copy of theta to
-        the host, of which they are views."""
+        the host, of which they are views (with the network axis first for a stack)."""
         theta = self.backend.to_host(self.theta)
         if theta is self.theta:
             theta = theta.copy()
@@ -169,35 +211,63 @@ class MLP:
                 raise InputError(f"weights[{l - 1}] must be a pair (W_{l}, b_{l})")
             Wl = real_array(f"W_{l}", self.backend.to_host(pair[0]), NUMPY, self.dtype)
             bl = real_array(f"b_{l}", self.backend.to_host(pair[1]), NUMPY, self.dtype)
-            if Wl.shape != (fan_in, fan_out) or bl.shape != (fan_out,):
+            shape_W, shape_b = (*self._lead, fan_in, fan_out), (*self._lead, fan_out)
+            if Wl.shape != shape_W or bl.shape != shape_b:
                 raise InputError(
                     f"layer {l}: W has shape {Wl.shape} and b {bl.shape}, "
-                    f"expected {(fan_in, fan_out)} and {(fan_out,)}"
+                    f"expected {shape_W} and {shape_b}"
                 )
-            flat += [Wl.astype(self.dtype).ravel(), bl.astype(self.dtype)]
-        self.set_theta(np.concatenate(flat))
+            flat += [a.astype(self.dtype).reshape(*self._lead, -1) for a in (Wl, bl)]
+        self.set_theta(np.concatenate(flat, axis=-1))
 
     def set_theta(self, theta) -> None:
-        """Adopt ``theta`` (any backend) as the flat parameter vector."""
+        """Adopt ``theta`` (any backend) as the flat parameter vector, (R, P) for a stack."""
         self.theta = self.backend.to_device(theta, dtype=self._xp_dtype)
-        if tuple(self.theta.shape) != (self.n_parameters,):
-            raise InputError(
-                f"theta has shape {tuple(self.theta.shape)}, expected ({self.n_parameters},)"
-            )
+        expected = (*self._lead, self.n_parameters)
+        if tuple(self.theta.shape) != expected:
+            raise InputError(f"theta has shape {tuple(self.theta.shape)}, expected {expected}")
         views = self.views(self.theta)
         self.W, self.b = [W for W, _ in views], [b for _, b in views]
+        # the biases as they broadcast against A_l: (R, 1, fan_out) for a stack
+        xp = self.backend.xp
+        self._bias = (
+            self.b if not self._lead else [xp.reshape(b, (b.shape[0], 1, -1)) for b in self.b]
+        )
 
     def views(self, flat, xp=None):
         """``[(W_1, b_1), ...]`` as views of a flat vector laid out like ``theta`` (an
-        array of ``xp``, the backend's array module unless given)."""
+        array of ``xp``, the backend's array module unless given; one row per network
+        for a stack)."""
         xp, views, start = xp or self.backend.xp, [], 0
+        lead = self._lead
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             stop = start + fan_in * fan_out
             views.append(
-                (xp.reshape(flat[start:stop], (fan_in, fan_out)), flat[stop : stop + fan_out])
+                (
+                    xp.reshape(flat[..., start:stop], (*lead, fan_in, fan_out)),
+                    flat[..., stop : stop + fan_out],
+                )
             )
             start = stop + fan_out
         return views
+
+    def network(self, r: int) -> MLP:
+        """Network ``r`` of a stack as a network of its own (a copy of its weights)."""
+        if self.n_networks is None or not 0 <= r < self.n_networks:
+            raise InputError(f"network({r!r}) needs a stack with more than {r} networks")
+        decay = self.weight_decay
+        alone = MLP(
+            self.layer_sizes,
+            self.activation,
+            self.output,
+            self.loss,
+            decay if _real(decay) else float(decay[r]),
+            dtype=self.dtype.name,
+            backend=self.backend,
+            seed=0,
+        )
+        alone.set_theta(self.theta[r].copy())
+        return alone
 
     @property
     def n_parameters(self) -> int:
@@ -206,11 +276,21 @@ class MLP:
 
     # -- inputs -----------------------------------------------------------------
 
+    def check_inputs(self, X, Y, reduction: str = "mean"):
+        """(X, Y, scale): X and Y checked and on the device in the network's dtype (class
+        labels one-hot encoded), scale = 1/N for ``reduction="mean"``, 1 for "sum"."""
+        check_choice("reduction", reduction, REDUCTIONS)
+        X = self._inputs(X)
+        scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+        return X, self._targets(Y, X.shape[0]), scale
+
     def _inputs(self, X):
         X = real_array("X", X, self.backend, self._xp_dtype)
         p = self.layer_sizes[0]
         if X.ndim != 2 or X.shape[1] != p or X.shape[0] == 0:
             raise InputError(f"X must have shape (N, {p}) with N >= 1, got {tuple(X.shape)}")
+        if self._lead and is_sparse(X):
+            raise InputError("a stack of networks needs a dense X (use X.toarray())")
         return X
 
     def _targets(self, Y, N):
@@ -237,13 +317,39 @@ class MLP:
             raise InputError(f"Y must have shape ({N}, {K}), got {tuple(Y.shape)}")
         return Y
 
-    # -- forward and backward ----------------------------------------------------
+    # -- forward and backward: checked ---------------------------------------------
 
-    def _propagate(self, X):
-        """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T."""
+    def forward(self, X):
+        """f(X) = g(T), one row per case (per network of a stack), as a backend array."""
+        _, T = self.propagate(self._inputs(X))
+        return self.g(T)
+
+    def compute_loss(self, X, Y, reduction: str = "mean"):
+        """The loss at (X, Y) as a backend array (0-d, or (R,) for a stack), forward
+        pass only."""
+        X, Y, scale = self.check_inputs(X, Y, reduction)
+        return self.loss_unchecked(X, Y, scale, self.weight_decay)
+
+    def loss_and_gradients(self, X, Y, reduction: str = "mean"):
+        """The loss (backend array) and ``[(dW_l, db_l), ...]`` at (X, Y)."""
+        trace = self.backprop(X, Y, reduction)
+        return trace.loss, trace.gradients
+
+    def backprop(self, X, Y, reduction: str = "mean") -> Backprop:
+        """Every named quantity of one forward and backward pass (for teaching)."""
+        X, Y, scale = self.check_inputs(X, Y, reduction)
+        return self.backprop_unchecked(X, Y, scale, self.weight_decay)
+
+    # -- forward and backward: unchecked, for the training loop --------------------
+    # X, Y and w are arrays of the backend in the network's dtype, as check_inputs
+    # gives them; scale and decay are Python floats, or for a stack one number per
+    # network (a host or device vector).
+
+    def propagate(self, X):
+        """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T (unchecked)."""
         xp, sigma, fused = self.backend.xp, ACTIVATIONS[self.activation], self.backend.fused
         Z = [X]
-        for W, b in zip(self.W[:-1], self.b[:-1]):
+        for W, b in zip(self.W[:-1], self._bias[:-1]):
             A = Z[-1] @ W
             if fused is not None:  # one kernel for sigma(A + b), in place
                 Z.append(fused.BIAS_ACTIVATION[self.activation](A, b, A))
@@ -251,91 +357,78 @@ class MLP:
             A += b
             Z.append(sigma(xp, A))
         T = Z[-1] @ self.W[-1]
-        T += self.b[-1]
+        T += self._bias[-1]
         return Z, T
 
     def g(self, T):
         """The output function g applied to the output pre-activations T."""
         return OUTPUTS[self.output](self.backend.xp, T)
 
-    def forward(self, X):
-        """f(X) = g(T), one row per case, as a backend array."""
-        _, T = self._propagate(self._inputs(X))
-        return self.g(T)
-
-    def compute_loss(self, X, Y, reduction: str = "mean"):
-        """The loss at (X, Y) as a 0-d backend array, forward pass only."""
-        X, Y, scale = self._checked(X, Y, reduction)
-        return self._loss(X, Y, scale, self.weight_decay)
-
-    def loss_and_gradients(self, X, Y, reduction: str = "mean"):
-        """The loss (0-d backend array) and ``[(dW_l, db_l), ...]`` at (X, Y)."""
-        trace = self.backprop(X, Y, reduction)
-        return trace.loss, trace.gradients
-
-    def backprop(self, X, Y, reduction: str = "mean") -> Backprop:
-        """Every named quantity of one forward and backward pass (for teaching)."""
-        X, Y, scale = self._checked(X, Y, reduction)
-        return self._backprop(X, Y, scale, self.weight_decay)
-
-    def _checked(self, X, Y, reduction):
-        check_choice("reduction", reduction, REDUCTIONS)
-        X = self._inputs(X)
-        scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
-        return X, self._targets(Y, X.shape[0]), scale
-
-    def _loss(self, X, Y, scale, decay, w=None):
-        _, T = self._propagate(X)
-        _, R_i, _ = self._evaluate(T, Y)
-        return self._objective(R_i, scale, decay, w)
-
-    def _evaluate(self, T, Y):
-        """F = g(T), the case losses R_i and the output errors delta = dR_i/dT."""
+    def evaluate(self, T, Y):
+        """F = g(T), the case losses R_i and the output errors delta = dR_i/dT (unchecked)."""
         fused = self.backend.fused
         if fused is not None and (self.output, self.loss) in fused.LOSSES:
             return fused.LOSSES[self.output, self.loss](T, Y)
         return LOSSES[self.loss](self.backend.xp, self.output, T, Y)
 
+    def loss_unchecked(self, X, Y, scale, decay, w=None):
+        """``scale * sum_i w_i R_i + decay * J`` at (X, Y), forward pass only."""
+        _, T = self.propagate(X)
+        _, R_i, _ = self.evaluate(T, Y)
+        return self._objective(R_i, scale, decay, w)
+
     def penalty(self):
-        """J = sum_l ||W_l||^2 (ESL 11.5.2; biases are not penalised), a 0-d backend array."""
-        xp = self.backend.xp
-        return sum(xp.sum(W * W) for W in self.W)
+        """J = sum_l ||W_l||^2 (ESL 11.5.2; biases are not penalised): a 0-d backend array,
+        (R,) for a stack."""
+        xp, axes = self.backend.xp, None if not self._lead else (-2, -1)
+        return sum(xp.sum(W * W, axis=axes) for W in self.W)
 
     def add_penalty_gradient(self, gradients, c) -> None:
         """dW_l += c W_l for every layer, in place: the gradient of (c / 2) J.
 
-        ``c`` is a Python float or a 0-d backend array; one kernel per layer on CuPy.
+        ``c`` is a Python float or a 0-d backend array (one per network for a stack);
+        one kernel per layer on CuPy.
         """
-        fused = self.backend.fused
+        fused, c = self.backend.fused, self.per_network(c, 2)
         for (dW, _), W in zip(gradients, self.W):
             if fused is None:
                 dW += c * W
             else:
                 fused.AXPY(W, c, dW, dW)
 
+    def per_network(self, c, trailing: int):
+        """``c`` as it is when it is a number or 0-d; a vector of one number per network
+        (host or device) on the device, shaped (R,) + (1,) * trailing to broadcast
+        against the stack's arrays."""
+        if _real(c) or getattr(c, "ndim", 0) == 0:
+            return c
+        c = self.backend.to_device(c, dtype=self._xp_dtype)
+        return self.backend.xp.reshape(c, (-1,) + (1,) * trailing)
+
     def _objective(self, R_i, scale, decay, w=None):
         """scale * sum_i w_i R_i + decay * J (w_i = 1 unless given)."""
         xp = self.backend.xp
-        R = scale * xp.sum(R_i if w is None else R_i * w)
-        if decay:
-            R = R + decay * self.penalty()
+        R = self.per_network(scale, 0) * xp.sum(R_i if w is None else R_i * w, axis=-1)
+        if _nonzero(decay):
+            R = R + self.per_network(decay, 0) * self.penalty()
         return xp.asarray(R)
 
-    def _backprop(self, X, Y, scale, decay, w=None, out=None, penalty=True):
-        """One pass of ``scale * sum_i w_i R_i + decay * J``; Python floats scale and decay.
+    def backprop_unchecked(self, X, Y, scale, decay, w=None, out=None, penalty=True):
+        """One pass of ``scale * sum_i w_i R_i + decay * J`` (unchecked, the training loop's).
 
-        ``out``, views like ``views(grad)``, receives the gradients (NumPy, CuPy).
-        With ``penalty=False`` the loss leaves out decay * J (the training loop adds
-        it once per epoch); the gradients always include it.
+        ``w`` holds the case weights, (N,) or (R, N) for a stack. ``out``, views
+        like ``views(grad)``, receives the gradients (NumPy, CuPy). With
+        ``penalty=False`` the loss leaves out decay * J (the training loop adds it
+        once per epoch); the gradients always include it.
         """
         xp = self.backend.xp
-        Z, T = self._propagate(X)
-        F, R_i, delta = self._evaluate(T, Y)
-        delta *= scale
+        Z, T = self.propagate(X)
+        F, R_i, delta = self.evaluate(T, Y)
+        delta *= self.per_network(scale, 2)
         if w is not None:
-            delta *= xp.reshape(w, (-1, 1))
+            delta *= xp.reshape(w, (*w.shape, 1))
         gradients, s = self._backward(Z, delta, out)
-        if decay:
+        if _nonzero(decay):
             self.add_penalty_gradient(gradients, 2 * decay)
         loss = self._objective(R_i, scale, decay if penalty else 0.0, w)
         return Backprop(Z, T, F, delta, s, loss, gradients)
@@ -357,17 +450,18 @@ class MLP:
         gradients, s = [None] * self.n_layers, []
         D = delta
         for l in range(self.n_layers - 1, -1, -1):
+            Zt = _transposed(xp, Z[l])
             if out is None:
-                gradients[l] = (Z[l].T @ D, xp.sum(D, axis=0))
+                gradients[l] = (Zt @ D, xp.sum(D, axis=-2))
             else:
                 dW, db = gradients[l] = out[l]
                 if is_sparse(Z[l]):  # a sparse X: a sparse-dense product
-                    dW[...] = Z[l].T @ D
+                    dW[...] = Zt @ D
                 else:
-                    xp.matmul(Z[l].T, D, out=dW)
-                xp.sum(D, axis=0, out=db)
-            if l > 0:
-                D = sigma_prime(xp, Z[l], D @ self.W[l].T)  # the back-propagation equation
+                    xp.matmul(Zt, D, out=dW)
+                xp.sum(D, axis=-2, out=db)
+            if l > 0:  # the back-propagation equation
+                D = sigma_prime(xp, Z[l], D @ _transposed(xp, self.W[l]))
                 s.append(D)
         return gradients, s[::-1]
 
@@ -381,6 +475,46 @@ class MLP:
 
 def _real(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _nonzero(c) -> bool:
+    """Whether a decay may be nonzero (a device vector is assumed to be)."""
+    if _real(c) or isinstance(c, np.ndarray):
+        return bool(np.any(c))
+    return c is not None
+
+
+def _transposed(xp, a):
+    """a with its last two axes swapped: a.T for a matrix (or a sparse X)."""
+    if a.ndim == 2:
+        return a.T
+    swap = getattr(xp, "swapaxes", None)
+    if swap is not None:
+        return swap(a, -1, -2)
+    return xp.permute_dims(a, (*range(a.ndim - 2), a.ndim - 1, a.ndim - 2))
+
+
+def _decays(weight_decay, n_networks):
+    """weight_decay as a float, or for a stack optionally one float64 per network."""
+    if n_networks is not None and np.ndim(weight_decay) == 1 and not _real(weight_decay):
+        try:
+            values = np.asarray(weight_decay, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if (
+            values is None
+            or values.shape != (n_networks,)
+            or not np.isfinite(values).all()
+            or (values < 0).any()
+        ):
+            raise InputError(
+                f"weight_decay={weight_decay!r} must be a finite number >= 0 or "
+                f"{n_networks} of them, one per network"
+            )
+        return values
+    if not _real(weight_decay) or not np.isfinite(weight_decay) or weight_decay < 0:
+        raise InputError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+    return float(weight_decay)
 
 
 def _float_dtype(dtype) -> np.dtype:

@@ -5,16 +5,81 @@ updates theta in place, so views of it (a network's W_l and b_l) see the
 change, and may overwrite grad (the loop recomputes it every step). Their own
 state (velocity, moments) has theta's shape and dtype. Hyper-parameters are
 Python floats, so float32 state stays float32.
+
+For a stack of R networks theta is (R, P) and ``learning_rate_init`` may be one
+rate per network (a vector of R numbers): the rates are kept on the host and
+sent to the device as an (R, 1) column when they change, and every formula
+broadcasts them over the rows. ``step(theta, grad, active)`` leaves the
+networks whose ``active`` entry is False exactly as they were (weights and
+state), as if they had skipped the step.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+
+import numpy as np
 
 SCHEDULES = ("constant", "invscaling", "adaptive")
 
 
-class SGD:
+def _rate(value):
+    """A learning rate as a Python float, or a float64 vector of one per network."""
+    if np.ndim(value) == 0:
+        return float(value)
+    return np.array(value, dtype=np.float64)
+
+
+def _on_device_like(theta, host):
+    """A host vector as an (R, 1) column of theta's array module and dtype."""
+    module = sys.modules[type(theta).__module__.partition(".")[0]]
+    return module.asarray(np.reshape(host, (-1, 1)), dtype=theta.dtype)
+
+
+class _Optimizer:
+    """What SGD and Adam share: per-network rates and the masked step."""
+
+    _state: tuple[str, ...] = ()
+
+    def _set_learning_rate(self, value) -> None:
+        self.learning_rate = _rate(value)
+        self._rate_column = None  # the device copy, made again when next needed
+
+    def _column(self, theta, host=None):
+        """The learning rate (or ``host``) as a Python float, or as an (R, 1) device column."""
+        host = self.learning_rate if host is None else host
+        if np.ndim(host) == 0:
+            return float(host)
+        if host is not self.learning_rate:
+            return _on_device_like(theta, host)
+        if self.__dict__.get("_rate_column") is None:
+            self._rate_column = _on_device_like(theta, host)
+        return self._rate_column
+
+    def step(self, theta, grad, active=None) -> None:
+        """One update of theta from grad; networks of a stack with ``active`` False skip it."""
+        if active is None or np.all(active):
+            self._step(theta, grad, None)
+            return
+        idle = _on_device_like(theta, np.flatnonzero(~np.asarray(active))).astype(np.int64)
+        idle = idle.reshape(-1)
+        arrays = [theta, *(getattr(self, k) for k in self._state if getattr(self, k) is not None)]
+        kept = [a[idle] for a in arrays]
+        self._step(theta, grad, np.asarray(active))
+        for a, saved in zip(arrays, kept):
+            a[idle] = saved
+
+    def iteration_ends(self, t: int) -> None:
+        """Called after each epoch with t, the number of cases seen so far."""
+
+    def trigger_stopping(self, networks=None):
+        """Training stopped improving: True to stop. For a stack, ``networks`` (a boolean
+        mask) says which stopped improving; the answer is a mask of those that stop."""
+        return True if networks is None else np.asarray(networks, dtype=bool)
+
+
+class SGD(_Optimizer):
     """Gradient descent with a learning-rate schedule and (Nesterov) momentum.
 
     theta <- theta + v, v <- momentum v - gamma_r grad; with Nesterov's
@@ -25,6 +90,8 @@ class SGD:
     with t the number of cases seen; "adaptive", gamma_r / 5 whenever training
     stops improving, until gamma_r <= 1e-6.
     """
+
+    _state = ("velocity",)
 
     def __init__(
         self,
@@ -38,19 +105,20 @@ class SGD:
         fused=None,
     ):
         self.fused = fused
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
+        self.learning_rate_init = _rate(learning_rate_init)
+        self._set_learning_rate(learning_rate_init)
         self.schedule = schedule
         self.momentum = momentum
         self.nesterov = nesterov
         self.power_t = power_t
         self.velocity = xp.zeros_like(theta) if momentum else None
 
-    def step(self, theta, grad) -> None:
+    def _step(self, theta, grad, active) -> None:
+        lr = self._column(theta)
         if self.fused is not None:
-            self._fused_step(theta, grad)
+            self._fused_step(theta, grad, lr)
             return
-        grad *= self.learning_rate  # now gamma_r grad
+        grad *= lr  # now gamma_r grad
         if self.velocity is None:
             theta -= grad
             return
@@ -62,9 +130,9 @@ class SGD:
         else:
             theta += v
 
-    def _fused_step(self, theta, grad) -> None:
-        c = theta.dtype.type
-        lr, k = c(self.learning_rate), self.fused
+    def _fused_step(self, theta, grad, lr) -> None:
+        c, k = theta.dtype.type, self.fused
+        lr = c(lr) if isinstance(lr, float) else lr
         if self.velocity is None:
             k.SGD(grad, lr, theta, theta)
             return
@@ -72,20 +140,32 @@ class SGD:
         kernel(grad, lr, c(self.momentum), self.velocity, theta, self.velocity, theta)
 
     def iteration_ends(self, t: int) -> None:
-        """Called after each epoch with t, the number of cases seen so far."""
         if self.schedule == "invscaling":
-            self.learning_rate = self.learning_rate_init / (t + 1) ** self.power_t
+            self._set_learning_rate(self.learning_rate_init / (t + 1) ** self.power_t)
 
-    def trigger_stopping(self) -> bool:
-        """Training stopped improving: True to stop, False if gamma was cut instead."""
-        if self.schedule != "adaptive" or self.learning_rate <= 1e-6:
-            return True
-        self.learning_rate /= 5.0
-        return False
+    def trigger_stopping(self, networks=None):
+        if networks is None:
+            if self.schedule != "adaptive" or self.learning_rate <= 1e-6:
+                return True
+            self._set_learning_rate(self.learning_rate / 5.0)
+            return False
+        networks = np.asarray(networks, dtype=bool)
+        rates = np.broadcast_to(self.learning_rate, networks.shape)
+        stop = networks & ((self.schedule != "adaptive") | (rates <= 1e-6))
+        cut = networks & ~stop
+        if cut.any():
+            self._set_learning_rate(np.where(cut, rates / 5.0, rates))
+        return stop
 
 
-class Adam:
-    """Adam (Kingma & Ba): moment estimates m, v with bias correction."""
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba): moment estimates m, v with bias correction.
+
+    ``t`` counts the steps taken, one count per network once networks of a stack
+    have skipped different steps.
+    """
+
+    _state = ("m", "v")
 
     def __init__(
         self,
@@ -98,22 +178,34 @@ class Adam:
         fused=None,
     ):
         self.fused = fused
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
+        self.learning_rate_init = _rate(learning_rate_init)
+        self._set_learning_rate(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.t = 0
         self.m = xp.zeros_like(theta)
         self.v = xp.zeros_like(theta)
 
-    def step(self, theta, grad) -> None:
-        self.t += 1
+    def _step(self, theta, grad, active) -> None:
+        if active is None:
+            self.t = self.t + 1
+        else:  # from now on one count per network
+            self.t = np.broadcast_to(self.t, active.shape) + active
         b1, b2 = self.beta_1, self.beta_2
-        gamma = self.learning_rate * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        t = np.ravel(self.t)
+        if np.all(t == t[0]):  # one step count for all: the rates stay where they are
+            t = int(t[0])
+            lr = self._column(theta)
+            if isinstance(lr, float):
+                gamma = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+            else:
+                gamma = lr * (math.sqrt(1 - b2**t) / (1 - b1**t))
+        else:
+            gamma = self._column(theta, self.learning_rate * np.sqrt(1 - b2**t) / (1 - b1**t))
         if self.fused is not None:
             c = theta.dtype.type
             self.fused.ADAM(
                 grad,
-                c(gamma),
+                c(gamma) if isinstance(gamma, float) else gamma,
                 c(b1),
                 c(b2),
                 c(self.epsilon),
@@ -131,16 +223,10 @@ class Adam:
         self.v += (1 - b2) * (grad * grad)
         theta -= gamma * self.m / (self.v**0.5 + self.epsilon)
 
-    def iteration_ends(self, t: int) -> None:
-        pass
-
-    def trigger_stopping(self) -> bool:
-        return True
-
 
 def moved(optimizer, to_device, fused=None):
     """A copy of ``optimizer`` whose state went through ``to_device``, using ``fused``."""
-    state = dict(optimizer.__dict__, fused=fused)
+    state = dict(optimizer.__dict__, fused=fused, _rate_column=None)
     for key in ("velocity", "m", "v"):
         if state.get(key) is not None:
             state[key] = to_device(state[key])

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
-from .estimators import MLPClassifier, MLPRegressor, _BaseMLP
+from .estimators import BaseMLP, MLPClassifier, MLPRegressor
 from .network import MLP, count_parameters
 from .train import History
 
@@ -335,7 +335,7 @@ def _build(meta, arrays, backend):
         )
         model.set_weights(weights)
         return model
-    model: _BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
+    model: BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
     model._validate_params()
     fitted = _check_fitted(meta, arrays)
     no_improvement = fitted.pop("no_improvement_count", 0)

@@ -9,6 +9,11 @@ it the mean of half squared errors). The loss of an epoch is summed on the
 device and read once per epoch; nothing inside a minibatch step waits for the
 device. The weight-decay term of an epoch's loss is computed once, at the
 weights the epoch ends with (its gradient is in every step).
+
+``run_epoch`` also runs a stack of networks (``MLP(n_networks=R)``): alpha may
+be one value per network, the case weights one row per network, and each network
+divides by its own weight sum; a network whose cases in a batch all weigh 0
+skips that step, as it would alone. ``gpubp.train_stack`` drives the epochs.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class Objective:
     alpha: float = 0.0
 
     def constants(self, S: float) -> tuple[float, float]:
-        """(scale, decay) for ``MLP._backprop`` on a batch of weight sum S."""
+        """(scale, decay) for ``MLP.backprop_unchecked`` on a batch of weight sum S."""
         return self.loss_factor / S, self.alpha / (2.0 * S)
 
 
@@ -47,7 +52,7 @@ class Data:
 
     X: Any
     Y: Any
-    w: Any = None
+    w: Any = None  # (n,), or (R, n) for a stack: the cases on the last axis
     w_host: np.ndarray | None = None
     offset: int = 0  # data-parallel: this rank's rows are offset .. offset + n of n_global
     n_total: int | None = None
@@ -60,8 +65,13 @@ class Data:
     def n_global(self) -> int:
         return self.n if self.n_total is None else self.n_total
 
-    def weight_sum(self) -> float:
-        return float(self.n if self.w_host is None else self.w_host.sum())
+    def weight_sum(self):
+        """The sum of the case weights: a float, or one per network for a stack's weights."""
+        if self.w_host is None:
+            return float(self.n)
+        if self.w_host.ndim == 1:
+            return float(self.w_host.sum())
+        return self.w_host.sum(axis=-1, dtype=np.float64)
 
     def subset(self, backend, idx, rows) -> Data:
         """The cases at ``idx`` (a slice, or device indices whose host copy is ``rows``)."""
@@ -71,8 +81,13 @@ class Data:
                 return None
             return a[idx] if isinstance(idx, slice) else backend.take_rows(a, idx)
 
-        w_host = None if self.w_host is None else self.w_host[rows]
-        return Data(pick(self.X), pick(self.Y), pick(self.w), w_host)
+        w, w_host = self.w, self.w_host
+        if w is not None and w.ndim == 2:  # a stack's weights: pick columns
+            w = w[:, idx] if isinstance(idx, slice) else backend.xp.take(w, idx, axis=1)
+        else:
+            w = pick(w)
+        w_host = None if w_host is None else w_host[..., rows]
+        return Data(pick(self.X), pick(self.Y), w, w_host)
 
 
 @dataclass
@@ -128,16 +143,20 @@ def run_epoch(
             rows, idx = order[start:end], order_dev[start:end]
         batch = data.subset(net.backend, idx, rows)
         S = batch.weight_sum()
-        if S <= 0:  # every case of this batch has weight 0: nothing to learn from
-            continue
+        active = None
+        if np.ndim(S):  # a stack's networks, each with its own weight sum
+            active = S > 0
+            S = np.where(active, S, 1.0)
+        if not np.any(active if active is not None else S > 0):
+            continue  # every case of this batch has weight 0: nothing to learn from
         scale, decay = objective.constants(S)
-        trace = net._backprop(batch.X, batch.Y, scale, decay, batch.w, out, penalty=False)
-        optimizer.step(net.theta, grad)
+        trace = net.backprop_unchecked(batch.X, batch.Y, scale, decay, batch.w, out, penalty=False)
+        optimizer.step(net.theta, grad, active)
         total = total + trace.loss * (end - start)
-        penalty_weight += decay * (end - start)
+        penalty_weight = penalty_weight + decay * (end - start) * (1 if active is None else active)
         steps += 1
-    if penalty_weight:
-        total = total + penalty_weight * net.penalty()
+    if np.any(penalty_weight):
+        total = total + net.per_network(penalty_weight, 0) * net.penalty()
     return total, steps
 
 
@@ -162,7 +181,7 @@ def run_epoch_distributed(
         cases = np.arange(start, end) if order is None else order[start:end]
         rows = cases[(cases >= lo) & (cases < hi)] - lo
         batch = data.subset(net.backend, to_device(rows), rows)
-        trace = net._backprop(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
+        trace = net.backprop_unchecked(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         buf[-2] = trace.loss
         buf[-1] = batch.weight_sum()
         comm.allreduce(buf)
@@ -214,7 +233,7 @@ def fit_stochastic(
     history.n_iter = 0
     reason = "max_iter"
     try:
-        with _interrupt_after_the_step() as stop:
+        with interrupt_after_the_step() as stop:
             for _ in range(max_iter):
                 order = rng.permutation(data.n_global) if shuffle else None
                 start_theta = net.theta.copy()
@@ -296,7 +315,7 @@ def _record_epoch(net, history, loss, n, tol, validate, progress) -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_after_the_step():
+def interrupt_after_the_step():
     """Ctrl-C sets ``stop["now"]`` instead of raising, so no step is cut in half.
 
     A second Ctrl-C raises KeyboardInterrupt at once. Only the main thread can
@@ -355,7 +374,7 @@ def fit_lbfgs(
 
     def loss_and_gradient(x):
         net.theta[...] = backend.to_device(x.astype(net.dtype))
-        trace = net._backprop(data.X, data.Y, scale, decay, data.w, out)
+        trace = net.backprop_unchecked(data.X, data.Y, scale, decay, data.w, out)
         return float(trace.loss), backend.to_host(grad).astype(np.float64)
 
     progress = None
@@ -365,7 +384,7 @@ def fit_lbfgs(
         progress = tqdm(total=max_iter, desc="lbfgs", unit="iter", mininterval=0.5)
     x0 = backend.to_host(net.theta).astype(np.float64)
     try:
-        with _interrupt_after_the_step() as stop:
+        with interrupt_after_the_step() as stop:
 
             def callback(intermediate_result):
                 if progress is not None:

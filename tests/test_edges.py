@@ -189,10 +189,10 @@ def test_sparse_gradients_are_the_dense_gradients():
     net = gpubp.MLP([12, 5, 3, 2], activation="tanh", dtype="float64", seed=1)
     Y = np.eye(2)[y]
     backend = net.backend
-    dense = net._backprop(backend.to_device(X), backend.to_device(Y), 1 / 40, 1e-3)
-    sparse = net._backprop(backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3)
+    dense = net.backprop_unchecked(backend.to_device(X), backend.to_device(Y), 1 / 40, 1e-3)
+    sparse = net.backprop_unchecked(backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3)
     grad = backend.xp.empty_like(net.theta)
-    into = net._backprop(
+    into = net.backprop_unchecked(
         backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3, out=net.views(grad)
     )
     for (dW, db), (sW, sb), (oW, ob) in zip(dense.gradients, sparse.gradients, into.gradients):

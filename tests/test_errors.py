@@ -145,8 +145,8 @@ def test_ctrl_c_after_k_steps_keeps_exactly_the_weights_of_k_steps(k, monkeypatc
     steps = {"n": 0}
     original = optim.SGD.step
 
-    def step_then_ctrl_c(self, theta, grad):
-        original(self, theta, grad)
+    def step_then_ctrl_c(self, theta, grad, active=None):
+        original(self, theta, grad, active)
         steps["n"] += 1
         if steps["n"] == k:
             os.kill(os.getpid(), signal.SIGINT)
@@ -181,10 +181,10 @@ def test_ctrl_c_after_k_steps_keeps_exactly_the_weights_of_k_steps(k, monkeypatc
 
 
 def test_a_second_ctrl_c_stops_at_once():
-    from gpubp.train import _interrupt_after_the_step
+    from gpubp.train import interrupt_after_the_step
 
     before = signal.getsignal(signal.SIGINT)
-    with _interrupt_after_the_step() as stop:
+    with interrupt_after_the_step() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # the handler runs between bytecodes
             if stop["now"]:

@@ -137,10 +137,10 @@ def test_case_weights_scale_each_cases_contribution():
     net = gpubp.MLP([3, 4, 2], "sigmoid", "sigmoid", dtype="float64", backend="numpy", seed=2)
     X, Y = problem([3, 4, 2], "sigmoid", 2)
     w = np.array([0.0, 1.0, 2.5, 0.5, 3.0])
-    bp = net._backprop(X, Y, 0.5, 0.1, w)
+    bp = net.backprop_unchecked(X, Y, 0.5, 0.1, w)
     loss, want = 0.0, [(0.0, 0.0)] * 2
     for i in range(len(X)):
-        one = net._backprop(X[i : i + 1], Y[i : i + 1], 0.5 * w[i], 0.0)
+        one = net.backprop_unchecked(X[i : i + 1], Y[i : i + 1], 0.5 * w[i], 0.0)
         loss += float(one.loss)
         want = [(a + dW, b + db) for (a, b), (dW, db) in zip(want, one.gradients)]
     J = sum(np.sum(W**2) for W, _ in net.get_weights())

@@ -52,6 +52,8 @@ ELEMENTWISE["gpubp_adam"] = _adam
 def _softmax_ce(threads, t, y, f, r, d, N, K):
     """One thread per case: rows the grid does not reach stay unwritten, as on a GPU."""
     rows = min(int(N), threads)
+    t, y, f, d = (a.reshape(-1, int(K)) for a in (t, y, f, d))  # pointers: flat memory
+    r = r.reshape(-1)
     F, R_i, delta = LOSSES["cross_entropy"](np, "softmax", t[:rows], y[:rows])
     f[:rows], r[:rows], d[:rows] = F, R_i, delta
 

@@ -1,8 +1,8 @@
-"""scikit-learn's MLPClassifier and MLPRegressor, trained by gpubp on NumPy or CuPy.
+"""What MLPClassifier and MLPRegressor share: parameters, fitting, inputs, weights.
 
 A thin face over the network (``gpubp.network``) and the loop (``gpubp.train``):
 the same parameters, defaults and fitted attributes as scikit-learn, plus
-``backend`` and ``dtype``.
+``backend``, ``dtype``, ``distributed``, ``n_init`` and ``ensemble``.
 """
 
 from __future__ import annotations
@@ -13,28 +13,24 @@ import weakref
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
     check_consistent_length,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
-from .backend import get_backend, is_sparse, out_of_memory, to_numpy
-from .distributed import MODES, DistributedError, agree, communicator, shard
-from .errors import DeviceMemoryError, InputError, warn_at_caller
-from .functions import log_softmax, softplus
-from .network import DTYPES, MLP
-from .optim import SGD, Adam, moved
-from .train import Data, History, Objective, fit_lbfgs, fit_stochastic
+from ..backend import get_backend, is_sparse, out_of_memory, to_numpy
+from ..distributed import MODES, DistributedError, agree, communicator, shard
+from ..errors import DeviceMemoryError, InputError, warn_at_caller
+from ..network import DTYPES, MLP
+from ..optim import SGD, Adam, moved
+from ..train import Data, History, Objective, fit_lbfgs, fit_stochastic
 
 # scikit-learn's activation names, and the textbook's "sigmoid" for "logistic".
 ACTIVATIONS = {
@@ -49,7 +45,7 @@ STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
 PREDICT_CHUNK_BYTES = 2**28  # predict's activations per chunk of rows, at most
 
 
-def _named(argument, check, *args, **kwargs):
+def named(argument, check, *args, **kwargs):
     """``check(*args, **kwargs)``, its ValueError or TypeError turned into an InputError
     that names the argument."""
     try:
@@ -107,16 +103,16 @@ def _shared_seed(comm, random_state):
     """One seed for every rank, so all draw the same weights and permutations."""
     if isinstance(random_state, (int, np.integer)):
         return random_state
-    seed = int(_generator(random_state).integers(2**63 - 1)) if comm.rank == 0 else None
+    seed = int(generator(random_state).integers(2**63 - 1)) if comm.rank == 0 else None
     return comm.bcast(seed)
 
 
-def _host(y, sample_weight):
+def host_arrays(y, sample_weight):
     """y and sample_weight as NumPy arrays: scikit-learn's metrics take nothing else."""
     return to_numpy(y), None if sample_weight is None else to_numpy(sample_weight)
 
 
-def _generator(random_state) -> np.random.Generator:
+def generator(random_state) -> np.random.Generator:
     """A numpy Generator from what scikit-learn accepts as random_state."""
     if isinstance(random_state, np.random.Generator):
         return random_state
@@ -125,7 +121,7 @@ def _generator(random_state) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-class _BaseMLP(BaseEstimator):
+class BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -286,12 +282,12 @@ class _BaseMLP(BaseEstimator):
             raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
         X, y = agree(comm, lambda: self._inputs(X, backend, reset=first_pass, y=y))
         labels = self._all_labels(comm, y) if first_pass or not incremental else None
-        y_host, Y = agree(comm, lambda: _named("y", self._encode_targets, y, incremental, labels))
+        y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, incremental, labels))
         w_host = None
         if sample_weight is not None:
             w_host = agree(
                 comm,
-                lambda: _named(
+                lambda: named(
                     "sample_weight",
                     _check_sample_weight,
                     to_numpy(sample_weight),
@@ -300,7 +296,7 @@ class _BaseMLP(BaseEstimator):
             )
         X, y_host, Y, w_host = _own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
         offset, n_total = _shards(comm, X, Y)
-        rng = _generator(
+        rng = generator(
             self.random_state if comm is None else _shared_seed(comm, self.random_state)
         )
         if first_pass:
@@ -467,8 +463,8 @@ class _BaseMLP(BaseEstimator):
 
         def validate():
             """The validation score and loss: one read from the device."""
-            _, T = net._propagate(held_out.X)
-            F, R_i, _ = net._evaluate(T, held_out.Y)
+            _, T = net.propagate(held_out.X)
+            F, R_i, _ = net.evaluate(T, held_out.Y)
             loss_sum = xp.sum(R_i if held_out.w is None else R_i * held_out.w)
             J = net.penalty() if objective.alpha else xp.zeros((), dtype=F.dtype)
             packed = net.backend.to_host(
@@ -562,7 +558,7 @@ class _BaseMLP(BaseEstimator):
         is not checked again (a NaN put there since surfaces as DivergenceError).
         """
         if y is not None:
-            y = _named(
+            y = named(
                 "y",
                 check_array,
                 to_numpy(y),
@@ -573,14 +569,14 @@ class _BaseMLP(BaseEstimator):
         X = backend.to_device(self._validated(X, backend, reset, training=y is not None))
         if y is None:
             return X
-        _named("y", check_consistent_length, X, y)
+        named("y", check_consistent_length, X, y)
         return X, y
 
     def _validated(self, X, backend, reset, training=False):
         """X checked and in ``dtype``: on the host, or on the device if it already is there."""
         resident = backend.resident(X)
         if resident is None:
-            X = _named(
+            X = named(
                 "X",
                 validate_data,
                 self,
@@ -593,7 +589,7 @@ class _BaseMLP(BaseEstimator):
         seen = self.__dict__.get("_checked_input")
         X_cast = resident.astype(getattr(backend.xp, self.dtype), copy=False)
         if reset or not training or seen is None or seen() is not X:
-            _named("X", self._check_resident, resident, X_cast, backend.xp, reset)
+            named("X", self._check_resident, resident, X_cast, backend.xp, reset)
         if training:
             self._checked_input = weakref.ref(X)
         return X_cast
@@ -682,7 +678,7 @@ class _BaseMLP(BaseEstimator):
             )
             parts = []
             for start in range(0, X.shape[0], rows):
-                _, T = net._propagate(backend.to_device(X[start : start + rows]))
+                _, T = net.propagate(backend.to_device(X[start : start + rows]))
                 parts.append(backend.to_host(output(net, T)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -711,219 +707,3 @@ class _BaseMLP(BaseEstimator):
         return state
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier: softmax + cross-entropy for several
-    classes, sigmoid + binary cross-entropy for two classes and for multi-label
-    targets. Parameters and attributes are scikit-learn's, plus ``backend``
-    ("auto", "numpy", "cupy"), ``dtype`` ("float32", "float64") and, fitted,
-    ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
-    gradient descent without momentum (the textbook's).
-    """
-
-    def _output(self, K):
-        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
-
-    def _encode_targets(self, y, incremental, labels=None):
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y if labels is None else labels)
-            self.classes_ = self._label_binarizer.classes_
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    "MLPClassifier needs samples of at least 2 classes in y; got only one "
-                    f"class: {self.classes_[0]!r}."
-                )
-        else:
-            classes = unique_labels(y)
-            if self.warm_start and not incremental:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same classes as in the "
-                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
-                    )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(
-                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                    f"{self.classes_}. 'y' has {classes}."
-                )
-        return y, self._label_binarizer.transform(y).astype(self.dtype)
-
-    def _score_sums(self, F, y, sample_weight):
-        correct = np.asarray(self._labels(F) == y)
-        if correct.ndim == 2:  # multi-label: a case counts when every label is right
-            correct = correct.all(axis=1)
-        w = np.ones(len(correct)) if sample_weight is None else sample_weight
-        return np.array([np.sum(w * correct), np.sum(w)])
-
-    def _score_from_sums(self, sums):
-        """Accuracy, as accuracy_score gives it."""
-        return sums[0] / sums[1]
-
-    def _labels(self, F):
-        if self.n_outputs_ == 1:
-            F = F.ravel()
-        return self._label_binarizer.inverse_transform(F)
-
-    @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); ``classes`` is required on the first call."""
-        y = to_numpy(y)
-        classes = None if classes is None else to_numpy(classes)
-        if _check_partial_fit_first_call(self, classes):
-            self._validate_params()
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        with self._gpu_memory_advice():
-            return self._fit(X, y, sample_weight, incremental=True)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy, as scikit-learn's; y and sample_weight may be device arrays."""
-        return super().score(X, *_host(y, sample_weight))
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels of X."""
-        return self._labels(self._forward(X))
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns ordered as ``classes_``."""
-        F = self._forward(X)
-        if self.n_outputs_ == 1:
-            F = F.ravel()
-            return np.vstack([1 - F, F]).T
-        return F
-
-    def predict_log_proba(self, X) -> np.ndarray:
-        """log of predict_proba, computed from T so it stays finite."""
-
-        def log_proba(net, T):
-            xp = net.backend.xp
-            if self.out_activation_ == "softmax":
-                return log_softmax(xp, T)
-            if self.n_outputs_ == 1:
-                return xp.concatenate([-softplus(xp, T), -softplus(xp, -T)], axis=1)
-            return -softplus(xp, -T)
-
-        return self._predicted(X, log_proba)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        return tags
-
-
-class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
-    half mean squared error). Parameters and attributes as MLPClassifier.
-    """
-
-    _parameter_constraints: dict = {
-        **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
-    }
-
-    def __init__(
-        self,
-        loss="squared_error",
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        *,
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        max_fun=15000,
-        backend="auto",
-        dtype="float32",
-        distributed=None,
-    ):
-        super().__init__(
-            hidden_layer_sizes,
-            activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun,
-            backend=backend,
-            dtype=dtype,
-            distributed=distributed,
-        )
-        self.loss = loss
-
-    def _output(self, K):
-        return "identity"
-
-    def _encode_targets(self, y, incremental, labels=None):
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return y, self._in_dtype(y.reshape(len(y), -1), "y")
-
-    def _score_sums(self, F, y, sample_weight):
-        Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)
-        w = (np.ones(len(F)) if sample_weight is None else sample_weight)[:, None]
-        return np.concatenate(
-            [[w.sum()], (w * Y).sum(0), (w * Y * Y).sum(0), (w * (Y - F) ** 2).sum(0)]
-        )
-
-    def _score_from_sums(self, sums):
-        """R^2 averaged over the outputs, as r2_score gives it (1 or 0 for a constant y)."""
-        K = (len(sums) - 1) // 3
-        S, sy, syy, res = sums[0], sums[1 : 1 + K], sums[1 + K : 1 + 2 * K], sums[1 + 2 * K :]
-        total = np.maximum(syy - sy * sy / S, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(total > 0, 1 - res / total, np.where(res == 0, 1.0, 0.0))
-        return float(np.mean(r2))
-
-    @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y)."""
-        if not hasattr(self, "coefs_"):
-            self._validate_params()
-        with self._gpu_memory_advice():
-            return self._fit(X, y, sample_weight, incremental=True)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """R^2, as scikit-learn's; y and sample_weight may be device arrays."""
-        return super().score(X, *_host(y, sample_weight))
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets, (N,) for one output."""
-        F = self._forward(X)
-        return F.ravel() if F.shape[1] == 1 else F

@@ -1,0 +1,19 @@
+"""scikit-learn's MLPClassifier and MLPRegressor, and their cross-validated forms,
+trained by gpubp on NumPy or CuPy.
+
+``base`` holds what the two share, ``classifier`` and ``regressor`` what differs,
+``cv`` the estimators that choose the weight decay by cross-validation.
+"""
+
+from .base import ACTIVATIONS, PREDICT_CHUNK_BYTES, STOCHASTIC_SOLVERS, BaseMLP
+from .classifier import MLPClassifier
+from .regressor import MLPRegressor
+
+__all__ = [
+    "ACTIVATIONS",
+    "PREDICT_CHUNK_BYTES",
+    "STOCHASTIC_SOLVERS",
+    "BaseMLP",
+    "MLPClassifier",
+    "MLPRegressor",
+]

@@ -1,0 +1,119 @@
+"""MLPClassifier: scikit-learn's classifier, trained by gpubp on NumPy or CuPy."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import column_or_1d
+
+from ..backend import to_numpy
+from ..functions import log_softmax, softplus
+from .base import BaseMLP, host_arrays
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    """Multi-layer perceptron classifier: softmax + cross-entropy for several
+    classes, sigmoid + binary cross-entropy for two classes and for multi-label
+    targets. Parameters and attributes are scikit-learn's, plus ``backend``
+    ("auto", "numpy", "cupy"), ``dtype`` ("float32", "float64") and, fitted,
+    ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
+    gradient descent without momentum (the textbook's).
+    """
+
+    def _output(self, K):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _encode_targets(self, y, incremental, labels=None):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y if labels is None else labels)
+            self.classes_ = self._label_binarizer.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    "MLPClassifier needs samples of at least 2 classes in y; got only one "
+                    f"class: {self.classes_[0]!r}."
+                )
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return y, self._label_binarizer.transform(y).astype(self.dtype)
+
+    def _score_sums(self, F, y, sample_weight):
+        correct = np.asarray(self._labels(F) == y)
+        if correct.ndim == 2:  # multi-label: a case counts when every label is right
+            correct = correct.all(axis=1)
+        w = np.ones(len(correct)) if sample_weight is None else sample_weight
+        return np.array([np.sum(w * correct), np.sum(w)])
+
+    def _score_from_sums(self, sums):
+        """Accuracy, as accuracy_score gives it."""
+        return sums[0] / sums[1]
+
+    def _labels(self, F):
+        if self.n_outputs_ == 1:
+            F = F.ravel()
+        return self._label_binarizer.inverse_transform(F)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` is required on the first call."""
+        y = to_numpy(y)
+        classes = None if classes is None else to_numpy(classes)
+        if _check_partial_fit_first_call(self, classes):
+            self._validate_params()
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        with self._gpu_memory_advice():
+            return self._fit(X, y, sample_weight, incremental=True)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy, as scikit-learn's; y and sample_weight may be device arrays."""
+        return super().score(X, *host_arrays(y, sample_weight))
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels of X."""
+        return self._labels(self._forward(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns ordered as ``classes_``."""
+        F = self._forward(X)
+        if self.n_outputs_ == 1:
+            F = F.ravel()
+            return np.vstack([1 - F, F]).T
+        return F
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """log of predict_proba, computed from T so it stays finite."""
+
+        def log_proba(net, T):
+            xp = net.backend.xp
+            if self.out_activation_ == "softmax":
+                return log_softmax(xp, T)
+            if self.n_outputs_ == 1:
+                return xp.concatenate([-softplus(xp, T), -softplus(xp, -T)], axis=1)
+            return -softplus(xp, -T)
+
+        return self._predicted(X, log_proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

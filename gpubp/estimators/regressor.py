@@ -1,0 +1,124 @@
+"""MLPRegressor: scikit-learn's regressor, trained by gpubp on NumPy or CuPy."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import column_or_1d
+
+from .base import BaseMLP, host_arrays
+
+
+class MLPRegressor(RegressorMixin, BaseMLP):
+    """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
+    half mean squared error). Parameters and attributes as MLPClassifier.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+        distributed=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            distributed=distributed,
+        )
+        self.loss = loss
+
+    def _output(self, K):
+        return "identity"
+
+    def _encode_targets(self, y, incremental, labels=None):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return y, self._in_dtype(y.reshape(len(y), -1), "y")
+
+    def _score_sums(self, F, y, sample_weight):
+        Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)
+        w = (np.ones(len(F)) if sample_weight is None else sample_weight)[:, None]
+        return np.concatenate(
+            [[w.sum()], (w * Y).sum(0), (w * Y * Y).sum(0), (w * (Y - F) ** 2).sum(0)]
+        )
+
+    def _score_from_sums(self, sums):
+        """R^2 averaged over the outputs, as r2_score gives it (1 or 0 for a constant y)."""
+        K = (len(sums) - 1) // 3
+        S, sy, syy, res = sums[0], sums[1 : 1 + K], sums[1 + K : 1 + 2 * K], sums[1 + 2 * K :]
+        total = np.maximum(syy - sy * sy / S, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - res / total, np.where(res == 0, 1.0, 0.0))
+        return float(np.mean(r2))
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+        with self._gpu_memory_advice():
+            return self._fit(X, y, sample_weight, incremental=True)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R^2, as scikit-learn's; y and sample_weight may be device arrays."""
+        return super().score(X, *host_arrays(y, sample_weight))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, (N,) for one output."""
+        F = self._forward(X)
+        return F.ravel() if F.shape[1] == 1 else F
