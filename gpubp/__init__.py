@@ -9,7 +9,7 @@ from .errors import (
     InputError,
     ModelFileError,
 )
-from .estimators import MLPClassifier, MLPRegressor
+from .estimators import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .gradcheck import GradcheckResult, gradcheck
 from .network import MLP, Backprop
 from .persist import load, save
@@ -36,7 +36,9 @@ __all__ = [
     "DivergenceError",
     "InputError",
     "MLPClassifier",
+    "MLPClassifierCV",
     "MLPRegressor",
+    "MLPRegressorCV",
     "ModelFileError",
     "GradcheckResult",
     "get_backend",

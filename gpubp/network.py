@@ -285,12 +285,12 @@ class MLP:
         return X, self._targets(Y, X.shape[0]), scale
 
     def _inputs(self, X):
+        if self._lead and is_sparse(X):
+            raise InputError("a stack of networks needs a dense X (use X.toarray())")
         X = real_array("X", X, self.backend, self._xp_dtype)
         p = self.layer_sizes[0]
         if X.ndim != 2 or X.shape[1] != p or X.shape[0] == 0:
             raise InputError(f"X must have shape (N, {p}) with N >= 1, got {tuple(X.shape)}")
-        if self._lead and is_sparse(X):
-            raise InputError("a stack of networks needs a dense X (use X.toarray())")
         return X
 
     def _targets(self, Y, N):

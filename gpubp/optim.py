@@ -70,6 +70,21 @@ class _Optimizer:
         for a, saved in zip(arrays, kept):
             a[idle] = saved
 
+    def network(self, r: int):
+        """Network r's optimiser, alone: its rows of the state, its rate and step count."""
+        state = dict(self.__dict__, _rate_column=None)
+        for key in self._state:
+            if state.get(key) is not None:
+                state[key] = state[key][r].copy()
+        for key in ("learning_rate", "learning_rate_init"):
+            if np.ndim(state.get(key, 0)):
+                state[key] = float(state[key][r])
+        if np.ndim(state.get("t", 0)):
+            state["t"] = int(state["t"][r])
+        copy = object.__new__(type(self))
+        copy.__dict__.update(state)
+        return copy
+
     def iteration_ends(self, t: int) -> None:
         """Called after each epoch with t, the number of cases seen so far."""
 

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
-from .estimators import BaseMLP, MLPClassifier, MLPRegressor
+from .estimators import BaseMLP, MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .network import MLP, count_parameters
 from .train import History
 
@@ -60,6 +60,12 @@ def save(model, path, *, record: dict | None = None) -> None:
     permissions follow the umask. ``record``, a JSON-able dict, describes how the
     model was trained.
     """
+    if isinstance(model, (MLPClassifierCV, MLPRegressorCV)):
+        if not hasattr(model, "best_estimator_"):
+            raise InputError(
+                f"this {type(model).__name__} has no best_estimator_: fit it with refit=True"
+            )
+        model = model.best_estimator_  # what it predicts with
     kind = type(model).__name__
     if kind not in KINDS or not isinstance(model, KINDS[kind]):
         raise InputError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
@@ -87,8 +93,9 @@ def save(model, path, *, record: dict | None = None) -> None:
             "activation": net.activation,
             "output": net.output,
             "loss": net.loss,
-            "weight_decay": net.weight_decay,
+            "weight_decay": np.asarray(net.weight_decay).tolist(),
             "dtype": net.dtype.name,
+            "n_networks": net.n_networks,
         },
         **meta,
         **({} if record is None else {"record": _json_record(record)}),
@@ -220,7 +227,7 @@ def _fitted(model) -> dict:
     fitted = {k: getattr(model, k) for k in FITTED if hasattr(model, k)}
     history = getattr(model, "_history", None)
     if history is not None:
-        fitted["no_improvement_count"] = history.no_improvement_count
+        fitted["no_improvement_count"] = int(np.max(history.no_improvement_count))
     return json.loads(json.dumps(fitted, default=float))
 
 
@@ -284,9 +291,13 @@ def _arrays(npz, meta, path) -> dict:
     """Every array the description lists, checked for name, shape and dtype."""
     net = meta["network"]
     sizes, dtype = net["layer_sizes"], np.dtype(net.get("dtype", "float32")).str
+    R = net.get("n_networks")
+    if R is not None and (not isinstance(R, int) or isinstance(R, bool) or R < 1):
+        raise ModelFileError(f"{path}: invalid n_networks {R!r}")
+    lead = [] if R is None else [R]
     expected = {}
     for l, (m, n) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        expected[f"W_{l}"], expected[f"b_{l}"] = ([m, n], dtype), ([n], dtype)
+        expected[f"W_{l}"], expected[f"b_{l}"] = ([*lead, m, n], dtype), ([*lead, n], dtype)
     declared = meta.get("arrays")
     if not isinstance(declared, dict):
         raise ModelFileError(f"{path}: the description lists no arrays")
@@ -332,6 +343,7 @@ def _build(meta, arrays, backend):
             net["weight_decay"],
             net["dtype"],
             backend=backend,
+            n_networks=net.get("n_networks"),
         )
         model.set_weights(weights)
         return model

@@ -190,7 +190,9 @@ def test_sparse_gradients_are_the_dense_gradients():
     Y = np.eye(2)[y]
     backend = net.backend
     dense = net.backprop_unchecked(backend.to_device(X), backend.to_device(Y), 1 / 40, 1e-3)
-    sparse = net.backprop_unchecked(backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3)
+    sparse = net.backprop_unchecked(
+        backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3
+    )
     grad = backend.xp.empty_like(net.theta)
     into = net.backprop_unchecked(
         backend.to_device(sp.csr_matrix(X)), backend.to_device(Y), 1 / 40, 1e-3, out=net.views(grad)

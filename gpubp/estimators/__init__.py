@@ -7,6 +7,7 @@ trained by gpubp on NumPy or CuPy.
 
 from .base import ACTIVATIONS, PREDICT_CHUNK_BYTES, STOCHASTIC_SOLVERS, BaseMLP
 from .classifier import MLPClassifier
+from .cv import MLPClassifierCV, MLPRegressorCV
 from .regressor import MLPRegressor
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "STOCHASTIC_SOLVERS",
     "BaseMLP",
     "MLPClassifier",
+    "MLPClassifierCV",
     "MLPRegressor",
+    "MLPRegressorCV",
 ]

@@ -8,6 +8,7 @@ the same parameters, defaults and fitted attributes as scikit-learn, plus
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import weakref
 from numbers import Integral, Real
@@ -31,6 +32,8 @@ from ..errors import DeviceMemoryError, InputError, warn_at_caller
 from ..network import DTYPES, MLP
 from ..optim import SGD, Adam, moved
 from ..train import Data, History, Objective, fit_lbfgs, fit_stochastic
+from ..train_stack import StackHistory, fit_stack
+from .starts import average_outputs, choose_start, ensemble_history, history_of
 
 # scikit-learn's activation names, and the textbook's "sigmoid" for "logistic".
 ACTIVATIONS = {
@@ -149,6 +152,8 @@ class BaseMLP(BaseEstimator):
         "backend": [StrOptions({"auto", "numpy", "cupy"})],
         "dtype": [StrOptions(set(DTYPES))],
         "distributed": [None, StrOptions(set(MODES))],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "ensemble": [StrOptions({"best", "average"})],
     }
 
     def __init__(
@@ -180,6 +185,8 @@ class BaseMLP(BaseEstimator):
         backend="auto",
         dtype="float32",
         distributed=None,
+        n_init=1,
+        ensemble="best",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -207,6 +214,8 @@ class BaseMLP(BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.distributed = distributed
+        self.n_init = n_init
+        self.ensemble = ensemble
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -300,7 +309,15 @@ class BaseMLP(BaseEstimator):
             self.random_state if comm is None else _shared_seed(comm, self.random_state)
         )
         if first_pass:
-            self._initialize(X.shape[1], hidden, Y.shape[1], rng, backend)
+            if self.n_init > 1 and comm is not None:
+                raise InputError("n_init > 1 trains on one process: leave distributed=None")
+            if self.n_init > 1 and incremental and self.ensemble == "best":
+                raise InputError(
+                    "partial_fit cannot choose the best of n_init starts after one epoch: use "
+                    "fit, or ensemble='average'"
+                )
+            starts = self.n_init if self.n_init > 1 else None
+            self._initialize(X.shape[1], hidden, Y.shape[1], rng, backend, starts)
         net = self.get_network()
         self.backend_ = net.backend.name
         dtype = getattr(net.backend.xp, self.dtype)
@@ -308,7 +325,13 @@ class BaseMLP(BaseEstimator):
         w = None if w_host is None else net.backend.to_device(w_host)
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
         data = Data(X, Y, w, w_host, offset, n_total)
-        if self.solver == "lbfgs":
+        if net.n_networks is not None:  # n_init random starts as one stack
+            if comm is not None:
+                raise InputError("an ensemble of starts trains on one process: distributed=None")
+            if is_sparse(X):
+                data.X = X.toarray()
+            self._fit_starts(net, data, y_host, objective, rng, incremental)
+        elif self.solver == "lbfgs":
             self.n_iter_, self.loss_, self.stop_reason_ = fit_lbfgs(
                 net,
                 data,
@@ -332,7 +355,7 @@ class BaseMLP(BaseEstimator):
         """scikit-learn's regression loss is the mean of half squared errors over K outputs."""
         return 1.0 if is_classifier(self) else 1.0 / (2 * K)
 
-    def _initialize(self, p, hidden, K, rng, backend):
+    def _initialize(self, p, hidden, K, rng, backend, n_networks=None):
         output = self._output(K)
         self.n_outputs_ = K
         self.n_layers_ = len(hidden) + 2
@@ -344,12 +367,16 @@ class BaseMLP(BaseEstimator):
             dtype=self.dtype,
             backend=backend,
             seed=rng,
+            n_networks=n_networks,
         )
         self.__dict__.pop("_weights", None)
-        self._history = History()
+        self._history = History() if n_networks is None else StackHistory(n_networks)
         self.t_ = 0
         self.n_iter_ = 0
-        if self.solver in STOCHASTIC_SOLVERS:
+        if self.solver in STOCHASTIC_SOLVERS and n_networks is not None:
+            if self.early_stopping:
+                self._history.with_validation()
+        elif self.solver in STOCHASTIC_SOLVERS:
             if self.early_stopping:
                 self._history.best_loss = None
                 self._history.validation_scores = []
@@ -374,18 +401,7 @@ class BaseMLP(BaseEstimator):
         validate = None
         if self.early_stopping:
             data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
-        n = data.n_global
-        if self.solver == "gd":
-            batch_size = n
-        elif self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warn_at_caller(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
-                    "be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        batch_size = self._batch_size(data.n_global)
         try:
             fit_stochastic(
                 net,
@@ -407,13 +423,85 @@ class BaseMLP(BaseEstimator):
         finally:
             self._publish_history()
 
-    def _new_optimizer(self, net):
+    def _fit_starts(self, net, data, y_host, objective, rng, incremental):
+        """Train n_init random starts as one stack; keep the best start, or all of them."""
+        history = self._history
+        if not isinstance(history, StackHistory):  # a loaded ensemble: fresh counters
+            history = self._history = StackHistory(net.n_networks)
+            if self.early_stopping:
+                history.with_validation()
+        if self.solver == "lbfgs":  # one after another: L-BFGS's line search is per network
+            for r in range(net.n_networks):
+                alone = net.network(r)
+                n_iter, loss, reason = fit_lbfgs(
+                    alone,
+                    data,
+                    objective,
+                    max_iter=self.max_iter,
+                    max_fun=self.max_fun,
+                    tol=self.tol,
+                    verbose=bool(self.verbose),
+                )
+                net.theta[r] = alone.theta
+                history.n_iter[r], history.loss_curves[r] = n_iter, [loss]
+                history.stop_reasons[r] = reason
+        else:
+            if not incremental or not hasattr(self, "_optimizer"):
+                self._optimizer = self._new_optimizer(net)
+            validate = None
+            if self.early_stopping:
+                if incremental:
+                    raise ValueError("partial_fit does not support early_stopping=True")
+                data, validate = self._split_validation(net, data, y_host, objective, rng, None)
+            fit_stack(
+                net,
+                self._optimizer,
+                data,
+                objective,
+                history,
+                batch_size=self._batch_size(data.n),
+                max_iter=self.max_iter,
+                shuffle=self.shuffle,
+                rng=rng,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                validate=validate,
+                incremental=incremental,
+                verbose=bool(self.verbose),
+            )
+        self.init_losses_ = history.final_losses
+        if self.ensemble == "best":
+            r = choose_start(history)
+            self.best_init_ = r
+            self._net = net.network(r)
+            if self.solver != "lbfgs":
+                self._optimizer = self._optimizer.network(r)
+            self._history = history_of(history, r)
+        self._publish_history()
+
+    def _batch_size(self, n: int) -> int:
+        """The minibatch size for n training cases."""
+        if self.solver == "gd":
+            return n
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warn_at_caller(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
+            )
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _new_optimizer(self, net, learning_rate_init=None):
+        """The solver's optimiser for net; ``learning_rate_init`` (one per network of a
+        stack) overrides the parameter."""
         xp, fused = net.backend.xp, net.backend.fused
+        if learning_rate_init is None:
+            learning_rate_init = self.learning_rate_init
         if self.solver == "adam":
             return Adam(
                 xp,
                 net.theta,
-                self.learning_rate_init,
+                learning_rate_init,
                 self.beta_1,
                 self.beta_2,
                 self.epsilon,
@@ -423,7 +511,7 @@ class BaseMLP(BaseEstimator):
         return SGD(
             xp,
             net.theta,
-            self.learning_rate_init,
+            learning_rate_init,
             self.learning_rate,
             momentum,
             self.nesterovs_momentum,
@@ -462,34 +550,41 @@ class BaseMLP(BaseEstimator):
         y_val = y_host[val]
 
         def validate():
-            """The validation score and loss: one read from the device."""
+            """The validation score and loss (one each per network of a stack): one read
+            from the device."""
             _, T = net.propagate(held_out.X)
             F, R_i, _ = net.evaluate(T, held_out.Y)
-            loss_sum = xp.sum(R_i if held_out.w is None else R_i * held_out.w)
-            J = net.penalty() if objective.alpha else xp.zeros((), dtype=F.dtype)
+            loss_sum = xp.sum(R_i if held_out.w is None else R_i * held_out.w, axis=-1)
+            J = net.penalty() if objective.alpha else xp.zeros(loss_sum.shape, dtype=F.dtype)
             packed = net.backend.to_host(
-                xp.concatenate(
-                    [xp.reshape(F, (-1,)), xp.reshape(loss_sum, (1,)), xp.reshape(J, (1,))]
+                xp.concatenate([xp.reshape(a, (-1,)) for a in (F, loss_sum, J)])
+            )
+            R = net.n_networks or 1
+            F_host = packed[: -2 * R].reshape((R, *F.shape[-2:]))
+            results = []
+            for r in range(R):
+                sums = np.concatenate(
+                    [
+                        self._score_sums(F_host[r], y_val, held_out.w_host),
+                        [objective.loss_factor * packed[-2 * R + r], held_out.weight_sum()],
+                    ]
                 )
-            )
-            F_host, loss_sum, J = packed[:-2].reshape(F.shape), float(packed[-2]), float(packed[-1])
-            sums = np.concatenate(
-                [
-                    self._score_sums(F_host, y_val, held_out.w_host),
-                    [objective.loss_factor * loss_sum, held_out.weight_sum()],
-                ]
-            )
-            if comm is not None:
-                sums = comm.sum(sums)
-            loss_sum, S = sums[-2], sums[-1]
-            loss = loss_sum / S + objective.alpha / (2 * S) * J
-            return self._score_from_sums(sums[:-2]), float(loss)
+                if comm is not None:
+                    sums = comm.sum(sums)
+                loss_sum, S = sums[-2], sums[-1]
+                loss = loss_sum / S + objective.alpha / (2 * S) * float(packed[-R + r])
+                results.append((self._score_from_sums(sums[:-2]), float(loss)))
+            if net.n_networks is None:
+                return results[0]
+            return tuple(np.array(column) for column in zip(*results))
 
         return training, validate
 
     def _publish_history(self):
         """Copy the loop's record into scikit-learn's attribute names (host numbers only)."""
         h = self._history
+        if isinstance(h, StackHistory):
+            h = ensemble_history(h)
         self.n_iter_, self.t_, self.loss_ = h.n_iter, h.t, h.loss
         self.loss_curve_ = list(h.loss_curve)
         self.best_loss_ = h.best_loss
@@ -649,7 +744,8 @@ class BaseMLP(BaseEstimator):
         if net is not None and net.backend is backend and net.dtype == dtype:
             return net
         weights = self._host_weights()
-        sizes = [weights[0][0].shape[0], *(W.shape[1] for W, _ in weights)]
+        sizes = [weights[0][0].shape[-2], *(W.shape[-1] for W, _ in weights)]
+        stacked = weights[0][0].ndim == 3
         rebuilt = MLP(
             sizes,
             ACTIVATIONS[self.activation],
@@ -657,6 +753,7 @@ class BaseMLP(BaseEstimator):
             dtype=self.dtype,
             backend=backend,
             seed=0,
+            n_networks=weights[0][0].shape[0] if stacked else None,
         )
         rebuilt.set_weights(weights)
         self._net = rebuilt
@@ -673,17 +770,22 @@ class BaseMLP(BaseEstimator):
         with self._gpu_memory_advice():
             X = self._validated(X, backend, reset=False)
             itemsize = np.dtype(self.dtype).itemsize
-            rows = max(
-                1, PREDICT_CHUNK_BYTES // (itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1]))
+            per_row = (
+                itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1]) * (net.n_networks or 1)
             )
+            rows = max(1, PREDICT_CHUNK_BYTES // per_row)
             parts = []
             for start in range(0, X.shape[0], rows):
-                _, T = net.propagate(backend.to_device(X[start : start + rows]))
+                part = X[start : start + rows]
+                if net.n_networks is not None and is_sparse(part):
+                    part = part.toarray()  # a stack takes dense X
+                _, T = net.propagate(backend.to_device(part))
                 parts.append(backend.to_host(output(net, T)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _forward(self, X) -> np.ndarray:
-        return self._predicted(X, lambda net, T: net.g(T))
+        """f(X); for an ensemble of starts, the average of their outputs (ESL 11.5.6)."""
+        return self._predicted(X, lambda net, T: average_outputs(net.backend.xp, net.g(T)))
 
     # -- pickling ----------------------------------------------------------------------
 
@@ -701,9 +803,7 @@ class BaseMLP(BaseEstimator):
         if "_optimizer" in state:
             state["_optimizer"] = moved(state["_optimizer"], to_numpy)
         if "_history" in state and state["_history"].best_theta is not None:
-            history = History(**vars(state["_history"]))
+            history = copy.copy(state["_history"])
             history.best_theta = to_numpy(history.best_theta)
             state["_history"] = history
         return state
-
-

@@ -12,6 +12,7 @@ from sklearn.utils.validation import column_or_1d
 from ..backend import to_numpy
 from ..functions import log_softmax, softplus
 from .base import BaseMLP, host_arrays
+from .starts import log_average
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -21,6 +22,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     ("auto", "numpy", "cupy"), ``dtype`` ("float32", "float64") and, fitted,
     ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
     gradient descent without momentum (the textbook's).
+
+    ``n_init`` random starts (ESL 11.5.6) train together as one stack of
+    networks; ``ensemble="best"`` keeps the start with the lowest training loss
+    (validation loss with early stopping), ``"average"`` keeps them all and
+    averages their predicted probabilities (``coefs_`` then carry a leading axis
+    of n_init). Fitted with n_init > 1: ``init_losses_`` (each start's final
+    training loss) and, for "best", ``best_init_``.
     """
 
     def _output(self, K):
@@ -101,17 +109,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return F
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """log of predict_proba, computed from T so it stays finite."""
+        """log of predict_proba, computed from T so it stays finite (for an ensemble of
+        starts, the log of their averaged probabilities)."""
 
         def log_proba(net, T):
             xp = net.backend.xp
             if self.out_activation_ == "softmax":
                 return log_softmax(xp, T)
             if self.n_outputs_ == 1:
-                return xp.concatenate([-softplus(xp, T), -softplus(xp, -T)], axis=1)
+                return xp.concatenate([-softplus(xp, T), -softplus(xp, -T)], axis=-1)
             return -softplus(xp, -T)
 
-        return self._predicted(X, log_proba)
+        return self._predicted(X, lambda net, T: log_average(net.backend.xp, log_proba(net, T)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -13,7 +13,8 @@ from .base import BaseMLP, host_arrays
 
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
-    half mean squared error). Parameters and attributes as MLPClassifier.
+    half mean squared error). Parameters and attributes as MLPClassifier; with
+    ``ensemble="average"`` the predictions of the n_init starts are averaged.
     """
 
     _parameter_constraints: dict = {
@@ -51,6 +52,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         backend="auto",
         dtype="float32",
         distributed=None,
+        n_init=1,
+        ensemble="best",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -79,6 +82,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             backend=backend,
             dtype=dtype,
             distributed=distributed,
+            n_init=n_init,
+            ensemble=ensemble,
         )
         self.loss = loss
 

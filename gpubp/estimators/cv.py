@@ -1,0 +1,454 @@
+"""MLPClassifierCV and MLPRegressorCV: the weight decay (and learning rate) chosen by
+cross-validation (ESL 11.5.2), every setting x start x fold trained as one stack.
+
+Each network of the stack sees all the cases in the same shuffled minibatches;
+those of its held-out fold weigh 0, so it learns from its training folds only
+and divides by their weight. One forward pass of the stack then scores every
+network on its own held-out fold. The setting with the best mean score is
+refitted on all the data as an ``MLPClassifier`` / ``MLPRegressor``.
+"""
+
+from __future__ import annotations
+
+import time
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _check_sample_weight
+
+from ..backend import get_backend, is_sparse, to_numpy
+from ..errors import InputError
+from ..network import MLP, count_parameters
+from ..train import Data, Objective
+from ..train_stack import StackHistory, fit_stack
+from .base import ACTIVATIONS, named
+from .classifier import MLPClassifier
+from .regressor import MLPRegressor
+
+CV_PARAMETERS = ("alphas", "learning_rate_inits", "cv", "scoring", "refit")
+STACK_BYTES = 2**30  # device memory one stack may take, about; more networks train in chunks
+
+
+class _CrossValidated:
+    """The cross-validation both CV estimators run (a mixin before their estimator)."""
+
+    _cv_constraints: dict = {
+        "alphas": ["array-like"],
+        "learning_rate_inits": [None, "array-like"],
+        "cv": [Interval(Integral, 2, None, closed="left"), "cv_object"],
+        "scoring": [None, str, callable],
+        "refit": ["boolean"],
+    }
+
+    def _single(self):
+        """The plain estimator with these parameters (less the CV ones)."""
+        kind = MLPClassifier if is_classifier(self) else MLPRegressor
+        params = {k: v for k, v in self.get_params().items() if k not in CV_PARAMETERS}
+        return kind(**params)
+
+    def _settings(self):
+        alphas = named("alphas", np.asarray, self.alphas, dtype=np.float64).ravel()
+        if self.learning_rate_inits is None:
+            rates = np.array([float(self.learning_rate_init)])
+        else:
+            rates = named("learning_rate_inits", np.asarray, self.learning_rate_inits, dtype=float)
+            rates = rates.ravel()
+        if not len(alphas) or not np.isfinite(alphas).all() or (alphas < 0).any():
+            raise InputError(f"alphas={self.alphas!r} must be one or more finite numbers >= 0")
+        if not len(rates) or not np.isfinite(rates).all() or (rates <= 0).any():
+            raise InputError(
+                f"learning_rate_inits={self.learning_rate_inits!r} must be numbers > 0"
+            )
+        return [(float(a), float(r)) for a in alphas for r in rates]
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate every setting, then (``refit``) fit the best on all of X, y."""
+        self._validate_params()
+        if self.solver == "lbfgs":
+            raise InputError("the CV estimators train stochastic solvers ('adam', 'sgd', 'gd')")
+        if self.early_stopping:
+            raise InputError(
+                "early_stopping=True is not supported by the CV estimators: the held-out "
+                "folds already measure each network"
+            )
+        if self.distributed is not None:
+            raise InputError("the CV estimators train on one process: leave distributed=None")
+        if self.warm_start:
+            raise InputError("the CV estimators do not warm-start: every fit starts afresh")
+        with self._gpu_memory_advice():
+            return self._cross_validate(X, y, sample_weight)
+
+    def _cross_validate(self, X, y, sample_weight):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        settings = self._settings()
+        backend = get_backend(self.backend)
+        if is_sparse(X):  # a stack of networks takes a dense X
+            X = X.toarray()
+        X, y = self._inputs(X, backend, reset=True, y=y)
+        y_host, Y = named("y", self._encode_targets, y, False)
+        n = X.shape[0]
+        w_all = np.ones(n)
+        if sample_weight is not None:
+            w_all = named(
+                "sample_weight", _check_sample_weight, to_numpy(sample_weight), np.empty((n, 0))
+            ).astype(np.float64)
+        splitter = check_cv(self.cv, y_host, classifier=is_classifier(self))
+        folds = list(named("cv", splitter.split, np.zeros((n, 1)), y_host))
+        rng = np.random.default_rng(
+            self.random_state if isinstance(self.random_state, Integral) else None
+        )
+        if isinstance(self.random_state, np.random.Generator):
+            rng = self.random_state
+        seeds = rng.integers(2**32, size=self.n_init)
+        shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
+        # network k = ((setting * folds) + fold) * n_init + start
+        grid = [
+            (s, f, i)
+            for s in range(len(settings))
+            for f in range(len(folds))
+            for i in range(self.n_init)
+        ]
+        sizes = [X.shape[1], *self._hidden_sizes(), Y.shape[1]]
+        K = Y.shape[1]
+        output = self._output(K)
+        self.n_outputs_ = K
+        dtype = getattr(backend.xp, self.dtype)
+        X_dense = X.toarray() if hasattr(X, "toarray") else X
+        Y_dev = backend.to_device(Y, dtype=dtype)
+        F = np.empty((len(grid), n, K))
+        losses = np.empty(len(grid))
+        started = time.perf_counter()
+        for chunk in self._chunks(grid, sizes, n):
+            alphas = np.array([settings[grid[k][0]][0] for k in chunk])
+            rates = np.array([settings[grid[k][0]][1] for k in chunk])
+            w = np.zeros((len(chunk), n), dtype=self.dtype)
+            for row, k in enumerate(chunk):
+                train = folds[grid[k][1]][0]
+                w[row, train] = w_all[train]
+            net = MLP(
+                sizes,
+                ACTIVATIONS[self.activation],
+                output,
+                dtype=self.dtype,
+                backend=backend,
+                seed=[int(seeds[grid[k][2]]) for k in chunk],
+                n_networks=len(chunk),
+            )
+            history = StackHistory(len(chunk))
+            fit_stack(
+                net,
+                self._new_optimizer(net, rates),
+                Data(X_dense, Y_dev, backend.to_device(w), w),
+                Objective(self._loss_factor(K), alphas),
+                history,
+                batch_size=self._batch_size(n),
+                max_iter=self.max_iter,
+                shuffle=self.shuffle,
+                rng=np.random.default_rng(shuffle_seed),
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                verbose=bool(self.verbose),
+            )
+            _, T = net.propagate(X_dense)
+            F[chunk] = backend.to_host(net.g(T))
+            losses[chunk] = history.final_losses
+        fit_time = time.perf_counter() - started
+        self._summarise(settings, folds, grid, F, losses, X, y_host, fit_time)
+        if self.refit:
+            single = self._single().set_params(
+                alpha=self.alpha_, learning_rate_init=self.learning_rate_init_
+            )
+            self.best_estimator_ = single.fit(X, y_host, sample_weight)
+            self._adopt(self.best_estimator_)
+        return self
+
+    def _chunks(self, grid, sizes, n):
+        """Lists of network indices, each small enough for STACK_BYTES."""
+        itemsize = np.dtype(self.dtype).itemsize
+        batch = self._batch_size(n)
+        per_network = itemsize * (6 * count_parameters(sizes) + 3 * batch * sum(sizes) + 2 * n)
+        size = max(1, STACK_BYTES // per_network)
+        every = list(range(len(grid)))
+        return [every[i : i + size] for i in range(0, len(every), size)]
+
+    def _summarise(self, settings, folds, grid, F, losses, X, y_host, fit_time):
+        """Each setting's fold scores, from its starts combined as ``ensemble`` says."""
+        S, n_folds, I = len(settings), len(folds), self.n_init
+        scores = np.empty((S, n_folds))
+        scorer = None if self.scoring is None else check_scoring(self, self.scoring)
+        for s in range(S):
+            for f, (_, test) in enumerate(folds):
+                first = (s * n_folds + f) * I
+                starts = np.arange(first, first + I)
+                if self.ensemble == "average":
+                    F_sf = F[starts].mean(axis=0)
+                else:
+                    F_sf = F[
+                        starts[
+                            np.argmin(np.where(np.isfinite(losses[starts]), losses[starts], np.inf))
+                        ]
+                    ]
+                if not np.isfinite(F_sf[test]).all():
+                    scores[s, f] = -np.inf
+                elif scorer is None:
+                    scores[s, f] = self._score_from_sums(
+                        self._score_sums(F_sf[test], y_host[test], None)
+                    )
+                else:
+                    scores[s, f] = scorer(_Fixed(self, F_sf), test, y_host[test])
+        mean = scores.mean(axis=1)
+        order = np.argsort(-mean, kind="stable")
+        rank = np.empty(S, dtype=np.int32)
+        rank[order] = np.arange(1, S + 1)
+        for s in range(S - 1):  # ties share the better rank, as GridSearchCV's
+            a, b = order[s], order[s + 1]
+            if mean[b] == mean[a]:
+                rank[b] = rank[a]
+        results = {
+            "params": [{"alpha": a, "learning_rate_init": r} for a, r in settings],
+            "param_alpha": np.array([a for a, _ in settings]),
+            "param_learning_rate_init": np.array([r for _, r in settings]),
+        }
+        for f in range(n_folds):
+            results[f"split{f}_test_score"] = scores[:, f]
+        results.update(
+            mean_test_score=mean,
+            std_test_score=scores.std(axis=1),
+            rank_test_score=rank,
+            mean_fit_time=np.full(S, fit_time / S),
+        )
+        self.cv_results_ = results
+        self.best_index_ = int(order[0])
+        self.alpha_, self.learning_rate_init_ = settings[self.best_index_]
+        self.best_params_ = dict(results["params"][self.best_index_])
+        self.best_score_ = float(mean[self.best_index_])
+        self.n_splits_ = n_folds
+        self.n_features_in_ = X.shape[1]
+
+    def _adopt(self, fitted):
+        """Predict with the refitted estimator's network and record."""
+        for key, value in vars(fitted).items():
+            if key.endswith("_") or key in ("_net", "_history", "_optimizer", "_label_binarizer"):
+                if key not in ("cv_results_",):
+                    setattr(self, key, value)
+
+
+class _Fixed:
+    """A stand-in estimator for ``scoring``: its predictions are rows of fixed outputs F,
+    and the X it is given are row numbers."""
+
+    def __init__(self, owner, F):
+        self.owner, self.F = owner, F
+        self._estimator_type = "classifier" if is_classifier(owner) else "regressor"
+        if hasattr(owner, "classes_"):
+            self.classes_ = owner.classes_
+
+    def __sklearn_tags__(self):
+        return self.owner.__sklearn_tags__()
+
+    def _rows(self, rows):
+        return self.F[np.asarray(rows)]
+
+    def predict(self, rows):
+        F = self._rows(rows)
+        if is_classifier(self.owner):
+            return self.owner._labels(F)
+        return F.ravel() if F.shape[1] == 1 else F
+
+    def predict_proba(self, rows):
+        F = self._rows(rows)
+        if F.shape[1] == 1:
+            return np.column_stack([1 - F[:, 0], F[:, 0]])
+        return F / F.sum(axis=1, keepdims=True)  # float32 outputs sum to 1 within rounding
+
+    def decision_function(self, rows):
+        return self.predict_proba(rows)[:, 1] if self.F.shape[1] == 1 else self._rows(rows)
+
+
+def _cv_doc(kind):
+    return f"""{kind} with the weight decay ``alpha`` (and optionally the learning rate)
+    chosen by cross-validation, in scikit-learn's ``RidgeCV`` convention.
+
+    Every parameter of {kind.removesuffix("CV")}, plus ``alphas`` (the decays to try),
+    ``learning_rate_inits`` (None: ``learning_rate_init`` only), ``n_init`` random
+    starts per setting (combined as ``ensemble`` says), ``cv`` (folds or a
+    splitter), ``scoring`` (None: the estimator's own score) and ``refit``. All
+    settings x starts x folds train as one stack of networks. Fitted:
+    ``alpha_``, ``learning_rate_init_``, ``best_score_``, ``best_index_``,
+    ``best_params_``, ``cv_results_`` (shaped like GridSearchCV's) and, with
+    refit, ``best_estimator_`` (the plain estimator refitted on all the data,
+    which this one predicts with; ``gpubp.save`` writes it).
+    """
+
+
+class MLPClassifierCV(_CrossValidated, MLPClassifier):
+    __doc__ = _cv_doc("MLPClassifierCV")
+
+    _parameter_constraints: dict = {
+        **MLPClassifier._parameter_constraints,
+        **_CrossValidated._cv_constraints,
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alphas=(1e-4, 1e-3, 1e-2, 1e-1),
+        learning_rate_inits=None,
+        cv=5,
+        scoring=None,
+        refit=True,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=0.0001,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-08,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+        distributed=None,
+        n_init=1,
+        ensemble="best",
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            distributed=distributed,
+            n_init=n_init,
+            ensemble=ensemble,
+        )
+        self.alphas = alphas
+        self.learning_rate_inits = learning_rate_inits
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+
+
+class MLPRegressorCV(_CrossValidated, MLPRegressor):
+    __doc__ = _cv_doc("MLPRegressorCV")
+
+    _parameter_constraints: dict = {
+        **MLPRegressor._parameter_constraints,
+        **_CrossValidated._cv_constraints,
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alphas=(1e-4, 1e-3, 1e-2, 1e-1),
+        learning_rate_inits=None,
+        cv=5,
+        scoring=None,
+        refit=True,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=0.0001,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-08,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+        distributed=None,
+        n_init=1,
+        ensemble="best",
+    ):
+        super().__init__(
+            loss=loss,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            distributed=distributed,
+            n_init=n_init,
+            ensemble=ensemble,
+        )
+        self.alphas = alphas
+        self.learning_rate_inits = learning_rate_inits
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit

@@ -1,0 +1,212 @@
+"""Random starts (n_init, ensemble) and the cross-validated estimators."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import gpubp
+from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
+from gpubp.errors import InputError
+from gpubp.network import MLP
+from gpubp.optim import Adam
+from gpubp.train import Data, History, Objective, fit_stochastic
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16, y[:600]
+
+
+@parametrize_with_checks(
+    [
+        MLPClassifierCV((8,), max_iter=200, cv=2, alphas=[1e-4, 1e-1], dtype="float64"),
+        MLPRegressorCV(
+            hidden_layer_sizes=(8,), max_iter=200, cv=2, alphas=[1e-4, 1e-1], dtype="float64"
+        ),
+        MLPClassifier(max_iter=50, n_init=3, ensemble="average", dtype="float64"),
+        MLPRegressor(hidden_layer_sizes=(8,), max_iter=200, n_init=2, dtype="float64"),
+    ],
+    expected_failed_checks=lambda est: (
+        dict.fromkeys(
+            ["check_estimators_partial_fit_n_features", "check_n_features_in_after_fitting"],
+            "partial_fit cannot choose the best of n_init starts after one epoch: it refuses "
+            "n_init > 1 with ensemble='best'",
+        )
+        if est.n_init > 1 and est.ensemble == "best"
+        else {}
+    ),
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_the_cv_scores_are_those_of_each_network_trained_alone(digits):
+    """Setting s, fold f: a network alone with the same seed, decay, rate and case weights
+    (its held-out fold weighing 0), shuffled by the same generator, scores the same."""
+    X, y = digits
+    kw = dict(max_iter=6, random_state=3, batch_size=50, dtype="float64")
+    cv = StratifiedKFold(3)
+    model = MLPClassifierCV(
+        (12,), alphas=[1e-4, 0.5], learning_rate_inits=[1e-3, 1e-2], cv=cv, **kw
+    ).fit(X, y)
+    rng = np.random.default_rng(3)
+    seed = int(rng.integers(2**32, size=1)[0])
+    shuffle = np.random.default_rng(rng.integers(2**32))
+    assert model.cv_results_["params"][3] == {"alpha": 0.5, "learning_rate_init": 1e-2}
+    folds = list(cv.split(X, y))
+    # network order: setting-major, then fold; one chunk, so one shuffling generator
+    permutations = [shuffle.permutation(len(y)) for _ in range(6)]
+    for s, (alpha, rate) in enumerate([(1e-4, 1e-3), (1e-4, 1e-2), (0.5, 1e-3), (0.5, 1e-2)]):
+        for f, (train, test) in enumerate(folds):
+            w = np.zeros(len(y))
+            w[train] = 1
+            net = MLP([64, 12, 10], "relu", "softmax", dtype="float64", backend="numpy", seed=seed)
+            replay = _Replay(permutations)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fit_stochastic(
+                    net,
+                    Adam(np, net.theta, rate),
+                    Data(X, np.eye(10)[y], w, w),
+                    Objective(1.0, alpha),
+                    History(),
+                    batch_size=50,
+                    max_iter=6,
+                    shuffle=True,
+                    rng=replay,
+                    tol=1e-4,
+                    n_iter_no_change=10,
+                )
+            accuracy = np.mean(np.argmax(net.forward(X[test]), axis=1) == y[test])
+            assert model.cv_results_[f"split{f}_test_score"][s] == pytest.approx(accuracy)
+    best = np.argmax(model.cv_results_["mean_test_score"])
+    assert model.best_index_ == best and model.best_params_ == model.cv_results_["params"][best]
+    assert (model.alpha_, model.learning_rate_init_) == (
+        model.best_params_["alpha"],
+        model.best_params_["learning_rate_init"],
+    )
+
+
+class _Replay:
+    """A generator whose permutations are given."""
+
+    def __init__(self, permutations):
+        self.permutations = list(permutations)
+
+    def permutation(self, n):
+        return self.permutations.pop(0)
+
+
+def test_cv_results_have_grid_search_cvs_keys_and_the_refit_predicts(digits, tmp_path):
+    X, y = digits
+    model = MLPClassifierCV(
+        (16,), alphas=[1e-4, 1e-2, 10.0], cv=3, max_iter=30, random_state=0
+    ).fit(X, y)
+    grid = GridSearchCV(
+        MLPClassifier((16,), max_iter=1, random_state=0), {"alpha": [1e-4, 10.0]}, cv=2
+    ).fit(X[:100], y[:100])
+    for key in (
+        "params",
+        "param_alpha",
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        "split0_test_score",
+        "mean_fit_time",
+    ):
+        assert key in grid.cv_results_ and len(model.cv_results_[key]) == 3
+    assert model.alpha_ < 10.0  # a decay of 10 cannot fit digits
+    assert model.cv_results_["rank_test_score"][2] == 3
+    best = model.best_estimator_
+    assert type(best) is MLPClassifier and best.alpha == model.alpha_
+    np.testing.assert_array_equal(model.predict_proba(X), best.predict_proba(X))
+    gpubp.save(model, tmp_path / "cv.npz")
+    np.testing.assert_array_equal(
+        gpubp.load(tmp_path / "cv.npz").predict_proba(X), best.predict_proba(X)
+    )
+
+
+def test_the_cv_regressor_picks_a_small_decay_and_works_in_a_pipeline():
+    X, y = make_regression(200, 5, noise=1.0, random_state=0)
+    pipe = make_pipeline(
+        StandardScaler(),
+        MLPRegressorCV(
+            hidden_layer_sizes=(16,),
+            alphas=[1e-3, 100.0],
+            cv=3,
+            max_iter=200,
+            learning_rate_init=0.01,
+            random_state=0,
+        ),
+    )
+    pipe.fit(X, y / 100)
+    model = pipe[-1]
+    assert model.alpha_ == 1e-3 and model.best_score_ > 0.9
+    assert pipe.score(X, y / 100) > 0.9
+
+
+def test_scoring_chunks_and_starts_in_cv(digits, monkeypatch):
+    X, y = digits
+    kw = dict(alphas=[1e-4, 1e-2], cv=3, max_iter=5, random_state=1, n_init=2)
+    whole = MLPClassifierCV((8,), scoring="neg_log_loss", ensemble="average", **kw).fit(X, y)
+    assert (whole.cv_results_["mean_test_score"] < 0).all()
+    from gpubp.estimators import cv as cv_module
+
+    monkeypatch.setattr(cv_module, "STACK_BYTES", 1)  # one network per chunk
+    chunked = MLPClassifierCV((8,), scoring="neg_log_loss", ensemble="average", **kw).fit(X, y)
+    np.testing.assert_allclose(
+        chunked.cv_results_["mean_test_score"], whole.cv_results_["mean_test_score"], rtol=1e-5
+    )
+
+
+def test_cv_refuses_what_it_cannot_do(digits):
+    X, y = digits
+    for kw, match in [
+        (dict(solver="lbfgs"), "stochastic"),
+        (dict(early_stopping=True), "early_stopping"),
+        (dict(alphas=[-1.0]), "alphas"),
+        (dict(learning_rate_inits=[0.0]), "learning_rate_inits"),
+        (dict(warm_start=True), "warm-start"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            MLPClassifierCV((4,), max_iter=1, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_n_init_best_keeps_the_start_with_the_lowest_loss(digits, solver):
+    X, y = digits
+    model = MLPClassifier((8,), n_init=4, max_iter=15, random_state=0, solver=solver).fit(X, y)
+    assert len(model.init_losses_) == 4 and model.best_init_ == np.argmin(model.init_losses_)
+    assert model.coefs_[0].shape == (64, 8)
+    assert model.loss_ == pytest.approx(model.init_losses_.min(), rel=1e-6)
+
+
+def test_n_init_average_averages_the_starts_probabilities(digits):
+    X, y = digits
+    model = MLPClassifier((8,), n_init=3, ensemble="average", max_iter=10, random_state=0).fit(X, y)
+    net = model.get_network()
+    assert net.n_networks == 3 and model.coefs_[0].shape == (3, 64, 8)
+    each = [net.backend.to_host(net.network(r).forward(X)) for r in range(3)]
+    np.testing.assert_allclose(model.predict_proba(X), np.mean(each, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.exp(model.predict_log_proba(X)), model.predict_proba(X), rtol=1e-4, atol=1e-7
+    )
+    with pytest.raises(InputError, match="partial_fit"):
+        MLPClassifier((8,), n_init=2).partial_fit(X, y, classes=np.arange(10))
+
+
+def test_n_init_one_is_todays_estimator(digits):
+    X, y = digits
+    one = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
+    same = MLPClassifier((8,), max_iter=5, random_state=0, n_init=1, ensemble="average")
+    np.testing.assert_array_equal(same.fit(X, y).coefs_[0], one.coefs_[0])
