@@ -31,10 +31,10 @@ def _rate(value):
     return np.array(value, dtype=np.float64)
 
 
-def _on_device_like(theta, host):
-    """A host vector as an (R, 1) column of theta's array module and dtype."""
+def _on_device_like(theta, host, dtype=None):
+    """A host vector as an array of theta's array module, in theta's dtype unless given."""
     module = sys.modules[type(theta).__module__.partition(".")[0]]
-    return module.asarray(np.reshape(host, (-1, 1)), dtype=theta.dtype)
+    return module.asarray(host, dtype=theta.dtype if dtype is None else dtype)
 
 
 class _Optimizer:
@@ -52,9 +52,9 @@ class _Optimizer:
         if np.ndim(host) == 0:
             return float(host)
         if host is not self.learning_rate:
-            return _on_device_like(theta, host)
+            return _on_device_like(theta, np.reshape(host, (-1, 1)))
         if self.__dict__.get("_rate_column") is None:
-            self._rate_column = _on_device_like(theta, host)
+            self._rate_column = _on_device_like(theta, np.reshape(host, (-1, 1)))
         return self._rate_column
 
     def step(self, theta, grad, active=None) -> None:
@@ -62,8 +62,7 @@ class _Optimizer:
         if active is None or np.all(active):
             self._step(theta, grad, None)
             return
-        idle = _on_device_like(theta, np.flatnonzero(~np.asarray(active))).astype(np.int64)
-        idle = idle.reshape(-1)
+        idle = _on_device_like(theta, np.flatnonzero(~np.asarray(active)), np.int64)
         arrays = [theta, *(getattr(self, k) for k in self._state if getattr(self, k) is not None)]
         kept = [a[idle] for a in arrays]
         self._step(theta, grad, np.asarray(active))

@@ -332,15 +332,7 @@ class BaseMLP(BaseEstimator):
                 data.X = X.toarray()
             self._fit_starts(net, data, y_host, objective, rng, incremental)
         elif self.solver == "lbfgs":
-            self.n_iter_, self.loss_, self.stop_reason_ = fit_lbfgs(
-                net,
-                data,
-                objective,
-                max_iter=self.max_iter,
-                max_fun=self.max_fun,
-                tol=self.tol,
-                verbose=bool(self.verbose),
-            )
+            self.n_iter_, self.loss_, self.stop_reason_ = self._fit_lbfgs(net, data, objective)
         else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         return self
@@ -433,15 +425,7 @@ class BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":  # one after another: L-BFGS's line search is per network
             for r in range(net.n_networks):
                 alone = net.network(r)
-                n_iter, loss, reason = fit_lbfgs(
-                    alone,
-                    data,
-                    objective,
-                    max_iter=self.max_iter,
-                    max_fun=self.max_fun,
-                    tol=self.tol,
-                    verbose=bool(self.verbose),
-                )
+                n_iter, loss, reason = self._fit_lbfgs(alone, data, objective)
                 net.theta[r] = alone.theta
                 history.n_iter[r], history.loss_curves[r] = n_iter, [loss]
                 history.stop_reasons[r] = reason
@@ -478,6 +462,18 @@ class BaseMLP(BaseEstimator):
                 self._optimizer = self._optimizer.network(r)
             self._history = history_of(history, r)
         self._publish_history()
+
+    def _fit_lbfgs(self, net, data, objective):
+        """(iterations, final loss, stop reason) of L-BFGS on net with these parameters."""
+        return fit_lbfgs(
+            net,
+            data,
+            objective,
+            max_iter=self.max_iter,
+            max_fun=self.max_fun,
+            tol=self.tol,
+            verbose=bool(self.verbose),
+        )
 
     def _batch_size(self, n: int) -> int:
         """The minibatch size for n training cases."""

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..network import MLP, count_parameters
 from ..train import Data, Objective
 from ..train_stack import StackHistory, fit_stack
-from .base import ACTIVATIONS, named
+from .base import ACTIVATIONS, generator, named
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
@@ -101,11 +101,7 @@ class _CrossValidated:
             ).astype(np.float64)
         splitter = check_cv(self.cv, y_host, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((n, 1)), y_host))
-        rng = np.random.default_rng(
-            self.random_state if isinstance(self.random_state, Integral) else None
-        )
-        if isinstance(self.random_state, np.random.Generator):
-            rng = self.random_state
+        rng = generator(self.random_state)
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
         # network k = ((setting * folds) + fold) * n_init + start
@@ -120,7 +116,6 @@ class _CrossValidated:
         output = self._output(K)
         self.n_outputs_ = K
         dtype = getattr(backend.xp, self.dtype)
-        X_dense = X.toarray() if hasattr(X, "toarray") else X
         Y_dev = backend.to_device(Y, dtype=dtype)
         F = np.empty((len(grid), n, K))
         losses = np.empty(len(grid))
@@ -145,7 +140,7 @@ class _CrossValidated:
             fit_stack(
                 net,
                 self._new_optimizer(net, rates),
-                Data(X_dense, Y_dev, backend.to_device(w), w),
+                Data(X, Y_dev, backend.to_device(w), w),
                 Objective(self._loss_factor(K), alphas),
                 history,
                 batch_size=self._batch_size(n),
@@ -156,7 +151,7 @@ class _CrossValidated:
                 n_iter_no_change=self.n_iter_no_change,
                 verbose=bool(self.verbose),
             )
-            _, T = net.propagate(X_dense)
+            _, T = net.propagate(X)
             F[chunk] = backend.to_host(net.g(T))
             losses[chunk] = history.final_losses
         fit_time = time.perf_counter() - started
@@ -236,8 +231,7 @@ class _CrossValidated:
         """Predict with the refitted estimator's network and record."""
         for key, value in vars(fitted).items():
             if key.endswith("_") or key in ("_net", "_history", "_optimizer", "_label_binarizer"):
-                if key not in ("cv_results_",):
-                    setattr(self, key, value)
+                setattr(self, key, value)
 
 
 class _Fixed:
