@@ -402,11 +402,8 @@ class BaseMLP(BaseEstimator):
                 objective,
                 history,
                 batch_size=batch_size,
-                max_iter=self.max_iter,
-                shuffle=self.shuffle,
                 rng=rng,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
+                **self._stopping_rule(),
                 validate=validate,
                 incremental=incremental,
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
@@ -444,11 +441,8 @@ class BaseMLP(BaseEstimator):
                 objective,
                 history,
                 batch_size=self._batch_size(data.n),
-                max_iter=self.max_iter,
-                shuffle=self.shuffle,
                 rng=rng,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
+                **self._stopping_rule(),
                 validate=validate,
                 incremental=incremental,
                 verbose=bool(self.verbose),
@@ -473,6 +467,15 @@ class BaseMLP(BaseEstimator):
             max_fun=self.max_fun,
             tol=self.tol,
             verbose=bool(self.verbose),
+        )
+
+    def _stopping_rule(self) -> dict:
+        """The epochs and stopping parameters of the stochastic loops (one net or a stack)."""
+        return dict(
+            max_iter=self.max_iter,
+            shuffle=self.shuffle,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
         )
 
     def _batch_size(self, n: int) -> int:

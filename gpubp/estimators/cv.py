@@ -144,11 +144,8 @@ class _CrossValidated:
                 Objective(self._loss_factor(K), alphas),
                 history,
                 batch_size=self._batch_size(n),
-                max_iter=self.max_iter,
-                shuffle=self.shuffle,
                 rng=np.random.default_rng(shuffle_seed),
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
+                **self._stopping_rule(),
                 verbose=bool(self.verbose),
             )
             _, T = net.propagate(X)
