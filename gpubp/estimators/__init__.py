@@ -5,14 +5,13 @@ trained by gpubp on NumPy or CuPy.
 ``cv`` the estimators that choose the weight decay by cross-validation.
 """
 
-from .base import ACTIVATIONS, PREDICT_CHUNK_BYTES, STOCHASTIC_SOLVERS, BaseMLP
+from .base import ACTIVATIONS, STOCHASTIC_SOLVERS, BaseMLP
 from .classifier import MLPClassifier
 from .cv import MLPClassifierCV, MLPRegressorCV
 from .regressor import MLPRegressor
 
 __all__ = [
     "ACTIVATIONS",
-    "PREDICT_CHUNK_BYTES",
     "STOCHASTIC_SOLVERS",
     "BaseMLP",
     "MLPClassifier",
