@@ -6,7 +6,11 @@ For each configuration: one epoch of minibatch SGD (no momentum, lr 0.1,
 shuffled) on standard-normal float32 inputs with 10 random classes, every
 contender in the same process, interleaved (A B C A B C ...) after a warm-up
 epoch; medians, min and max, ratios to PyTorch eager and to the GEMM floor, and
-the peak memory of each fit. Writes a JSON file and a Markdown table to --out.
+the peak memory of each fit (CPU: resident growth, in a process of its own; GPU:
+peak bytes in use, allocated rather than held by the allocator, during the data's
+move to the device and the first epoch). On the GPU the contenders are gpubp,
+PyTorch eager and torch.compile in modes "default" and "reduce-overhead". Writes a
+JSON file and a Markdown table to --out.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def _run(args) -> int:
         X, y = make_data(rows, config.layer_sizes[0])
         keys = ["gpubp", "torch"]
         if not (args.no_compile or args.quick):
-            keys.append("torch-compile")
+            keys += ["torch-compile", "torch-compile-ro"] if gpu else ["torch-compile"]
         if not gpu and not args.no_sklearn:
             keys.append("sklearn")
         make = gpu_contender if gpu else cpu_contender
@@ -86,11 +90,11 @@ def _run(args) -> int:
             c = make(key)
             try:
                 if gpu:
-                    _reset_gpu_peaks()
-                c.prepare(config, X, y)
-                memory[c.name] = (
-                    c.peak_gpu_memory() if gpu else _cpu_fit_memory(name, key, rows, args.threads)
-                )
+                    c.prepare_measured(config, X, y)
+                    memory[c.name] = c.peak_bytes
+                else:
+                    c.prepare(config, X, y)
+                    memory[c.name] = _cpu_fit_memory(name, key, rows, args.threads)
                 ready.append(c)
             except Unavailable as exc:
                 skipped[c.name] = str(exc)
@@ -144,19 +148,6 @@ def _array_module(gpu):
     import cupy
 
     return cupy, cupy.cuda.Device().synchronize
-
-
-def _reset_gpu_peaks():
-    import cupy
-
-    cupy.get_default_memory_pool().free_all_blocks()
-    try:
-        import torch
-
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    except Exception:  # noqa: BLE001 - torch absent or without CUDA
-        pass
 
 
 def _ratios(entry):

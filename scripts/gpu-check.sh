@@ -1,57 +1,101 @@
 #!/usr/bin/env bash
-# The GPU check, for the lent GPU machine: no installs and no network needed
-# (CuPy, PyTorch, pytest, NumPy and scikit-learn are there; the test extras are
-# not, and the tests that need them skip). From the repository root:
+# The GPU check, for the lent GPU machine: no network needed (CuPy, PyTorch,
+# pytest, NumPy and scikit-learn are there; the test extras are not, and the
+# tests that need them skip). From the repository root:
 #
-#   scripts/gpu-check.sh tests   # card, config, the `gpu` tests, the whole suite twice
-#   scripts/gpu-check.sh bench   # the GPU benchmarks
-#   scripts/gpu-check.sh         # both (longer than one 10-minute device call)
+#   scripts/gpu-check.sh tests           # card, config, the `gpu` tests, the suite on CuPy and NumPy
+#   scripts/gpu-check.sh agreement       # CPU against GPU, every pair and depth; digits side by side
+#   scripts/gpu-check.sh bench [CONFIGS] # epoch times, one process per configuration (default: all)
+#   scripts/gpu-check.sh profile         # where each step's time goes, gpubp and PyTorch eager
+#   scripts/gpu-check.sh scaling         # CPU against GPU over batch size and width
 #
-# Logs, JSON and Markdown go to $OUT (or ./gpu-check-out). Every pytest run pins
-# GPUBP_BACKEND: on a GPU machine "auto" would otherwise mean CuPy everywhere.
+# Each step has a time limit and a log in $LOGS (default gpu-check-out). Where $OUT
+# is set (the device tool's output folder) the logs are packed after every step into
+# $OUT/gpu-check.tgz, so a run stopped at its limit still returns what it did.
+# Every pytest run pins GPUBP_BACKEND: on a GPU machine "auto" means CuPy everywhere.
+# Without mpiexec, an mpich wheel in .whl/ (carried) is installed under /tmp/mpich.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-check-out}
-WHAT=${1:-all}
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+LOGS=${LOGS:-gpu-check-out}
+WHAT=${1:-tests}
+mkdir -p "$LOGS"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 status=0
 
-step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.log
+pack() {
+    if [ -n "${OUT:-}" ] && [ "$(cd "$OUT" && pwd)" != "$(cd "$LOGS" && pwd)" ]; then
+        tar czf "$OUT/gpu-check.tgz" -C "$LOGS" .
+    fi
+}
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $LOGS/NAME.log
     local name=$1 limit=$2
     shift 2
     echo "== $name (limit ${limit}s): $*"
-    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local start=$SECONDS
+    timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
     local rc=$?
-    tail -n 40 "$OUT/$name.log"
-    echo "== $name: exit $rc"
+    tail -n 25 "$LOGS/$name.log"
+    echo "== $name: exit $rc after $((SECONDS - start))s"
     [ "$rc" -eq 0 ] || status=1
+    pack
+}
+
+mpi_runtime() {
+    command -v mpiexec > /dev/null && return
+    local wheel
+    wheel=$(ls .whl/mpich-*.whl 2> /dev/null | head -n 1)
+    [ -n "$wheel" ] || return
+    python -m pip install -q --no-index --no-deps --no-compile --prefix /tmp/mpich "$wheel"
+    local bin
+    bin=$(dirname "$(find /tmp/mpich -path '*/bin/mpiexec' | head -n 1)")
+    export PATH="$bin:$PATH" LD_LIBRARY_PATH="$bin/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
 
 PYTEST=(python -m pytest -q -rs -p no:cacheprovider tests)
+python -c "import xdist" 2> /dev/null && PYTEST+=(-n 4)
+python -c "import pytest_timeout" 2> /dev/null && PYTEST+=(--timeout 240)
 
-if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
-    step card 30 nvidia-smi
+case "$WHAT" in
+tests)
+    mpi_runtime
+    step card 60 sh -c 'nvidia-smi; python -c "import sys, numpy, scipy, sklearn, cupy, torch
+print(sys.version); print(\"numpy\", numpy.__version__, \"scipy\", scipy.__version__, \"sklearn\", sklearn.__version__)
+print(\"cupy\", cupy.__version__, \"cuda runtime\", cupy.cuda.runtime.runtimeGetVersion(), \"driver\", cupy.cuda.runtime.driverGetVersion())
+print(\"torch\", torch.__version__, torch.version.cuda)"; command -v mpiexec; python -c "import mpi4py; print(\"mpi4py\", mpi4py.__version__)"'
     step config 60 python -c "import gpubp; gpubp.show_config()"
-    step gpu-tests 180 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
-    if ! grep -q " passed" "$OUT/gpu-tests.log" || grep -q "needs CuPy and a device" "$OUT/gpu-tests.log"; then
+    step gpu-tests 150 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
+    if ! grep -q " passed" "$LOGS/gpu-tests.log" || grep -q "needs CuPy and a device" "$LOGS/gpu-tests.log"; then
         echo "== gpu-tests: none ran, or some skipped for want of a GPU: FAILED"
         status=1
     fi
-    step suite-numpy 240 env GPUBP_BACKEND=numpy "${PYTEST[@]}" -m "not gpu"
-    step suite-cupy 300 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m "not gpu"
-fi
-if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
-    step bench-gpu 200 python -m benchmarks.epoch --device gpu --configs a,c32,c1024,d \
-        --no-compile --no-scaling --threads 16 --out "$OUT"
-    step bench-gpu-b 150 python -m benchmarks.epoch --device gpu --configs b --threads 16 \
-        --no-scaling --out "$OUT/b"
-    step scaling 120 python -c "
+    step suite-cupy 270 env GPUBP_BACKEND=cupy "${PYTEST[@]}"
+    step suite-numpy 120 env GPUBP_BACKEND=numpy "${PYTEST[@]}" -m "not gpu"
+    ;;
+agreement)
+    step agreement 200 python -m benchmarks.agreement --out "$LOGS"
+    ;;
+bench)
+    for config in $(echo "${2:-a,b,c32,c1024,d}" | tr , ' '); do
+        step "bench-$config" 240 python -m benchmarks.epoch --device gpu --configs "$config" \
+            --threads 16 --no-scaling --out "$LOGS/$config"
+    done
+    ;;
+profile)
+    step profile 200 python -m benchmarks.profile_gpu --out "$LOGS"
+    ;;
+scaling)
+    step scaling 200 python -c "
 import argparse, json
 from benchmarks.scaling import sweep
 args = argparse.Namespace(quick=True)
-json.dump(sweep(args, True, '$OUT/scaling-gpu.png'), open('$OUT/scaling-gpu.json', 'w'))
+json.dump(sweep(args, True, '$LOGS/scaling-gpu.png'), open('$LOGS/scaling-gpu.json', 'w'))
 "
-fi
-echo "gpu-check: $([ $status -eq 0 ] && echo all steps passed || echo some steps FAILED)"
+    ;;
+*)
+    echo "usage: scripts/gpu-check.sh tests|agreement|bench [CONFIGS]|profile|scaling" >&2
+    exit 2
+    ;;
+esac
+echo "gpu-check $WHAT: $([ $status -eq 0 ] && echo all steps passed || echo some steps FAILED)"
 exit $status

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PAIRS
 
 from benchmarks.configs import CONFIGS, gemm_shapes, step_flops
 from benchmarks.scaling import crossover, plot
@@ -73,18 +74,75 @@ def test_crossover_and_the_scaling_plot(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_gpu_memory_is_the_allocators_peak_holding_for_both_contenders():
-    """CuPy's pool total (what the pool holds; it never shrinks during a fit) is compared
-    with PyTorch's peak reserved bytes, not its peak bytes in use."""
+def test_torch_gpu_memory_is_its_peak_in_use_during_the_fit_not_its_reserve(monkeypatch):
     from types import SimpleNamespace
 
     from benchmarks.contenders import Torch
 
-    torch = Torch("cuda")
-    torch.torch = SimpleNamespace(
-        cuda=SimpleNamespace(max_memory_reserved=lambda: 7 * 2**20, max_memory_allocated=lambda: 1)
+    allocated = iter([5 * 2**20])
+    fake = SimpleNamespace(
+        cuda=SimpleNamespace(
+            empty_cache=lambda: None,
+            reset_peak_memory_stats=lambda: None,
+            memory_allocated=lambda: next(allocated),
+            max_memory_allocated=lambda: 12 * 2**20,
+            max_memory_reserved=lambda: 99 * 2**20,
+        )
     )
-    assert torch.peak_gpu_memory() == 7 * 2**20
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    contender = Torch("cuda")
+    monkeypatch.setattr(contender, "prepare", lambda *args: None)
+    contender.prepare_measured(CONFIGS["a"], None, None)
+    assert contender.peak_bytes == 7 * 2**20  # above what was in use before the fit
+
+
+@pytest.mark.cuda
+def test_cupy_peak_in_use_counts_allocations_not_what_the_pool_holds():
+    import cupy
+
+    from benchmarks.contenders import PeakInUse
+
+    held = cupy.empty(2**24, dtype=cupy.uint8)
+    del held  # the pool keeps its 16 MiB
+    with PeakInUse() as peak:
+        a = cupy.empty(2**20, dtype=cupy.uint8)
+        del a
+        b = cupy.empty(2**19, dtype=cupy.uint8)
+    assert peak.bytes == 2**20 and cupy.get_default_memory_pool().total_bytes() >= 2**24
+    del b
+
+
+def test_profile_splits_a_step_into_gemms_other_kernels_and_gpu_idle():
+    from benchmarks.profile_gpu import busy_seconds, summarise
+
+    assert busy_seconds([(0, 2), (1, 3), (5, 6)]) == 4  # overlaps counted once
+    kernels = [
+        ("sm90_xmma_gemm_f32f32_tf32f32", 0.0, 300.0),
+        ("cupy_sigmoid__float32", 300.0, 400.0),
+        ("ampere_sgemm_64x64_nn", 1000.0, 1200.0),
+    ]
+    r = summarise(kernels, wall=0.004, steps=2)  # 4 ms of wall for two steps
+    assert r["kernels"] == 1.5 and r["wall_ms"] == 2.0
+    assert r["gemm_ms"] == pytest.approx(0.25) and r["other_ms"] == pytest.approx(0.05)
+    assert r["gpu_idle_ms"] == pytest.approx((4.0 - 0.6) / 2)
+
+
+@pytest.mark.gpu
+def test_the_agreement_table_covers_every_pair_depth_and_dtype(tmp_path):
+    from benchmarks import agreement
+    from benchmarks.agreement import DEPTHS, GOALS
+    from gpubp.functions import ACTIVATIONS
+
+    assert agreement.main(["--out", str(tmp_path), "--epochs", "2"]) == 0
+    result = json.loads((tmp_path / "agreement.json").read_text())
+    rows = result["equations"]
+    assert len(rows) == len(ACTIVATIONS) * len(PAIRS) * len(DEPTHS) * len(GOALS)
+    for row in rows:
+        assert row["max_rel"] <= GOALS[row["dtype"]], row
+    training = result["training"]
+    assert len(training["loss_numpy"]) == len(training["loss_cupy"]) == 2
+    assert training["accuracy_cupy"] == pytest.approx(training["accuracy_numpy"], abs=0.01)
+    assert "| epoch | loss (numpy) | loss (cupy) |" in (tmp_path / "agreement.md").read_text()
 
 
 def test_csv_read_benchmark_prints_rounds_and_a_median(capsys):

@@ -264,3 +264,27 @@ def test_two_ranks_on_one_gpu_are_refused_with_nccl(tmp_path):
     out = launch("nccl", tmp_path, GPUBP_STANDIN_DEVICES="1")
     assert out.returncode != 0
     assert out.stdout.count("share the GPU") == 2, out.stdout + out.stderr  # on every rank
+
+
+@pytest.mark.gpu
+def test_one_rank_with_nccl_trains_the_weights_of_one_process(tmp_path):
+    out = launch("nccl", tmp_path, ranks=1, GPUBP_STANDIN_DEVICES="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
+    got = np.load(tmp_path / "nccl-rank0.npz")
+    for k, want in enumerate(one.coefs_ + one.intercepts_):
+        np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+def test_two_ranks_sharing_the_gpu_train_over_mpi_as_one_process_on_the_cpu(tmp_path):
+    """Host all-reduce of device gradients: both ranks on the one GPU."""
+    out = launch("equal", tmp_path, GPUBP_BACKEND="cupy", GPUBP_STANDIN_DEVICES="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name, kw in SOLVERS.items():
+        ranks = [np.load(tmp_path / f"{name}-rank{r}.npz") for r in range(2)]
+        one = single_process(gpubp.MLPClassifier, "y", backend="numpy", **kw)
+        for k, want in enumerate(one.coefs_ + one.intercepts_):
+            np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])
+            np.testing.assert_allclose(ranks[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ranks[0]["loss"], one.loss_curve_, rtol=1e-10)
