@@ -37,7 +37,7 @@ BIAS_ACTIVATION = {
 }
 
 DERIVATIVE = {  # g <- g * sigma'(z), in place: call with g as input and output
-    name: cp.ElementwiseKernel("T z, T g_in", "T g", f"g = g_in * {formula};", f"gpubp_d{name}")
+    name: cp.ElementwiseKernel("T z, T g_in", "T g", f"g = g_in * ({formula});", f"gpubp_d{name}")
     for name, formula in _SIGMA_PRIME.items()
 }
 

@@ -17,6 +17,13 @@ from gpubp import distributed
 from gpubp.distributed import DistributedError, communicator, shard
 
 HERE = Path(__file__).resolve().parent
+# The environment before any test initialised MPI in this process: a singleton MPI_Init
+# (Open MPI's) adds variables that make a child mpiexec fail, exit 1 and no message.
+ENV = dict(os.environ)
+
+
+def rank_environ(**extra) -> dict:
+    return {**ENV, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
 
 
 def mpiexec():
@@ -38,14 +45,15 @@ def mpiexec():
         capture_output=True,
         text=True,
         timeout=60,
+        env=ENV,
     )
     if probe.returncode != 0:
-        pytest.skip(f"mpiexec cannot start 2 ranks here: {probe.stderr.strip()[-300:]}")
+        said = (probe.stderr + probe.stdout).strip()[-300:]  # Open MPI reports on stdout
+        pytest.skip(f"mpiexec cannot start 2 ranks here (exit {probe.returncode}): {said}")
     return exe
 
 
 def launch(scenario, out, ranks=2, timeout=180, **env):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **env}
     return subprocess.run(
         [
             mpiexec(),
@@ -59,7 +67,7 @@ def launch(scenario, out, ranks=2, timeout=180, **env):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=rank_environ(**env),
     )
 
 
@@ -99,7 +107,6 @@ def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(tmp_pat
 def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
     args = ["train", "--data", "diabetes", "--hidden", "8", "--epochs", "4", "--quiet"]
     args += ["--dtype", "float64", "--batch-size", "50", "--seed", "3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "gpubp.cli", *args]
     out = subprocess.run(
         [mpiexec(), "-n", "2", *command, "--distributed", "mpi", "--out", "ranks"],
@@ -107,12 +114,12 @@ def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=rank_environ(),
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("test R^2") == 1  # rank 0 reports
     one = subprocess.run(
-        [*command, "--out", "one"], cwd=tmp_path, capture_output=True, text=True, env=env
+        [*command, "--out", "one"], cwd=tmp_path, capture_output=True, text=True, env=rank_environ()
     )
     assert one.returncode == 0, one.stderr
     ranks, single = (gpubp.load(tmp_path / d / "model.npz") for d in ("ranks", "one"))
@@ -168,7 +175,6 @@ def test_shards_cover_the_rows_once():
 
 
 def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     out = subprocess.run(
         [
             mpiexec(),
@@ -190,7 +196,7 @@ def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=rank_environ(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") == 1  # one report, from rank 0

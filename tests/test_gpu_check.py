@@ -26,6 +26,8 @@ def test_gpu_tests_are_collected_without_the_test_extras(tmp_path):
             "gpu",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:benchmark",  # pytest-benchmark, where installed, warns under xdist
             "tests",
         ],
         cwd=ROOT,
