@@ -151,3 +151,120 @@ def test_fused_optimiser_steps_match_the_reference(solver):
         o1.step(t1, cp.asarray(g))
         o2.step(t2, cp.asarray(g))
     cp.testing.assert_allclose(t1, t2, rtol=1e-5, atol=1e-6)
+
+
+STANDIN_FORMULAS = Path(__file__).with_name("cupy_standin") / "cupy" / "_gpubp.py"
+
+
+def standin_formulas():
+    """The formulas the CuPy stand-in runs for each kernel name (its ``_gpubp`` module)."""
+    spec = importlib.util.spec_from_file_location("standin_formulas", STANDIN_FORMULAS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def as_host_cpp(recorded, raw_code) -> str:
+    """Each kernel as a host function over double arrays: the elementwise bodies in a loop,
+    the raw kernels called once per (block, thread), so the CUDA C runs on the CPU."""
+    parts = [
+        "#include <cmath>",
+        "using namespace std;",
+        "struct Dim { int x; };",
+        "static Dim blockIdx, blockDim, threadIdx;",
+        "#define __global__",
+        "#define __device__",
+        raw_code,
+    ]
+    for in_params, out_params, operation, name in recorded:
+        ins = [p.split()[1] for p in in_params.split(",")]
+        outs = [p.split()[1] for p in out_params.split(",")]
+        body = [f"T {n} = in[{k}][i];" for k, n in enumerate(ins)]
+        body += [f"T {n};" for n in outs]
+        body.append(f"{operation};")
+        body += [f"out[{k}][i] = {n};" for k, n in enumerate(outs)]
+        parts.append(
+            f'extern "C" void {name}(long n, double** in, double** out) {{\n'
+            f"typedef double T;\nfor (long i = 0; i < n; ++i) {{ {' '.join(body)} }}\n}}"
+        )
+    parts.append(
+        'extern "C" void softmax_ce_host(const double* t, const double* y, double* f, double* r,'
+        " double* d, int N, int K, int blocks, int threads) {\n"
+        "blockDim.x = threads;\n"
+        "for (blockIdx.x = 0; blockIdx.x < blocks; ++blockIdx.x)\n"
+        "  for (threadIdx.x = 0; threadIdx.x < threads; ++threadIdx.x)\n"
+        "    softmax_ce_double(t, y, f, r, d, N, K);\n}"
+    )
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to run the kernels' CUDA C on the host")
+    module, recorded = kernel_sources()
+    folder = tmp_path_factory.mktemp("host_kernels")
+    source, library = folder / "kernels.cpp", folder / "kernels.so"
+    source.write_text(as_host_cpp(recorded, module._SOFTMAX_CE))
+    out = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    import ctypes
+
+    return ctypes.CDLL(str(library)), recorded
+
+
+def test_every_elementwise_kernel_computes_its_formula_when_its_c_runs_on_the_host(host_kernels):
+    """The stand-in runs each kernel's formula instead of its CUDA C; here the C itself runs
+    (on the CPU, in double) and must give that formula: a C slip such as a lost pair of
+    parentheses fails here without a GPU."""
+    import ctypes
+
+    library, recorded = host_kernels
+    formulas = standin_formulas().ELEMENTWISE
+    rng = np.random.default_rng(0)
+    n = 257
+    pointers = ctypes.POINTER(ctypes.c_double) * 8
+    for in_params, out_params, _, name in recorded:
+        ins = [p.split()[1] for p in in_params.split(",")]
+        outs = [p.split()[1] for p in out_params.split(",")]
+        args = {k: rng.normal(scale=3, size=n) for k in ins}
+        for positive in {"v_in", "eps", "lr", "lr_t", "b1", "b2", "mu", "a"} & set(ins):
+            args[positive] = rng.uniform(0.01, 0.99, size=n)
+        if name.startswith("gpubp_d"):  # a derivative, written from the activation's output z
+            args["z"] = functions.ACTIVATIONS[name.removeprefix("gpubp_d")](np, args["z"])
+        results = [np.full(n, np.nan) for _ in outs]
+        as_c = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for a in args.values()]
+        out_c = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for a in results]
+        getattr(library, name)(ctypes.c_long(n), pointers(*as_c), pointers(*out_c))
+        want = formulas[name](**{k: v.copy() for k, v in args.items()})
+        for out_name, got in zip(outs, results):
+            np.testing.assert_allclose(got, want[out_name], rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_the_softmax_cross_entropy_kernel_computes_its_formula_on_the_host(host_kernels):
+    import ctypes
+
+    library, _ = host_kernels
+    rng = np.random.default_rng(1)
+    N, K, threads = 70, 7, 32
+    T = rng.normal(scale=5, size=(N, K))
+    T[0, 0], T[1, 1] = 1000.0, -1000.0
+    Y = rng.dirichlet(np.ones(K), size=N)
+    F, D = np.full((N, K), np.nan), np.full((N, K), np.nan)
+    R = np.full(N, np.nan)
+    blocks = (N + threads - 1) // threads
+    library.softmax_ce_host(
+        *(a.ctypes.data_as(ctypes.c_void_p) for a in (T, Y, F, R, D)),
+        ctypes.c_int(N),
+        ctypes.c_int(K),
+        ctypes.c_int(blocks),
+        ctypes.c_int(threads),
+    )
+    for got, want in zip((F, R, D), functions.LOSSES["cross_entropy"](np, "softmax", T, Y)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
