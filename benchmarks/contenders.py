@@ -63,9 +63,6 @@ class Gpubp:
     def epoch(self):
         self.model.partial_fit(self.X, self.y)
 
-    def peak_gpu_memory(self):
-        return self.peak_bytes
-
 
 class PeakInUse:
     """Peak bytes in use from CuPy's pool (not what the pool holds) while in the block,

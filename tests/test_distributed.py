@@ -78,16 +78,23 @@ def single_process(Estimator, target, **kw):
         return Estimator(**COMMON, **kw).fit(X, y if target == "y" else X[:, 0] * 2.0)
 
 
+def ranks_trained_as(one, folder, prefix, ranks=2):
+    """Each rank's saved weights (``{prefix}-rank{r}.npz``), checked to be the same on every
+    rank and those of ``one``, a single process, to float64 rounding."""
+    saved = [np.load(folder / f"{prefix}-rank{r}.npz") for r in range(ranks)]
+    for k, want in enumerate(one.coefs_ + one.intercepts_):
+        for other in saved[1:]:
+            np.testing.assert_array_equal(saved[0][f"arr_{k}"], other[f"arr_{k}"])
+        np.testing.assert_allclose(saved[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+    return saved
+
+
 def test_two_ranks_train_the_weights_of_one_process(tmp_path):
     out = launch("equal", tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     for name, kw in SOLVERS.items():
-        ranks = [np.load(tmp_path / f"{name}-rank{r}.npz") for r in range(2)]
         one = single_process(gpubp.MLPClassifier, "y", **kw)
-        expected = one.coefs_ + one.intercepts_
-        for k, want in enumerate(expected):
-            np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])
-            np.testing.assert_allclose(ranks[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+        ranks = ranks_trained_as(one, tmp_path, name)
         np.testing.assert_allclose(ranks[0]["loss"], one.loss_curve_, rtol=1e-10)
         assert list(ranks[1]["classes"]) == [0, 1, 2]
         reg = single_process(gpubp.MLPRegressor, "x", **kw)
@@ -253,11 +260,7 @@ def test_two_ranks_on_two_gpus_train_the_weights_of_one_process(tmp_path):
             pytest.skip("needs two GPUs")
     out = launch("nccl", tmp_path, GPUBP_STANDIN_DEVICES="2")
     assert out.returncode == 0, out.stdout + out.stderr
-    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
-    ranks = [np.load(tmp_path / f"nccl-rank{r}.npz") for r in range(2)]
-    for k, want in enumerate(one.coefs_ + one.intercepts_):
-        np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])
-        np.testing.assert_allclose(ranks[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+    ranks_trained_as(single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"]), tmp_path, "nccl")
 
 
 @pytest.mark.gpu
@@ -277,9 +280,7 @@ def test_one_rank_with_nccl_trains_the_weights_of_one_process(tmp_path):
     out = launch("nccl", tmp_path, ranks=1, GPUBP_STANDIN_DEVICES="1")
     assert out.returncode == 0, out.stdout + out.stderr
     one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
-    got = np.load(tmp_path / "nccl-rank0.npz")
-    for k, want in enumerate(one.coefs_ + one.intercepts_):
-        np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+    ranks_trained_as(one, tmp_path, "nccl", ranks=1)
 
 
 @pytest.mark.gpu
@@ -288,9 +289,6 @@ def test_two_ranks_sharing_the_gpu_train_over_mpi_as_one_process_on_the_cpu(tmp_
     out = launch("equal", tmp_path, GPUBP_BACKEND="cupy", GPUBP_STANDIN_DEVICES="1")
     assert out.returncode == 0, out.stdout + out.stderr
     for name, kw in SOLVERS.items():
-        ranks = [np.load(tmp_path / f"{name}-rank{r}.npz") for r in range(2)]
         one = single_process(gpubp.MLPClassifier, "y", backend="numpy", **kw)
-        for k, want in enumerate(one.coefs_ + one.intercepts_):
-            np.testing.assert_array_equal(ranks[0][f"arr_{k}"], ranks[1][f"arr_{k}"])
-            np.testing.assert_allclose(ranks[0][f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
+        ranks = ranks_trained_as(one, tmp_path, name)
         np.testing.assert_allclose(ranks[0]["loss"], one.loss_curve_, rtol=1e-10)
