@@ -148,3 +148,47 @@ ADAM = cp.ElementwiseKernel(
     """,
     "gpubp_adam",
 )
+
+
+# -- matrix products, and what a CUDA graph of a training step reads from the device --
+
+_DIRECT = {}  # device id -> (gpubp.cublas.Cublas or None, why not)
+
+
+def direct_cublas():
+    """This device's cuBLAS for direct calls (capturable in a CUDA graph), or None and why."""
+    device = cp.cuda.Device().id
+    if device not in _DIRECT:
+        from . import cublas
+
+        _DIRECT[device] = cublas.load()
+    return _DIRECT[device]
+
+
+def matmul(a, b, out=None, precision="float32"):
+    """``a @ b`` through cuBLAS called directly where it can be (float32/float64, at most
+    one batch axis), else ``cupy.matmul``, which cannot be captured in a CUDA graph and
+    ignores ``precision="tf32"``."""
+    direct, _ = direct_cublas()
+    if direct is not None:
+        result = direct.matmul(a, b, out, precision)
+        if result is not None:
+            return result
+    return cp.matmul(a, b, out=out)
+
+
+GATHER_ROWS = cp.ElementwiseKernel(  # dst = rows order[k*batch : (k+1)*batch] of src
+    "raw T src, raw int64 order, raw int64 k, int64 width, int64 batch",
+    "T dst",
+    "dst = src[order[k[0] * batch + i / width] * width + i % width]",
+    "gpubp_gather_rows",
+)
+
+TABLE_ROW = cp.ElementwiseKernel(  # dst = row k of a table of per-step values
+    "raw T table, raw int64 k, int64 width",
+    "T dst",
+    "dst = table[k[0] * width + i]",
+    "gpubp_table_row",
+)
+
+INCREMENT = cp.ElementwiseKernel("int64 k_in", "int64 k", "k = k_in + 1", "gpubp_increment")

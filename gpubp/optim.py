@@ -12,6 +12,12 @@ sent to the device as an (R, 1) column when they change, and every formula
 broadcasts them over the rows. ``step(theta, grad, active)`` leaves the
 networks whose ``active`` entry is False exactly as they were (weights and
 state), as if they had skipped the step.
+
+A CUDA graph of a training step (``gpubp.graphs``) cannot read Python floats
+that change from step to step, so the fused optimisers also offer the step in
+three parts: ``rates(n)``, the rate each of the next n steps uses (host,
+(n,) or (n, R)); ``apply(theta, grad, rate)``, the update with that rate as a
+device array; and ``advance(n)``, which counts n steps as taken.
 """
 
 from __future__ import annotations
@@ -68,6 +74,18 @@ class _Optimizer:
         self._step(theta, grad, np.asarray(active))
         for a, saved in zip(arrays, kept):
             a[idle] = saved
+
+    def rates(self, n: int) -> np.ndarray:
+        """The rate each of the next n steps would use: (n,) or (n, R) float64."""
+        shape = np.shape(self.learning_rate)
+        rows = [np.broadcast_to(self._rate_at(j), shape) for j in range(1, n + 1)]
+        return np.array(rows, dtype=np.float64).reshape(n, *shape)
+
+    def _rate_at(self, j: int):
+        return self.learning_rate
+
+    def advance(self, n: int) -> None:
+        """Count n steps taken through ``apply``."""
 
     def network(self, r: int):
         """Network r's optimiser, alone: its rows of the state, its rate and step count."""
@@ -144,6 +162,10 @@ class SGD(_Optimizer):
         else:
             theta += v
 
+    def apply(self, theta, grad, rate) -> None:
+        """theta's update with learning rate ``rate`` (a device array; fused kernels only)."""
+        self._fused_step(theta, grad, rate)
+
     def _fused_step(self, theta, grad, lr) -> None:
         c, k = theta.dtype.type, self.fused
         lr = c(lr) if isinstance(lr, float) else lr
@@ -199,6 +221,44 @@ class Adam(_Optimizer):
         self.m = xp.zeros_like(theta)
         self.v = xp.zeros_like(theta)
 
+    def _gamma(self, t):
+        """The step size of step t: the rate with Adam's bias corrections (host)."""
+        b1, b2 = self.beta_1, self.beta_2
+        if np.ndim(self.learning_rate) == 0:
+            return self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        return self.learning_rate * (math.sqrt(1 - b2**t) / (1 - b1**t))
+
+    def _rate_at(self, j: int):
+        t = np.ravel(self.t)
+        if np.all(t == t[0]):
+            return self._gamma(int(t[0]) + j)
+        return (
+            self.learning_rate * np.sqrt(1 - self.beta_2 ** (t + j)) / (1 - self.beta_1 ** (t + j))
+        )
+
+    def advance(self, n: int) -> None:
+        self.t = self.t + n
+
+    def apply(self, theta, grad, rate) -> None:
+        """theta's update with step size ``rate`` (a device array; fused kernels only)."""
+        self._fused_adam(theta, grad, rate)
+
+    def _fused_adam(self, theta, grad, gamma) -> None:
+        c = theta.dtype.type
+        self.fused.ADAM(
+            grad,
+            c(gamma) if isinstance(gamma, float) else gamma,
+            c(self.beta_1),
+            c(self.beta_2),
+            c(self.epsilon),
+            self.m,
+            self.v,
+            theta,
+            self.m,
+            self.v,
+            theta,
+        )
+
     def _step(self, theta, grad, active) -> None:
         if active is None:
             self.t = self.t + 1
@@ -206,30 +266,15 @@ class Adam(_Optimizer):
             self.t = np.broadcast_to(self.t, active.shape) + active
         b1, b2 = self.beta_1, self.beta_2
         t = np.ravel(self.t)
-        if np.all(t == t[0]):  # one step count for all: the rates stay where they are
-            t = int(t[0])
-            lr = self._column(theta)
-            if isinstance(lr, float):
-                gamma = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-            else:
-                gamma = lr * (math.sqrt(1 - b2**t) / (1 - b1**t))
+        if np.all(t == t[0]) and np.ndim(self.learning_rate) == 0:
+            gamma = self._gamma(int(t[0]))
+        elif np.all(t == t[0]):  # one step count for all: the rates stay where they are
+            t0 = int(t[0])
+            gamma = self._column(theta) * (math.sqrt(1 - b2**t0) / (1 - b1**t0))
         else:
             gamma = self._column(theta, self.learning_rate * np.sqrt(1 - b2**t) / (1 - b1**t))
         if self.fused is not None:
-            c = theta.dtype.type
-            self.fused.ADAM(
-                grad,
-                c(gamma) if isinstance(gamma, float) else gamma,
-                c(b1),
-                c(b2),
-                c(self.epsilon),
-                self.m,
-                self.v,
-                theta,
-                self.m,
-                self.v,
-                theta,
-            )
+            self._fused_adam(theta, grad, gamma)
             return
         self.m *= b1
         self.m += (1 - b1) * grad

@@ -14,6 +14,8 @@ weights the epoch ends with (its gradient is in every step).
 be one value per network, the case weights one row per network, and each network
 divides by its own weight sum; a network whose cases in a batch all weigh 0
 skips that step, as it would alone. ``gpubp.train_stack`` drives the epochs.
+On CuPy, the full minibatches of an epoch run as CUDA graph launches where
+``gpubp.graphs`` can capture the step (same kernels, same order, same numbers).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
+from . import graphs
 from .errors import DivergenceError, warn_at_caller
 
 
@@ -129,11 +132,18 @@ def run_epoch(
     """One pass over the data in minibatches: the summed batch losses (device) and the
     number of steps taken, fewer than the batches when ``stop["now"]`` was set."""
     xp = net.backend.xp
-    order_dev = None if order is None else net.backend.to_device(order)
+    total, steps, penalty_weight, first = 0, 0, 0.0, 0
+    graphed = graphs.for_epoch(net, optimizer, data, objective, batch_size)
+    if graphed is not None:  # the full minibatches, one CUDA graph launch each
+        total, steps, penalty_weight = graphed.run(optimizer, data.Y, order, stop)
+        first = steps * batch_size
+    if order is None:
+        order_dev = None
+    else:  # the graph's device copy of the order, or one of our own
+        order_dev = graphed.order if graphed is not None else net.backend.to_device(order)
     grad = xp.empty_like(net.theta)
     out = net.views(grad)
-    total, steps, penalty_weight = 0, 0, 0.0
-    for start in range(0, data.n, batch_size):
+    for start in range(first, data.n, batch_size):
         if stop is not None and stop["now"]:
             break
         end = min(start + batch_size, data.n)

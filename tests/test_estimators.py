@@ -456,3 +456,19 @@ def test_dlpack_and_list_inputs_are_accepted():
     a = MLPClassifier((4,), max_iter=5, random_state=0).fit(torch.tensor(X), y)
     b = MLPClassifier((4,), max_iter=5, random_state=0).fit(X.tolist(), y.tolist())
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(torch.tensor(X)))
+
+
+def test_partial_fit_encodes_the_same_targets_once_and_sees_them_change():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, 40)
+    est = MLPClassifier(hidden_layer_sizes=(4,), random_state=0, backend="numpy")
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    encoded = est._last_targets[2]
+    est.partial_fit(X, y)
+    assert est._last_targets[2] is encoded  # reused, not encoded again
+    y[:10] = (y[:10] + 1) % 3  # changed in place: encoded again
+    est.partial_fit(X, y)
+    assert est._last_targets[2] is not encoded
+    np.testing.assert_array_equal(est._last_targets[2], np.eye(3)[y])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.partial_fit(X[:30], y)

@@ -45,20 +45,42 @@ def kernel_sources():
     return module, recorded
 
 
+C_TYPES = {"T": "T", "int64": "long long"}
+
+
+def params_of(text):
+    """(raw, C type, name) of each parameter of an ElementwiseKernel."""
+    out = []
+    for p in text.split(","):
+        tokens = p.split()
+        out.append((tokens[0] == "raw", C_TYPES[tokens[-2]], tokens[-1]))
+    return out
+
+
+def elementwise_only(recorded):
+    """The kernels whose every parameter is a T element (not the step bookkeeping's
+    index kernels, with raw arrays and integers, which the graph tests check)."""
+    return [
+        r
+        for r in recorded
+        if all(not raw and c == "T" for raw, c, _ in params_of(r[0]) + params_of(r[1]))
+    ]
+
+
 def as_cuda(recorded, raw_code) -> str:
     """Each elementwise body inside a kernel shaped as CuPy generates it, float and double."""
     parts = [raw_code]
     for ctype in ("float", "double"):
         for j, (in_params, out_params, operation, name) in enumerate(recorded):
             params, body = [], []
-            for p in in_params.split(","):
-                _, n = p.split()
-                params.append(f"const T* _{n}")
-                body.append(f"const T {n} = _{n}[i];")
-            for p in out_params.split(","):
-                _, n = p.split()
-                params.append(f"T* _{n}")
-                body.append(f"T& {n} = _{n}[i];")
+            for raw, c, n in params_of(in_params):
+                params.append(f"const {c}* {'' if raw else '_'}{n}")
+                if not raw:
+                    body.append(f"const {c} {n} = _{n}[i];")
+            for raw, c, n in params_of(out_params):
+                params.append(f"{c}* {'' if raw else '_'}{n}")
+                if not raw:
+                    body.append(f"{c}& {n} = _{n}[i];")
             parts.append(
                 f"namespace k{j}_{ctype} {{ typedef {ctype} T;\n"
                 f"__global__ void {name}({', '.join(params)}, int n) {{\n"
@@ -176,7 +198,7 @@ def as_host_cpp(recorded, raw_code) -> str:
         "#define __device__",
         raw_code,
     ]
-    for in_params, out_params, operation, name in recorded:
+    for in_params, out_params, operation, name in elementwise_only(recorded):
         ins = [p.split()[1] for p in in_params.split(",")]
         outs = [p.split()[1] for p in out_params.split(",")]
         body = [f"T {n} = in[{k}][i];" for k, n in enumerate(ins)]
@@ -230,7 +252,7 @@ def test_every_elementwise_kernel_computes_its_formula_when_its_c_runs_on_the_ho
     rng = np.random.default_rng(0)
     n = 257
     pointers = ctypes.POINTER(ctypes.c_double) * 8
-    for in_params, out_params, _, name in recorded:
+    for in_params, out_params, _, name in elementwise_only(recorded):
         ins = [p.split()[1] for p in in_params.split(",")]
         outs = [p.split()[1] for p in out_params.split(",")]
         args = {k: rng.normal(scale=3, size=n) for k in ins}

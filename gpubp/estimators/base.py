@@ -2,7 +2,8 @@
 
 A thin face over the network (``gpubp.network``) and the loop (``gpubp.train``):
 the same parameters, defaults and fitted attributes as scikit-learn, plus
-``backend``, ``dtype``, ``distributed``, ``n_init`` and ``ensemble``.
+``backend``, ``dtype``, ``distributed``, ``n_init``, ``ensemble`` and
+``matmul_precision`` (``"tf32"``: the GPU's faster TF32 matrix products, see ``MLP``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sklearn.utils.validation import (
 from ..backend import get_backend, is_sparse, out_of_memory, to_numpy
 from ..distributed import MODES, DistributedError, agree, communicator, shard
 from ..errors import DeviceMemoryError, InputError, warn_at_caller
-from ..network import DTYPES, MLP
+from ..network import DTYPES, MATMUL_PRECISIONS, MLP
 from ..optim import SGD, Adam, moved
 from ..train import Data, History, Objective, fit_lbfgs, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
@@ -154,6 +155,7 @@ class BaseMLP(BaseEstimator):
         "distributed": [None, StrOptions(set(MODES))],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "ensemble": [StrOptions({"best", "average"})],
+        "matmul_precision": [StrOptions(set(MATMUL_PRECISIONS))],
     }
 
     def __init__(
@@ -187,6 +189,7 @@ class BaseMLP(BaseEstimator):
         distributed=None,
         n_init=1,
         ensemble="best",
+        matmul_precision="float32",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -216,6 +219,7 @@ class BaseMLP(BaseEstimator):
         self.distributed = distributed
         self.n_init = n_init
         self.ensemble = ensemble
+        self.matmul_precision = matmul_precision
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -289,9 +293,19 @@ class BaseMLP(BaseEstimator):
         comm = communicator(self.distributed, backend.name)
         if comm is not None and self.solver == "lbfgs":
             raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
-        X, y = agree(comm, lambda: self._inputs(X, backend, reset=first_pass, y=y))
-        labels = self._all_labels(comm, y) if first_pass or not incremental else None
-        y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, incremental, labels))
+        y = to_numpy(y)
+        reused = self._same_targets(y) if incremental and comm is None else None
+        if reused is not None:  # partial_fit on the targets of the last call: encoded already
+            X = self._inputs(X, backend, reset=first_pass, training=True)
+            y_host, Y, y_raw = reused
+            named("y", check_consistent_length, X, y_host)
+        else:
+            y_raw = np.array(y, copy=True)  # the caller may change y in place later
+            X, y = agree(comm, lambda: self._inputs(X, backend, reset=first_pass, y=y))
+            labels = self._all_labels(comm, y) if first_pass or not incremental else None
+            y_host, Y = agree(
+                comm, lambda: named("y", self._encode_targets, y, incremental, labels)
+            )
         w_host = None
         if sample_weight is not None:
             w_host = agree(
@@ -322,6 +336,8 @@ class BaseMLP(BaseEstimator):
         self.backend_ = net.backend.name
         dtype = getattr(net.backend.xp, self.dtype)
         Y = net.backend.to_device(Y, dtype=dtype)
+        if comm is None:
+            self._last_targets = (y_raw, y_host, Y)
         w = None if w_host is None else net.backend.to_device(w_host)
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
         data = Data(X, Y, w, w_host, offset, n_total)
@@ -336,6 +352,18 @@ class BaseMLP(BaseEstimator):
         else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         return self
+
+    def _same_targets(self, y):
+        """(y_host, Y, y) of the last fit or partial_fit where ``y`` equals its y, else
+        None: a partial_fit loop over the same targets encodes them (and moves them to the
+        device) once."""
+        last = self.__dict__.get("_last_targets")
+        if last is None or not hasattr(self, "classes_") and is_classifier(self):
+            return None
+        raw, y_host, Y = last
+        if raw.shape != y.shape or raw.dtype != y.dtype or not np.array_equal(raw, y):
+            return None
+        return y_host, Y, raw
 
     def _all_labels(self, comm, y):
         """Every rank's class labels (data-parallel classifiers only), else None."""
@@ -360,6 +388,7 @@ class BaseMLP(BaseEstimator):
             backend=backend,
             seed=rng,
             n_networks=n_networks,
+            matmul_precision=self.matmul_precision,
         )
         self.__dict__.pop("_weights", None)
         self._history = History() if n_networks is None else StackHistory(n_networks)
@@ -644,7 +673,7 @@ class BaseMLP(BaseEstimator):
 
     # -- inputs ------------------------------------------------------------------------
 
-    def _inputs(self, X, backend, reset, y=None):
+    def _inputs(self, X, backend, reset, y=None, training=False):
         """X validated and on the backend's device (no copy if it already is); y on the host.
 
         Returns X, or (X, y) when y is given (training). Bad data raises InputError
@@ -660,7 +689,8 @@ class BaseMLP(BaseEstimator):
                 input_name="y",
                 dtype=None if is_classifier(self) else np.float64,
             )
-        X = backend.to_device(self._validated(X, backend, reset, training=y is not None))
+        training = training or y is not None
+        X = backend.to_device(self._validated(X, backend, reset, training=training))
         if y is None:
             return X
         named("y", check_consistent_length, X, y)
@@ -740,7 +770,12 @@ class BaseMLP(BaseEstimator):
         """
         backend, dtype = get_backend(self.backend), np.dtype(self.dtype)
         net = self.__dict__.get("_net")
-        if net is not None and net.backend is backend and net.dtype == dtype:
+        if (
+            net is not None
+            and net.backend is backend
+            and net.dtype == dtype
+            and net.matmul_precision == self.matmul_precision
+        ):
             return net
         weights = self._host_weights()
         sizes = [weights[0][0].shape[-2], *(W.shape[-1] for W, _ in weights)]
@@ -753,6 +788,7 @@ class BaseMLP(BaseEstimator):
             backend=backend,
             seed=0,
             n_networks=weights[0][0].shape[0] if stacked else None,
+            matmul_precision=self.matmul_precision,
         )
         rebuilt.set_weights(weights)
         self._net = rebuilt
@@ -799,6 +835,7 @@ class BaseMLP(BaseEstimator):
             state["_weights"] = ([W for W, _ in weights], [b for _, b in weights])
         state.pop("_net", None)
         state.pop("_checked_input", None)
+        state.pop("_last_targets", None)
         if "_optimizer" in state:
             state["_optimizer"] = moved(state["_optimizer"], to_numpy)
         if "_history" in state and state["_history"].best_theta is not None:

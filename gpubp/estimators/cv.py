@@ -135,6 +135,7 @@ class _CrossValidated:
                 backend=backend,
                 seed=[int(seeds[grid[k][2]]) for k in chunk],
                 n_networks=len(chunk),
+                matmul_precision=self.matmul_precision,
             )
             history = StackHistory(len(chunk))
             fit_stack(
@@ -323,6 +324,7 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         distributed=None,
         n_init=1,
         ensemble="best",
+        matmul_precision="float32",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -353,6 +355,7 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
             distributed=distributed,
             n_init=n_init,
             ensemble=ensemble,
+            matmul_precision=matmul_precision,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits
@@ -406,6 +409,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
         distributed=None,
         n_init=1,
         ensemble="best",
+        matmul_precision="float32",
     ):
         super().__init__(
             loss=loss,
@@ -437,6 +441,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
             distributed=distributed,
             n_init=n_init,
             ensemble=ensemble,
+            matmul_precision=matmul_precision,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits

@@ -54,6 +54,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         distributed=None,
         n_init=1,
         ensemble="best",
+        matmul_precision="float32",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -84,6 +85,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             distributed=distributed,
             n_init=n_init,
             ensemble=ensemble,
+            matmul_precision=matmul_precision,
         )
         self.loss = loss
 

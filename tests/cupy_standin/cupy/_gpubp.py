@@ -59,3 +59,15 @@ def _softmax_ce(threads, t, y, f, r, d, N, K):
 
 
 RAW = {"softmax_ce_float": _softmax_ce, "softmax_ce_double": _softmax_ce}
+
+
+def _gather_rows(src, order, k, width, batch):
+    rows = order[int(k[0]) * int(batch) : (int(k[0]) + 1) * int(batch)]
+    return {"dst": src.reshape(-1, int(width))[rows]}
+
+
+ELEMENTWISE["gpubp_gather_rows"] = _gather_rows
+ELEMENTWISE["gpubp_table_row"] = lambda table, k, width: {
+    "dst": table.reshape(-1, int(width))[int(k[0])]
+}
+ELEMENTWISE["gpubp_increment"] = lambda k_in: {"k": k_in + 1}
