@@ -13,12 +13,12 @@ device; writes agreement.json and agreement.md to --out.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import warnings
 
 import numpy as np
+
+from .measure import write_results
 
 GOALS = {"float32": 1e-4, "float64": 1e-10}
 DEPTHS = (1, 2, 3)
@@ -190,13 +190,9 @@ def main(argv=None) -> int:
         return 2
     rows = equations()
     training = digits_training(args.epochs)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "agreement.json"), "w") as f:
-        json.dump({"equations": rows, "training": training}, f, indent=1)
-    text = markdown(rows, training)
-    with open(os.path.join(args.out, "agreement.md"), "w") as f:
-        f.write(text)
-    print(text)
+    write_results(
+        args.out, "agreement", {"equations": rows, "training": training}, markdown(rows, training)
+    )
     return 0
 
 

@@ -6,6 +6,8 @@ and then runs one epoch per ``epoch()`` call, returning when the device is done.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -34,11 +36,15 @@ def _estimator_params(config: Config) -> dict:
 
 
 class Gpubp:
-    """gpubp.MLPClassifier(solver="sgd", momentum=0): one partial_fit is one epoch."""
+    """gpubp.MLPClassifier(solver="sgd", momentum=0): one partial_fit is one epoch.
 
-    def __init__(self, backend: str):
-        self.backend = backend
-        self.name = f"gpubp ({backend})"
+    On CuPy, ``graphs=False`` runs each step one kernel at a time (GPUBP_CUDA_GRAPHS=0,
+    set around each of its own epochs) and ``precision="tf32"`` the TF32 products."""
+
+    def __init__(self, backend: str, graphs: bool = True, precision: str = "float32"):
+        self.backend, self.graphs, self.precision = backend, graphs, precision
+        extra = ([] if graphs else ["no graphs"]) + ([] if precision == "float32" else [precision])
+        self.name = f"gpubp ({', '.join([backend, *extra])})"
 
     def load(self):
         import gpubp  # noqa: F401 - imported before memory is measured
@@ -50,9 +56,26 @@ class Gpubp:
             import cupy
 
             X, y = cupy.asarray(X), cupy.asarray(y)  # in device memory already, as torch's
-        self.model = gpubp.MLPClassifier(backend=self.backend, **_estimator_params(config))
+        self.model = gpubp.MLPClassifier(
+            backend=self.backend, matmul_precision=self.precision, **_estimator_params(config)
+        )
         self.X, self.y = X, y
-        self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
+        with self._graphs():
+            self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
+
+    @contextlib.contextmanager
+    def _graphs(self):
+        from gpubp import graphs
+
+        before = os.environ.get(graphs.ENV_VAR)
+        os.environ[graphs.ENV_VAR] = "1" if self.graphs else "0"
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[graphs.ENV_VAR]
+            else:
+                os.environ[graphs.ENV_VAR] = before
 
     def prepare_measured(self, config: Config, X, y):
         """``prepare`` (the data's move to the device, one epoch), its peak GPU memory kept."""
@@ -61,7 +84,8 @@ class Gpubp:
         self.peak_bytes = peak.bytes
 
     def epoch(self):
-        self.model.partial_fit(self.X, self.y)
+        with self._graphs():
+            self.model.partial_fit(self.X, self.y)
 
 
 class PeakInUse:
@@ -200,9 +224,12 @@ def cpu_contender(key: str):
 
 
 def gpu_contender(key: str):
-    """The GPU contenders by key: gpubp, torch, torch-compile, torch-compile-ro."""
+    """The GPU contenders by key: gpubp, gpubp-nograph, gpubp-tf32, torch, torch-compile,
+    torch-compile-ro."""
     return {
         "gpubp": lambda: Gpubp("cupy"),
+        "gpubp-nograph": lambda: Gpubp("cupy", graphs=False),
+        "gpubp-tf32": lambda: Gpubp("cupy", precision="tf32"),
         "torch": lambda: Torch("cuda"),
         "torch-compile": lambda: Torch("cuda", "default"),
         "torch-compile-ro": lambda: Torch("cuda", "reduce-overhead"),

@@ -8,8 +8,9 @@ contender in the same process, interleaved (A B C A B C ...) after a warm-up
 epoch; medians, min and max, ratios to PyTorch eager and to the GEMM floor, and
 the peak memory of each fit (CPU: resident growth, in a process of its own; GPU:
 peak bytes in use, allocated rather than held by the allocator, during the data's
-move to the device and the first epoch). On the GPU the contenders are gpubp,
-PyTorch eager and torch.compile in modes "default" and "reduce-overhead". Writes a
+move to the device and the first epoch). On the GPU the contenders are gpubp
+(with CUDA graphs, and without them: before and after), gpubp with TF32 products
+for (d), PyTorch eager and torch.compile in modes "default" and "reduce-overhead". Writes a
 JSON file and a Markdown table to --out.
 """
 
@@ -80,6 +81,8 @@ def _run(args) -> int:
             continue
         X, y = make_data(rows, config.layer_sizes[0])
         keys = ["gpubp", "torch"]
+        if gpu:  # the levers of issue 17: CUDA graphs off (before), TF32 products
+            keys[1:1] = ["gpubp-nograph"] + (["gpubp-tf32"] if config.gpu_only else [])
         if not (args.no_compile or args.quick):
             keys += ["torch-compile", "torch-compile-ro"] if gpu else ["torch-compile"]
         if not gpu and not args.no_sklearn:

@@ -111,3 +111,15 @@ def gemm_floor(config: Config, n_rows: int, xp, sync=lambda: None, repeats: int 
             total += min(samples) * count
             flops += 2 * M * K * N * count
     return {"seconds": total, "gflop": flops / 1e9, "gflops_per_s": flops / total / 1e9}
+
+
+def write_results(folder: str, stem: str, data, text: str) -> None:
+    """``stem``.json (``data``) and ``stem``.md (``text``) in ``folder``, and ``text`` printed."""
+    import json
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{stem}.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(folder, f"{stem}.md"), "w") as f:
+        f.write(text)
+    print(text)

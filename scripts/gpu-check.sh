@@ -7,6 +7,7 @@
 #   scripts/gpu-check.sh agreement       # CPU against GPU, every pair and depth; digits side by side
 #   scripts/gpu-check.sh bench [CONFIGS] # epoch times, one process per configuration (default: all)
 #   scripts/gpu-check.sh profile         # where each step's time goes, gpubp and PyTorch eager
+#   scripts/gpu-check.sh levers          # stacks of networks against one; TF32's gradient error
 #   scripts/gpu-check.sh scaling         # CPU against GPU over batch size and width
 #
 # Each step has a time limit and a log in $LOGS (default gpu-check-out). Where $OUT
@@ -85,6 +86,9 @@ bench)
 profile)
     step profile 200 python -m benchmarks.profile_gpu --out "$LOGS"
     ;;
+levers)
+    step levers 240 python -m benchmarks.gpu_levers --out "$LOGS"
+    ;;
 scaling)
     step scaling 200 python -c "
 import argparse, json
@@ -94,7 +98,7 @@ json.dump(sweep(args, True, '$LOGS/scaling-gpu.png'), open('$LOGS/scaling-gpu.js
 "
     ;;
 *)
-    echo "usage: scripts/gpu-check.sh tests|agreement|bench [CONFIGS]|profile|scaling" >&2
+    echo "usage: scripts/gpu-check.sh tests|agreement|bench [CONFIGS]|profile|levers|scaling" >&2
     exit 2
     ;;
 esac
