@@ -19,12 +19,14 @@ import ctypes.util
 
 import cupy as cp
 
-PRECISIONS = ("float32", "tf32")
-
 _OP_N, _OP_T = 0, 1
 _CUDA_R_32F, _CUDA_R_64F = 0, 1
-_COMPUTE = {("float32", "float32"): 68, ("float32", "tf32"): 77, ("float64", "float32"): 70}
-_COMPUTE[("float64", "tf32")] = 70  # TF32 is a float32 mode: float64 stays float64
+_COMPUTE = {  # (dtype, precision) -> cublasComputeType_t; TF32 leaves float64 alone
+    ("float32", "float32"): 68,
+    ("float32", "tf32"): 77,
+    ("float64", "float32"): 70,
+    ("float64", "tf32"): 70,
+}
 _GEMM_DEFAULT_TENSOR_OP = 99
 _WORKSPACE_BYTES = 32 << 20  # what cuBLAS recommends for Hopper
 

@@ -101,9 +101,7 @@ class GraphedSteps:
         self.scale, decay = objective.constants(float(batch_size))
         self.decay = decay if np.ndim(decay) == 0 else to_device(np.asarray(decay), dtype=dtype)
         self.decay_host = decay
-        self.launch = None
-        self.stream = None
-        self.pool = None
+        self.launch = self.stream = self.pool = self.graph = None
         fused = net.backend.fused
         self.capturable = fused.direct_cublas()[0] is not None and hasattr(
             getattr(xp.cuda, "Stream", None), "begin_capture"
@@ -186,7 +184,6 @@ class GraphedSteps:
                     graph = self.stream.end_capture()
                 except Exception as exc:  # noqa: BLE001 - the capture was invalidated
                     self.why_not_captured = self.why_not_captured or f"{type(exc).__name__}: {exc}"
-                    graph = None
         if graph is None or self.why_not_captured:
             self.capturable = False
             return self.step

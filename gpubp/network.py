@@ -116,9 +116,9 @@ class MLP:
     without the axis.
 
     ``matmul_precision="tf32"`` lets the GPU's tensor cores round the float32
-    operands of every matrix product to TF32 (10-bit mantissa, float32 sums): faster
-    for large layers, at a relative error near 1e-3 in the gradients. It applies on
-    CuPy only; the default keeps every product in full float32.
+    operands of every matrix product to TF32 (10-bit mantissa, float32 sums): 3.6x
+    faster for 4096-wide layers on an H100, at a relative gradient error up to 2e-2
+    (README). It applies on CuPy only; the default keeps every product in full float32.
     """
 
     def __init__(

@@ -76,13 +76,10 @@ class _Optimizer:
             a[idle] = saved
 
     def rates(self, n: int) -> np.ndarray:
-        """The rate each of the next n steps would use: (n,) or (n, R) float64."""
+        """The rate each of the next n steps would use: (n,) or (n, R) float64 (the
+        learning rate itself, which changes only between epochs)."""
         shape = np.shape(self.learning_rate)
-        rows = [np.broadcast_to(self._rate_at(j), shape) for j in range(1, n + 1)]
-        return np.array(rows, dtype=np.float64).reshape(n, *shape)
-
-    def _rate_at(self, j: int):
-        return self.learning_rate
+        return np.array(np.broadcast_to(self.learning_rate, (n, *shape)), dtype=np.float64)
 
     def advance(self, n: int) -> None:
         """Count n steps taken through ``apply``."""
@@ -227,6 +224,13 @@ class Adam(_Optimizer):
         if np.ndim(self.learning_rate) == 0:
             return self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         return self.learning_rate * (math.sqrt(1 - b2**t) / (1 - b1**t))
+
+    def rates(self, n: int) -> np.ndarray:
+        """Adam's step sizes for the next n steps: the rate with the bias corrections of
+        steps t + 1 .. t + n, computed as ``step`` computes each."""
+        shape = np.shape(self.learning_rate)
+        rows = [np.broadcast_to(self._rate_at(j), shape) for j in range(1, n + 1)]
+        return np.array(rows, dtype=np.float64).reshape(n, *shape)
 
     def _rate_at(self, j: int):
         t = np.ravel(self.t)
