@@ -189,3 +189,47 @@ def test_a_multi_output_regressor_steps_along_the_gradient_of_its_loss():
         sknn.MLPRegressor, weights, X, y, 4, learning_rate_init=0.1, alpha=0.01, **kw
     )
     assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("shape", [(23,), (3, 23), (6, 3)], ids=["one", "long-rows", "short-rows"])
+def test_blocks_cover_every_element_once_with_its_network_rate(shape):
+    rate = np.arange(1.0, shape[0] + 1).reshape(-1, 1) if len(shape) == 2 else 0.5
+    seen = np.zeros(shape)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gpubp.optim, "BLOCK", 5)
+        for index, part in gpubp.optim.blocks(shape, rate):
+            seen[index] += 1
+            rows = np.arange(shape[0]).reshape(-1, 1)[index[0]] if len(shape) == 2 else None
+            np.testing.assert_array_equal(part, rate if rows is None else rows + 1.0)
+    np.testing.assert_array_equal(seen, 1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda th, lr: SGD(np, th, lr, momentum=0.0),
+        lambda th, lr: SGD(np, th, lr, momentum=0.9, nesterov=False),
+        lambda th, lr: SGD(np, th, lr, momentum=0.9, nesterov=True),
+        lambda th, lr: Adam(np, th, lr),
+    ],
+    ids=["sgd", "momentum", "nesterov", "adam"],
+)
+@pytest.mark.parametrize("shape", [(23,), (3, 23), (6, 3)], ids=["one", "long-rows", "short-rows"])
+def test_an_update_in_pieces_is_the_update_in_one_piece(make, shape):
+    """The reference formulas run in cache-sized pieces; pieces of 5 elements give the
+    same numbers as one piece, per-network rates and skipped networks included."""
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((3, *shape))
+    rate = np.linspace(0.01, 0.1, shape[0]) if len(shape) == 2 else 0.05
+    active = np.arange(shape[0]) % 3 != 1 if len(shape) == 2 else None
+    got = {}
+    for block in (5, 10**9):
+        theta = np.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(gpubp.optim, "BLOCK", block)
+            opt = make(theta, rate)
+            for g in grads:
+                opt.step(theta, g.copy(), active)
+        got[block] = theta
+    assert not np.array_equal(got[5], np.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape))
+    np.testing.assert_array_equal(got[5], got[10**9])
