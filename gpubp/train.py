@@ -178,13 +178,20 @@ def run_epoch_distributed(
     Every rank draws the same permutation of all n_global cases; for each global
     batch it sums the loss and gradient over the cases it holds, and one
     all-reduce over [gradient, loss, weight sum] gives every rank the batch's
-    totals, so every rank takes the same optimiser step.
+    totals, so every rank takes the same optimiser step. A stack all-reduces
+    one gradient, loss and weight sum per network; a network whose cases in the
+    batch all weigh 0 skips the step, as in ``run_epoch``.
     """
     xp, to_device = net.backend.xp, net.backend.to_device
-    buf = xp.empty(net.theta.shape[0] + 2, dtype=net.theta.dtype)
-    grad = buf[:-2]
+    R = net.n_networks or 1
+    P = net.theta.shape[-1]
+    buf = xp.empty(R * (P + 2), dtype=net.theta.dtype)
+    grad = xp.reshape(buf[: R * P], net.theta.shape)
+    losses, sums = buf[R * P : R * (P + 1)], buf[R * (P + 1) :]
     out = net.views(grad)
     lo, hi = data.offset, data.offset + data.n
+    stack = net.n_networks is not None
+    decaying = bool(np.any(objective.alpha))
     total, steps, penalty_weight = 0, 0, 0.0
     for start in range(0, data.n_global, batch_size):
         end = min(start + batch_size, data.n_global)
@@ -192,20 +199,33 @@ def run_epoch_distributed(
         rows = cases[(cases >= lo) & (cases < hi)] - lo
         batch = data.subset(net.backend, to_device(rows), rows)
         trace = net.backprop_unchecked(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
-        buf[-2] = trace.loss
-        buf[-1] = batch.weight_sum()
+        losses[...] = xp.reshape(trace.loss, (R,))
+        sums[...] = to_device(np.broadcast_to(batch.weight_sum(), (R,)), dtype=buf.dtype)
         comm.allreduce(buf)
-        S = buf[-1]  # on the device: the global weight sum
-        grad /= S
-        if objective.alpha:
+        active = None
+        if stack:  # the weight sums on the host: which networks step
+            S = net.backend.to_host(sums).astype(np.float64)
+            active = S > 0
+            if not active.any():
+                continue
+            S = np.where(active, S, 1.0)
+            grad /= net.per_network(S, 1)
+            loss = losses / net.per_network(S, 0)
+        else:
+            S = sums[0]  # on the device: the global weight sum
+            grad /= S
+            loss = losses[0] / S
+        if decaying:
             _, decay = objective.constants(S)
             net.add_penalty_gradient(out, 2 * decay)
-            penalty_weight = penalty_weight + decay * (end - start)
-        optimizer.step(net.theta, grad)
-        total = total + buf[-2] / S * (end - start)
+            penalty_weight = penalty_weight + decay * (end - start) * (
+                1 if active is None else active
+            )
+        optimizer.step(net.theta, grad, active)
+        total = total + loss * (end - start)
         steps += 1
-    if objective.alpha:
-        total = total + penalty_weight * net.penalty()
+    if decaying:
+        total = total + net.per_network(penalty_weight, 0) * net.penalty()
     return total, steps
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .errors import warn_at_caller
-from .train import Data, Objective, interrupt_after_the_step, run_epoch
+from .train import Data, Objective, interrupt_after_the_step, run_epoch, run_epoch_distributed
 
 
 @dataclass
@@ -85,11 +85,13 @@ def fit_stack(
     validate: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     incremental: bool = False,
     verbose: bool = False,
+    comm=None,
 ) -> None:
     """Up to ``max_iter`` epochs; scikit-learn's stopping rules, network by network.
 
     ``validate`` returns each network's validation score and loss; with it each
-    network ends with the weights of its best validation score.
+    network ends with the weights of its best validation score. With ``comm``
+    (``gpubp.distributed``) the epochs are data-parallel over the ranks' rows.
     """
     R, backend = net.n_networks, net.backend
     history.running[:] = True
@@ -105,11 +107,18 @@ def fit_stack(
             for _ in range(max_iter):
                 if not history.running.any():
                     break
-                order = rng.permutation(data.n) if shuffle else None
+                order = rng.permutation(data.n_global) if shuffle else None
                 start_theta = net.theta.copy()
                 with np.errstate(over="ignore", invalid="ignore"):
-                    total, _ = run_epoch(net, optimizer, data, objective, batch_size, order, stop)
-                    losses = backend.to_host(total).astype(np.float64) / data.n
+                    if comm is None:
+                        total, _ = run_epoch(
+                            net, optimizer, data, objective, batch_size, order, stop
+                        )
+                    else:
+                        total, _ = run_epoch_distributed(
+                            net, optimizer, data, objective, batch_size, order, comm
+                        )
+                    losses = backend.to_host(total).astype(np.float64) / data.n_global
                 if stop["now"]:
                     interrupted = True
                     warn_at_caller(
@@ -117,7 +126,7 @@ def fit_stack(
                         "its last completed step"
                     )
                     break
-                _record(net, history, losses, data.n, tol, validate, kept, start_theta)
+                _record(net, history, losses, data.n_global, tol, validate, kept, start_theta)
                 optimizer.iteration_ends(history.t)
                 tired = history.running & (history.no_improvement_count > n_iter_no_change)
                 if tired.any():

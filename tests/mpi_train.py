@@ -29,6 +29,15 @@ SOLVERS = {
 }
 
 
+STACKS = {
+    "starts": dict(SOLVERS["adam"], n_init=3, ensemble="average"),
+    "cv": dict(SOLVERS["sgd"], alphas=[1e-3, 1.0], learning_rate_inits=[0.01, 0.1], cv=3),
+    "early": dict(
+        SOLVERS["adam"], n_init=2, early_stopping=True, max_iter=50, n_iter_no_change=3, tol=1e-4
+    ),
+}
+
+
 def problem():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(103, 5))
@@ -51,6 +60,24 @@ def run(scenario, out, rank, size):
                 loss=np.array(clf.loss_curve_),
                 classes=clf.classes_,
             )
+    elif scenario == "stacks":  # random starts and cross-validation as stacks, over the ranks
+        ens = gpubp.MLPClassifier(**common, **STACKS["starts"]).fit(X[part], y[part])
+        clf = gpubp.MLPClassifierCV(**common, **STACKS["cv"]).fit(X[part], y[part])
+        reg = gpubp.MLPRegressorCV(**common, **STACKS["cv"]).fit(X[part], X[part, 0] * 2.0)
+        early = gpubp.MLPClassifier(**{**common, **STACKS["early"]}).fit(X[part], y[part])
+        np.savez(
+            out / f"stacks-rank{rank}.npz",
+            *ens.coefs_,
+            *ens.intercepts_,
+            loss=np.array(ens.loss_curve_),
+            clf_scores=clf.cv_results_["split0_test_score"],
+            clf_mean=clf.cv_results_["mean_test_score"],
+            clf_W=clf.best_estimator_.coefs_[0],
+            reg_mean=reg.cv_results_["mean_test_score"],
+            reg_W=reg.best_estimator_.coefs_[0],
+            early=np.array([early.n_iter_, early.best_init_]),
+            early_scores=np.array(early.validation_scores_),
+        )
     elif scenario == "early":
         params = {
             **common,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import standin_installed
-from mpi_train import COMMON, SOLVERS, problem
+from mpi_train import COMMON, SOLVERS, STACKS, problem
 
 import gpubp
 from gpubp import distributed
@@ -133,6 +133,26 @@ def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
     assert gpubp.persist.describe(tmp_path / "ranks" / "model.npz")["record"]["ranks"] == 2
     for got, want in zip(ranks.coefs_ + ranks.intercepts_, single.coefs_ + single.intercepts_):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_stacks_of_starts_and_folds_over_two_ranks_train_as_one_process(tmp_path):
+    out = launch("stacks", tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ens = single_process(gpubp.MLPClassifier, "y", **STACKS["starts"])
+    ranks = ranks_trained_as(ens, tmp_path, "stacks")
+    np.testing.assert_allclose(ranks[0]["loss"], ens.loss_curve_, rtol=1e-10)
+    clf = single_process(gpubp.MLPClassifierCV, "y", **STACKS["cv"])
+    reg = single_process(gpubp.MLPRegressorCV, "x", **STACKS["cv"])
+    for saved in ranks:  # every rank scored every network on all its held-out rows
+        np.testing.assert_array_equal(saved["clf_scores"], clf.cv_results_["split0_test_score"])
+        np.testing.assert_allclose(saved["clf_mean"], clf.cv_results_["mean_test_score"])
+        np.testing.assert_allclose(saved["reg_mean"], reg.cv_results_["mean_test_score"], 1e-10)
+        np.testing.assert_allclose(saved["clf_W"], clf.best_estimator_.coefs_[0], 1e-10, 1e-12)
+        np.testing.assert_allclose(saved["reg_W"], reg.best_estimator_.coefs_[0], 1e-10, 1e-12)
+    assert len(set(reg.cv_results_["mean_test_score"])) == 4  # the settings do differ
+    np.testing.assert_array_equal(ranks[0]["early"], ranks[1]["early"])
+    np.testing.assert_array_equal(ranks[0]["early_scores"], ranks[1]["early_scores"])
+    assert ranks[0]["early"][0] < 50  # stopped early, on both ranks at once
 
 
 def test_early_stopping_stops_every_rank_at_the_same_epoch(tmp_path):

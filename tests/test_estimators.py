@@ -177,11 +177,12 @@ def test_pickling_leaves_the_estimator_as_it_was():
         np.testing.assert_array_equal(W, W_twin)
 
 
+@pytest.mark.parametrize("n_init", [1, 3], ids=["one", "ensemble"])
 @pytest.mark.parametrize("incremental", [False, True])
-def test_warm_start_after_a_dtype_change_goes_on_in_the_new_dtype(incremental):
+def test_warm_start_after_a_dtype_change_goes_on_in_the_new_dtype(incremental, n_init):
     X, y = make_classification(n_samples=60, n_features=4, random_state=1)
     kw = dict(hidden_layer_sizes=(6,), solver="adam", max_iter=3, random_state=0)
-    est = MLPClassifier(warm_start=True, **kw)
+    est = MLPClassifier(warm_start=True, n_init=n_init, ensemble="average", **kw)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
     start = [W.astype(np.float64) for W in est.coefs_]
@@ -193,6 +194,7 @@ def test_warm_start_after_a_dtype_change_goes_on_in_the_new_dtype(incremental):
             est.fit(X, y)
     assert all(W.dtype == np.float64 for W in est.coefs_ + est.intercepts_)
     assert est.predict_proba(X).dtype == np.float64
+    assert est._optimizer.m.dtype == est._optimizer.v.dtype == np.float64
     assert len(est.loss_curve_) == (4 if incremental else 6)
     assert np.abs(est.coefs_[0] - start[0]).max() < 0.05  # went on from the old weights
 

@@ -60,7 +60,7 @@ def named(argument, check, *args, **kwargs):
         raise InputError(f"{argument}: {exc}") from exc
 
 
-def _shards(comm, X, Y) -> tuple[int, int | None]:
+def shards(comm, X, Y) -> tuple[int, int | None]:
     """(offset, n_global) of this rank's rows; every rank gets the same error for bad shards."""
     if comm is None:
         return 0, None
@@ -91,7 +91,7 @@ def _fingerprint(backend, X, Y, w) -> str:
     return digest.hexdigest()
 
 
-def _own_rows_if_replicated(comm, backend, X, y, Y, w):
+def own_rows_if_replicated(comm, backend, X, y, Y, w):
     """(X, y, Y, w), cut to this rank's shard when every rank holds the same rows.
 
     Each rank reading the whole file is the common way to launch; training on R
@@ -103,7 +103,7 @@ def _own_rows_if_replicated(comm, backend, X, y, Y, w):
     return X[part], y[part], Y[part], None if w is None else w[part]
 
 
-def _shared_seed(comm, random_state):
+def shared_seed(comm, random_state):
     """One seed for every rank, so all draw the same weights and permutations."""
     if isinstance(random_state, (int, np.integer)):
         return random_state
@@ -317,14 +317,10 @@ class BaseMLP(BaseEstimator):
                     np.empty((X.shape[0], 0)),
                 ).astype(self.dtype),
             )
-        X, y_host, Y, w_host = _own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
-        offset, n_total = _shards(comm, X, Y)
-        rng = generator(
-            self.random_state if comm is None else _shared_seed(comm, self.random_state)
-        )
+        X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
+        offset, n_total = shards(comm, X, Y)
+        rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
         if first_pass:
-            if self.n_init > 1 and comm is not None:
-                raise InputError("n_init > 1 trains on one process: leave distributed=None")
             if self.n_init > 1 and incremental and self.ensemble == "best":
                 raise InputError(
                     "partial_fit cannot choose the best of n_init starts after one epoch: use "
@@ -342,11 +338,9 @@ class BaseMLP(BaseEstimator):
         objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
         data = Data(X, Y, w, w_host, offset, n_total)
         if net.n_networks is not None:  # n_init random starts as one stack
-            if comm is not None:
-                raise InputError("an ensemble of starts trains on one process: distributed=None")
             if is_sparse(X):
                 data.X = X.toarray()
-            self._fit_starts(net, data, y_host, objective, rng, incremental)
+            self._fit_starts(net, data, y_host, objective, rng, incremental, comm)
         elif self.solver == "lbfgs":
             self.n_iter_, self.loss_, self.stop_reason_ = self._fit_lbfgs(net, data, objective)
         else:  # publishes its own results, also when training stops with an error
@@ -409,15 +403,7 @@ class BaseMLP(BaseEstimator):
     def _fit_stochastic(self, net, data, y_host, objective, rng, incremental, comm):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._new_optimizer(net)
-        else:  # the network may have moved to another backend or dtype since
-            dtype = getattr(net.backend.xp, self.dtype)
-            self._optimizer = moved(
-                self._optimizer,
-                lambda a: net.backend.to_device(a, dtype=dtype),
-                net.backend.fused,
-            )
+        self._ready_optimizer(net, incremental)
         history = self._history
         validate = None
         if self.early_stopping:
@@ -441,7 +427,7 @@ class BaseMLP(BaseEstimator):
         finally:
             self._publish_history()
 
-    def _fit_starts(self, net, data, y_host, objective, rng, incremental):
+    def _fit_starts(self, net, data, y_host, objective, rng, incremental, comm=None):
         """Train n_init random starts as one stack; keep the best start, or all of them."""
         history = self._history
         if not isinstance(history, StackHistory):  # a loaded ensemble: fresh counters
@@ -456,25 +442,25 @@ class BaseMLP(BaseEstimator):
                 history.n_iter[r], history.loss_curves[r] = n_iter, [loss]
                 history.stop_reasons[r] = reason
         else:
-            if not incremental or not hasattr(self, "_optimizer"):
-                self._optimizer = self._new_optimizer(net)
+            self._ready_optimizer(net, incremental)
             validate = None
             if self.early_stopping:
                 if incremental:
                     raise ValueError("partial_fit does not support early_stopping=True")
-                data, validate = self._split_validation(net, data, y_host, objective, rng, None)
+                data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
             fit_stack(
                 net,
                 self._optimizer,
                 data,
                 objective,
                 history,
-                batch_size=self._batch_size(data.n),
+                batch_size=self._batch_size(data.n_global),
                 rng=rng,
                 **self._stopping_rule(),
                 validate=validate,
                 incremental=incremental,
-                verbose=bool(self.verbose),
+                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                comm=comm,
             )
         self.init_losses_ = history.final_losses
         if self.ensemble == "best":
@@ -485,6 +471,17 @@ class BaseMLP(BaseEstimator):
                 self._optimizer = self._optimizer.network(r)
             self._history = history_of(history, r)
         self._publish_history()
+
+    def _ready_optimizer(self, net, incremental) -> None:
+        """A new optimiser for net, or for a partial_fit the last one, its state moved to
+        net's backend and dtype (either may have changed since)."""
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer(net)
+            return
+        dtype = getattr(net.backend.xp, self.dtype)
+        self._optimizer = moved(
+            self._optimizer, lambda a: net.backend.to_device(a, dtype=dtype), net.backend.fused
+        )
 
     def _fit_lbfgs(self, net, data, objective):
         """(iterations, final loss, stop reason) of L-BFGS on net with these parameters."""
@@ -574,7 +571,7 @@ class BaseMLP(BaseEstimator):
         training, held_out = (
             data.subset(net.backend, to_device(rows), rows) for rows in (train, val)
         )
-        training.offset, training.n_total = _shards(comm, training.X, training.Y)
+        training.offset, training.n_total = shards(comm, training.X, training.Y)
         y_val = y_host[val]
 
         def validate():

@@ -21,11 +21,19 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight
 
 from ..backend import get_backend, is_sparse, to_numpy
+from ..distributed import agree, communicator
 from ..errors import InputError
 from ..network import MLP, count_parameters
 from ..train import Data, Objective
 from ..train_stack import StackHistory, fit_stack
-from .base import ACTIVATIONS, generator, named
+from .base import (
+    ACTIVATIONS,
+    generator,
+    named,
+    own_rows_if_replicated,
+    shards,
+    shared_seed,
+)
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
@@ -75,8 +83,6 @@ class _CrossValidated:
                 "early_stopping=True is not supported by the CV estimators: the held-out "
                 "folds already measure each network"
             )
-        if self.distributed is not None:
-            raise InputError("the CV estimators train on one process: leave distributed=None")
         if self.warm_start:
             raise InputError("the CV estimators do not warm-start: every fit starts afresh")
         with self._gpu_memory_advice():
@@ -89,19 +95,34 @@ class _CrossValidated:
             )
         settings = self._settings()
         backend = get_backend(self.backend)
+        comm = communicator(self.distributed, backend.name)
         if is_sparse(X):  # a stack of networks takes a dense X
             X = X.toarray()
-        X, y = self._inputs(X, backend, reset=True, y=y)
-        y_host, Y = named("y", self._encode_targets, y, False)
-        n = X.shape[0]
-        w_all = np.ones(n)
+        X, y = agree(comm, lambda: self._inputs(X, backend, reset=True, y=to_numpy(y)))
+        labels = self._all_labels(comm, y)
+        y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, False, labels))
+        w_host = None
         if sample_weight is not None:
-            w_all = named(
-                "sample_weight", _check_sample_weight, to_numpy(sample_weight), np.empty((n, 0))
-            ).astype(np.float64)
-        splitter = check_cv(self.cv, y_host, classifier=is_classifier(self))
-        folds = list(named("cv", splitter.split, np.zeros((n, 1)), y_host))
-        rng = generator(self.random_state)
+            w_host = agree(
+                comm,
+                lambda: named(
+                    "sample_weight",
+                    _check_sample_weight,
+                    to_numpy(sample_weight),
+                    np.empty((X.shape[0], 0)),
+                ).astype(np.float64),
+            )
+        X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
+        offset, n_total = shards(comm, X, Y)
+        n = X.shape[0]
+        w_host = np.ones(n) if w_host is None else w_host
+        # the folds, and each network's case weights, over the rows of every rank
+        y_all, w_all = (
+            a if comm is None else np.concatenate(comm.allgather(a)) for a in (y_host, w_host)
+        )
+        splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
+        folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
+        rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
         # network k = ((setting * folds) + fold) * n_init + start
@@ -117,16 +138,17 @@ class _CrossValidated:
         self.n_outputs_ = K
         dtype = getattr(backend.xp, self.dtype)
         Y_dev = backend.to_device(Y, dtype=dtype)
-        F = np.empty((len(grid), n, K))
+        F = np.empty((len(grid), len(y_all), K))
         losses = np.empty(len(grid))
         started = time.perf_counter()
         for chunk in self._chunks(grid, sizes, n):
             alphas = np.array([settings[grid[k][0]][0] for k in chunk])
             rates = np.array([settings[grid[k][0]][1] for k in chunk])
-            w = np.zeros((len(chunk), n), dtype=self.dtype)
+            w = np.zeros((len(chunk), len(y_all)), dtype=self.dtype)
             for row, k in enumerate(chunk):
                 train = folds[grid[k][1]][0]
                 w[row, train] = w_all[train]
+            w = np.ascontiguousarray(w[:, offset : offset + n])  # this rank's rows
             net = MLP(
                 sizes,
                 ACTIVATIONS[self.activation],
@@ -141,24 +163,27 @@ class _CrossValidated:
             fit_stack(
                 net,
                 self._new_optimizer(net, rates),
-                Data(X, Y_dev, backend.to_device(w), w),
+                Data(X, Y_dev, backend.to_device(w), w, offset, n_total),
                 Objective(self._loss_factor(K), alphas),
                 history,
-                batch_size=self._batch_size(n),
+                batch_size=self._batch_size(len(y_all)),
                 rng=np.random.default_rng(shuffle_seed),
                 **self._stopping_rule(),
-                verbose=bool(self.verbose),
+                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                comm=comm,
             )
             _, T = net.propagate(X)
-            F[chunk] = backend.to_host(net.g(T))
+            F_here = backend.to_host(net.g(T))
+            F[chunk] = F_here if comm is None else np.concatenate(comm.allgather(F_here), axis=1)
             losses[chunk] = history.final_losses
         fit_time = time.perf_counter() - started
-        self._summarise(settings, folds, grid, F, losses, X, y_host, fit_time)
-        if self.refit:
+        self._summarise(settings, folds, grid, F, losses, X, y_all, fit_time)
+        if self.refit:  # on the same rows, data-parallel like the search
             single = self._single().set_params(
                 alpha=self.alpha_, learning_rate_init=self.learning_rate_init_
             )
-            self.best_estimator_ = single.fit(X, y_host, sample_weight)
+            weights = None if sample_weight is None else w_host
+            self.best_estimator_ = single.fit(X, y_host, weights)
             self._adopt(self.best_estimator_)
         return self
 
