@@ -229,6 +229,14 @@ def run_epoch_distributed(
     return total, steps
 
 
+def any_epoch(net, optimizer, data: Data, objective: Objective, batch_size, order, stop, comm):
+    """``run_epoch``, or with a communicator ``run_epoch_distributed`` (which does not
+    stop mid-epoch: every rank must take the same steps): (total, steps)."""
+    if comm is None:
+        return run_epoch(net, optimizer, data, objective, batch_size, order, stop)
+    return run_epoch_distributed(net, optimizer, data, objective, batch_size, order, comm)
+
+
 def fit_stochastic(
     net,
     optimizer,
@@ -269,14 +277,9 @@ def fit_stochastic(
                 start_theta = net.theta.copy()
                 # A diverging epoch is reported below, once, as DivergenceError.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    if comm is None:
-                        total, steps = run_epoch(
-                            net, optimizer, data, objective, batch_size, order, stop
-                        )
-                    else:
-                        total, steps = run_epoch_distributed(
-                            net, optimizer, data, objective, batch_size, order, comm
-                        )
+                    total, steps = any_epoch(
+                        net, optimizer, data, objective, batch_size, order, stop, comm
+                    )
                     loss = float(total) / data.n_global
                 if stop["now"]:
                     reason = "interrupted"

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .errors import warn_at_caller
-from .train import Data, Objective, interrupt_after_the_step, run_epoch, run_epoch_distributed
+from .train import Data, Objective, any_epoch, interrupt_after_the_step
 
 
 @dataclass
@@ -110,14 +110,9 @@ def fit_stack(
                 order = rng.permutation(data.n_global) if shuffle else None
                 start_theta = net.theta.copy()
                 with np.errstate(over="ignore", invalid="ignore"):
-                    if comm is None:
-                        total, _ = run_epoch(
-                            net, optimizer, data, objective, batch_size, order, stop
-                        )
-                    else:
-                        total, _ = run_epoch_distributed(
-                            net, optimizer, data, objective, batch_size, order, comm
-                        )
+                    total, _ = any_epoch(
+                        net, optimizer, data, objective, batch_size, order, stop, comm
+                    )
                     losses = backend.to_host(total).astype(np.float64) / data.n_global
                 if stop["now"]:
                     interrupted = True
