@@ -59,7 +59,7 @@ class Gpubp:
         self.model = gpubp.MLPClassifier(
             backend=self.backend, matmul_precision=self.precision, **_estimator_params(config)
         )
-        self.X, self.y = X, y
+        self.X, self.y, self._batch = X, y, config.batch_size
         with self._graphs():
             self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
 
@@ -86,6 +86,44 @@ class Gpubp:
     def epoch(self):
         with self._graphs():
             self.model.partial_fit(self.X, self.y)
+
+    def prepare_loop(self, config: Config, X, y):
+        """The estimator's training loop without the estimator: ``gpubp.train.run_epoch``
+        over a network, plain SGD and data already on the device (what ``loop`` times)."""
+        from gpubp import MLP
+        from gpubp.optim import SGD
+        from gpubp.train import Data, Objective
+
+        net = MLP(config.layer_sizes, config.activation, backend=self.backend, seed=0)
+        xp, to_device = net.backend.xp, net.backend.to_device
+        Y = np.eye(N_CLASSES, dtype=np.float32)[np.asarray(y)]
+        optimizer = SGD(xp, net.theta, LEARNING_RATE, momentum=0.0, fused=net.backend.fused)
+        self._loop = net, optimizer, Data(to_device(X), to_device(Y)), Objective()
+        self._rng = np.random.default_rng(0)
+        self.loop()
+
+    def loop(self):
+        """One epoch of ``run_epoch`` (shuffled, as the estimator's), read once at the end."""
+        from gpubp.train import run_epoch
+
+        net, optimizer, data, objective = self._loop
+        order = self._rng.permutation(data.n)
+        total, _ = run_epoch(net, optimizer, data, objective, self._batch, order)
+        float(total)
+
+    def fit_once(self, config: Config, X, y):
+        """A fresh estimator's ``fit`` of one epoch, as a user calls it (set-up included)."""
+        import gpubp
+
+        model = gpubp.MLPClassifier(
+            backend=self.backend,
+            matmul_precision=self.precision,
+            max_iter=1,
+            **_estimator_params(config),
+        )
+        with self._graphs(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y)
 
 
 class PeakInUse:
@@ -138,6 +176,14 @@ class Sklearn:
     def epoch(self):
         self.model.partial_fit(self.X, self.y)
 
+    def fit_once(self, config: Config, X, y):
+        """A fresh estimator's ``fit`` of one epoch (set-up included)."""
+        from sklearn.neural_network import MLPClassifier
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPClassifier(max_iter=1, **_estimator_params(config)).fit(X, y)
+
 
 class Torch:
     """A plain PyTorch eager loop: nn.Sequential, optim.SGD, tensors already in memory."""
@@ -183,6 +229,10 @@ class Torch:
                 raise Unavailable(f"torch.compile failed: {type(exc).__name__}: {exc}") from exc
         self.step = step
         self.epoch()
+
+    def fit_once(self, config: Config, X, y):
+        """Tensors from the arrays, a fresh model and optimiser, and one epoch."""
+        self.prepare(config, X, y)
 
     def _step(self, xb, yb):
         self.optimizer.zero_grad(set_to_none=True)

@@ -217,19 +217,23 @@ def test_blocks_cover_every_element_once_with_its_network_rate(shape):
 @pytest.mark.parametrize("shape", [(23,), (3, 23), (6, 3)], ids=["one", "long-rows", "short-rows"])
 def test_an_update_in_pieces_is_the_update_in_one_piece(make, shape):
     """The reference formulas run in cache-sized pieces; pieces of 5 elements give the
-    same numbers as one piece, per-network rates and skipped networks included."""
+    same numbers as one piece, per-network rates and skipped networks included, and
+    writing theta by a copy (small theta) gives the bits of writing it in place."""
     rng = np.random.default_rng(0)
     grads = rng.standard_normal((3, *shape))
     rate = np.linspace(0.01, 0.1, shape[0]) if len(shape) == 2 else 0.05
     active = np.arange(shape[0]) % 3 != 1 if len(shape) == 2 else None
     got = {}
-    for block in (5, 10**9):
+    for block, small in [(5, 0), (10**9, 0), (5, 10**12), (10**9, 10**12)]:
         theta = np.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(gpubp.optim, "BLOCK", block)
+            mp.setattr(gpubp.optim, "SMALL", small)
             opt = make(theta, rate)
             for g in grads:
                 opt.step(theta, g.copy(), active)
-        got[block] = theta
-    assert not np.array_equal(got[5], np.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape))
-    np.testing.assert_array_equal(got[5], got[10**9])
+        got[block, small] = theta
+    first = got[5, 0]
+    assert not np.array_equal(first, np.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape))
+    for other in got.values():
+        np.testing.assert_array_equal(first, other)
