@@ -59,7 +59,7 @@ class Gpubp:
         self.model = gpubp.MLPClassifier(
             backend=self.backend, matmul_precision=self.precision, **_estimator_params(config)
         )
-        self.X, self.y, self._batch = X, y, config.batch_size
+        self.X, self.y = X, y
         with self._graphs():
             self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
 
@@ -94,6 +94,7 @@ class Gpubp:
         from gpubp.optim import SGD
         from gpubp.train import Data, Objective
 
+        self._batch = config.batch_size
         net = MLP(config.layer_sizes, config.activation, backend=self.backend, seed=0)
         xp, to_device = net.backend.xp, net.backend.to_device
         Y = np.eye(N_CLASSES, dtype=np.float32)[np.asarray(y)]

@@ -53,7 +53,7 @@ def worker(config_name: str, key: str, rows: int, threads: int, gpubp_path: str 
 
     config = CONFIGS[config_name]
     X, y = make_data(rows, config.layer_sizes[0])
-    answer = {"ready": True}
+    answer = {"ready": True, "pid": os.getpid()}
     contender = torch_first = None
     try:
         if key == "floor":
@@ -193,6 +193,7 @@ def measure(config: str, keys, rows: int, threads: int, rounds: int, baseline=No
         "skipped": skipped,
         "blas": {w.name: w.hello["blas"] for w in workers},
         "gpubp from": {w.name: w.hello["gpubp"] for w in workers if "gpubp" in w.hello},
+        "pids": {w.name: w.hello["pid"] for w in workers},
     }
 
 

@@ -14,6 +14,13 @@ from benchmarks.scaling import crossover, plot
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_module(module: str, *args: str):
+    """``python -m module args`` from the checkout's root, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+
+
 def test_gemm_count_is_three_per_layer_and_two_for_the_first():
     for config in CONFIGS.values():
         layers = len(config.layer_sizes) - 1
@@ -23,26 +30,10 @@ def test_gemm_count_is_three_per_layer_and_two_for_the_first():
 
 
 def test_a_tiny_run_writes_json_and_markdown(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.epoch",
-            "--rows",
-            "600",
-            "--configs",
-            "a",
-            "--epochs",
-            "2",
-            "--no-compile",
-            "--no-scaling",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = run_module(
+        "benchmarks.epoch",
+        *("--rows", "600", "--configs", "a", "--epochs", "2", "--no-compile", "--no-scaling"),
+        *("--out", str(tmp_path)),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "epoch-cpu.json").read_text())
@@ -151,3 +142,45 @@ def test_csv_read_benchmark_prints_rounds_and_a_median(capsys):
     csv_read.main(rows=300, columns=4, rounds=2)
     out = capsys.readouterr().out
     assert out.count("round ") == 2 and "median of 2: " in out and "for 300 x 4" in out
+
+
+def test_own_process_gives_each_contender_a_process_and_interleaves_its_rounds(tmp_path):
+    """A tiny run of benchmarks.own_process: one worker per contender (pids differ from
+    each other and from the parent's), every command answered every round, the baseline
+    imported from the checkout it names, and the table's rows written."""
+    out = run_module(
+        "benchmarks.own_process",
+        *("--configs", "a", "--rows", "600", "--rounds", "2", "--baseline", str(ROOT)),
+        *("--out", str(tmp_path)),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "own-process-cpu.json").read_text())
+    entry = result["configs"]["a"]
+    ran = set(entry["loop"])
+    assert {"gpubp (numpy)", "scikit-learn", "GEMM floor", "gpubp (baseline)"} <= ran
+    pids = list(entry["pids"].values())
+    assert len(set(pids)) == len(pids) == len(ran) and all(p > 0 for p in pids)
+    assert all(len(entry["loop"][name]) == 2 for name in ran)
+    assert all(len(v) == 2 for v in entry["fit"].values()) and "GEMM floor" not in entry["fit"]
+    assert Path(entry["gpubp from"]["gpubp (baseline)"]) == ROOT / "gpubp"
+    table = (tmp_path / "own-process-cpu.md").read_text()
+    assert "| (a) 784-128-10 sigmoid, batch 128 | gpubp (numpy) |" in table
+    if "torch eager (cpu)" in ran:
+        assert "slowdown of gpubp after torch" in table
+    else:
+        assert "torch eager (cpu)" in entry["skipped"]
+
+
+def test_the_cpu_profile_splits_the_epoch_into_phases_and_puts_the_methods_back():
+    from benchmarks.cpu_profile import PHASES, profile
+    from gpubp import network
+
+    matmul = network.MLP.matmul
+    entry = profile("a", 600, epochs=1)
+    assert network.MLP.matmul is matmul
+    phases = entry["phases_us_per_step"]
+    assert entry["steps"] == 5 and set(PHASES.values()) < set(phases)
+    assert all(phases[p] > 0 for p in PHASES.values())
+    assert sum(phases.values()) * entry["steps"] / 1e6 == pytest.approx(entry["total"])
+    assert phases["matrix products (GEMMs)"] == max(phases[p] for p in PHASES.values())
+    assert entry["floor"] > 0
