@@ -117,8 +117,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from .threads import set_thread_env
+
+    set_thread_env(args.threads)
     from threadpoolctl import threadpool_limits
 
     from .measure import write_results

@@ -26,8 +26,9 @@ import sys
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    from .threads import set_thread_env
+
+    set_thread_env(args.threads)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(args.threads):

@@ -6,13 +6,15 @@
 A user trains with one library in a process; so here each contender (gpubp,
 PyTorch eager, scikit-learn, the GEMM floor, and gpubp in a process where PyTorch
 trains an epoch before each of gpubp's) lives in a worker process of its own,
-prepared once, and the parent interleaves their rounds (A B C D A B C D ...):
-each round times a fresh ``fit`` of one epoch (set-up included: validating and
-converting the 188 MB of input, building the model) in every worker, then one
-epoch of the prepared model (the loop alone). Only one worker runs at a time.
-Medians over the rounds; ratios of medians. ``--baseline DIR`` adds gpubp imported
-from another checkout (a ``git worktree`` of an earlier commit), to measure a
-change against what came before in the same run.
+prepared once, and the parent interleaves their rounds (A B C D A B C D ...).
+Each round times three things in every worker, in an order that rotates from round
+to round: a fresh ``fit`` of one epoch (set-up included: validating and converting
+the 188 MB of input, building the model), one more ``partial_fit`` epoch of the
+prepared estimator, and the training loop alone (the GEMM floor's worker times the
+step's products). Only one worker runs at a time, and the next waits until the last
+one's threads are idle. Medians over the rounds; ratios of medians.
+``--baseline DIR`` adds gpubp imported from another checkout (a ``git worktree`` of
+an earlier commit), to measure a change against what came before in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import time
 
 CONTENDERS = ("gpubp", "torch", "sklearn", "floor", "gpubp-after-torch")
+GPUBP_KEYS = ("gpubp", "baseline", "gpubp-after-torch")  # the workers that run gpubp
 LABELS = {
     "gpubp": "gpubp (numpy)",
     "baseline": "gpubp (baseline)",
@@ -40,8 +43,9 @@ LABELS = {
 
 
 def worker(config_name: str, key: str, rows: int, threads: int, gpubp_path: str | None) -> int:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    from .threads import set_thread_env
+
+    set_thread_env(threads)
     if gpubp_path:
         sys.path.insert(0, gpubp_path)
     import numpy as np
@@ -59,13 +63,13 @@ def worker(config_name: str, key: str, rows: int, threads: int, gpubp_path: str 
         if key == "floor":
             gemm_floor(config, rows, np)  # warm-up
         else:
-            contender = cpu_contender("gpubp" if key in ("baseline", "gpubp-after-torch") else key)
+            contender = cpu_contender("gpubp" if key in GPUBP_KEYS else key)
             contender.load()
             if key == "gpubp-after-torch":
                 torch_first = cpu_contender("torch")
                 torch_first.prepare(config, X, y)
             contender.prepare(config, X, y)
-            if key in ("gpubp", "baseline", "gpubp-after-torch"):
+            if key in GPUBP_KEYS:
                 import gpubp
 
                 contender.prepare_loop(config, X, y)
@@ -164,7 +168,7 @@ class Worker:
 
 
 def measure(config: str, keys, rows: int, threads: int, rounds: int, baseline=None) -> dict:
-    """Interleaved rounds of fit and epoch times, one worker process per contender."""
+    """Interleaved rounds of fit, epoch and loop times, one worker process per contender."""
     workers, skipped = [], {}
     for key in keys:
         w = Worker(config, key, rows, threads, baseline if key == "baseline" else None)
@@ -195,14 +199,6 @@ def measure(config: str, keys, rows: int, threads: int, rounds: int, baseline=No
         "gpubp from": {w.name: w.hello["gpubp"] for w in workers if "gpubp" in w.hello},
         "pids": {w.name: w.hello["pid"] for w in workers},
     }
-
-
-def ratios(times: dict, to: str) -> dict:
-    """Median of each contender over the median of ``to`` (None when ``to`` did not run)."""
-    if to not in times:
-        return {k: None for k in times}
-    base = statistics.median(times[to])
-    return {k: statistics.median(v) / base for k, v in times.items()}
 
 
 def _median(times: dict, who: str):

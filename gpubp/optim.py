@@ -47,6 +47,12 @@ def _on_device_like(theta, host, dtype=None):
 SMALL = 1 << 20  # bytes: a theta up to this size is written by a copy (see ``descend``)
 
 
+def small(theta) -> bool:
+    """Whether the reference update writes theta by a copy: NumPy's theta of at most SMALL
+    bytes (an array without ``nbytes``, of the array API, is updated in place)."""
+    return getattr(theta, "nbytes", SMALL + 1) <= SMALL
+
+
 def descend(theta, step, by_copy: bool = False) -> None:
     """theta -= step for the reference (NumPy) update; step may be overwritten.
 
@@ -56,7 +62,7 @@ def descend(theta, step, by_copy: bool = False) -> None:
     2-core VM, 150 us a step against 60 us (benchmarks/RESULTS.md, "Levers"). A theta
     larger than a core's cache streams from memory, where the copy's extra pass costs
     more than it saves (10% slower for 784-512-512-10), so the optimisers copy only
-    when ``theta.nbytes <= SMALL``. Both give the same bits.
+    when ``small(theta)``. Both give the same bits.
     """
     if not by_copy:
         theta -= step
@@ -196,7 +202,7 @@ class SGD(_Optimizer):
         if self.fused is not None:
             self._fused_step(theta, grad, lr)
             return
-        by_copy = getattr(theta, "nbytes", SMALL + 1) <= SMALL
+        by_copy = small(theta)
         for i, lr_i in blocks(theta.shape, lr):
             v = None if self.velocity is None else self.velocity[i]
             self._update(theta[i], grad[i], v, lr_i, by_copy)
@@ -336,7 +342,7 @@ class Adam(_Optimizer):
         if self.fused is not None:
             self._fused_adam(theta, grad, gamma)
             return
-        by_copy = getattr(theta, "nbytes", SMALL + 1) <= SMALL
+        by_copy = small(theta)
         for i, gamma_i in blocks(theta.shape, gamma):
             m, v = self.m[i], self.v[i]
             m *= b1

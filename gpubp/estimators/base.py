@@ -306,17 +306,7 @@ class BaseMLP(BaseEstimator):
             y_host, Y = agree(
                 comm, lambda: named("y", self._encode_targets, y, incremental, labels)
             )
-        w_host = None
-        if sample_weight is not None:
-            w_host = agree(
-                comm,
-                lambda: named(
-                    "sample_weight",
-                    _check_sample_weight,
-                    to_numpy(sample_weight),
-                    np.empty((X.shape[0], 0)),
-                ).astype(self.dtype),
-            )
+        w_host = self._sample_weights(comm, sample_weight, X.shape[0], self.dtype)
         X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
         offset, n_total = shards(comm, X, Y)
         rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
@@ -346,6 +336,21 @@ class BaseMLP(BaseEstimator):
         else:  # publishes its own results, also when training stops with an error
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         return self
+
+    def _sample_weights(self, comm, sample_weight, n: int, dtype):
+        """sample_weight checked for n cases, as a host array in ``dtype`` (every rank agreeing
+        that it is valid); None when not given."""
+        if sample_weight is None:
+            return None
+        return agree(
+            comm,
+            lambda: named(
+                "sample_weight",
+                _check_sample_weight,
+                to_numpy(sample_weight),
+                np.empty((n, 0)),
+            ).astype(dtype),
+        )
 
     def _same_targets(self, y):
         """(y_host, Y, y) of the last fit or partial_fit where ``y`` equals its y, else

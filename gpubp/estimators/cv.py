@@ -18,7 +18,6 @@ from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _check_sample_weight
 
 from ..backend import get_backend, is_sparse, to_numpy
 from ..distributed import agree, communicator
@@ -101,17 +100,7 @@ class _CrossValidated:
         X, y = agree(comm, lambda: self._inputs(X, backend, reset=True, y=to_numpy(y)))
         labels = self._all_labels(comm, y)
         y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, False, labels))
-        w_host = None
-        if sample_weight is not None:
-            w_host = agree(
-                comm,
-                lambda: named(
-                    "sample_weight",
-                    _check_sample_weight,
-                    to_numpy(sample_weight),
-                    np.empty((X.shape[0], 0)),
-                ).astype(np.float64),
-            )
+        w_host = self._sample_weights(comm, sample_weight, X.shape[0], np.float64)
         X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
         offset, n_total = shards(comm, X, Y)
         n = X.shape[0]
