@@ -44,6 +44,7 @@ def profile(config_name: str, rows: int, epochs: int = 2) -> dict:
     contender = Gpubp("numpy")
     contender.prepare_loop(config, X, y)
     exclusive, stack, saved = dict.fromkeys(PHASES.values(), 0.0), [], []
+    calls = dict.fromkeys(PHASES.values(), 0)
 
     def timed(f, label):
         def wrapper(*args, **kwargs):
@@ -54,6 +55,7 @@ def profile(config_name: str, rows: int, epochs: int = 2) -> dict:
             finally:
                 inclusive = time.perf_counter() - start
                 exclusive[label] += inclusive - stack.pop()
+                calls[label] += 1
                 if stack:
                     stack[-1] += inclusive
 
@@ -66,6 +68,7 @@ def profile(config_name: str, rows: int, epochs: int = 2) -> dict:
     try:
         for _ in range(epochs):  # the last epoch is kept
             exclusive.update(dict.fromkeys(exclusive, 0.0))
+            calls.update(dict.fromkeys(calls, 0))
             start = time.perf_counter()
             contender.loop()
             total = time.perf_counter() - start
@@ -81,6 +84,7 @@ def profile(config_name: str, rows: int, epochs: int = 2) -> dict:
         "total": total,
         "floor": floor,
         "phases_us_per_step": {k: v / steps * 1e6 for k, v in phases.items()},
+        "calls_per_step": {k: v / steps for k, v in calls.items()},
     }
 
 
