@@ -1,7 +1,8 @@
 """The backend as a value: an array module plus the two transfer points.
 
 Only this module imports CuPy, and only when a backend is first resolved, so
-``import gpubp`` never touches CUDA.
+``import gpubp`` never touches CUDA. Likewise numba: where it imports, the NumPy
+backend hands out ``gpubp.cpu_kernels`` (fused CPU loops) unless ``GPUBP_NUMBA=0``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import BackendError
 BACKENDS = ("auto", "numpy", "cupy")
 _DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
 ENV_VAR = "GPUBP_BACKEND"
+NUMBA_VAR = "GPUBP_NUMBA"
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -59,7 +61,9 @@ class Backend:
     to_device: Callable[..., Any]  # (array, dtype=None) -> array of xp on its device
     to_host: Callable[[Any], np.ndarray] = to_numpy
     reason: str = ""
-    fused: Any = None  # gpubp.kernels on CuPy: fused kernels; None runs the reference formulas
+    # fused kernels: gpubp.kernels on CuPy, gpubp.cpu_kernels on NumPy with numba; None
+    # runs the reference formulas
+    fused: Any = None
 
     def resident(self, a: Any) -> Any:
         """``a`` as a CuPy array, without a copy, if it already lives on the GPU; else None.
@@ -103,7 +107,49 @@ def _cupy_to_device(cupy: Any) -> Callable[..., Any]:
     return to_device
 
 
-NUMPY = Backend("numpy", np, _numpy_to_device)
+NUMPY = Backend("numpy", np, _numpy_to_device)  # the reference formulas, without numba
+
+
+@functools.cache
+def probe_numba() -> tuple[Backend | None, str]:
+    """The NumPy backend with numba's fused kernels, or None and why not: import numba
+    and run one kernel once (cached; compiled on a machine's first run, then read from
+    numba's cache)."""
+    try:
+        from . import cpu_kernels
+
+        theta = np.zeros(1, dtype=np.float32)
+        cpu_kernels.SGD(theta, np.float32(1), theta, theta)
+    except Exception as exc:  # ImportError, or a broken numba/llvmlite raising anything
+        return None, f"numba is not installed or does not work ({type(exc).__name__}: {exc})"
+    import numba
+
+    reason = f"NumPy with gpubp's numba kernels (numba {numba.__version__})"
+    return Backend("numpy", np, _numpy_to_device, reason=reason, fused=cpu_kernels), ""
+
+
+def numba_wanted() -> bool:
+    """Whether the NumPy backend may use numba's kernels (``GPUBP_NUMBA`` is not 0)."""
+    return os.environ.get(NUMBA_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def numpy_backend() -> Backend:
+    """The NumPy backend: with numba's fused kernels where numba works and
+    ``GPUBP_NUMBA`` is not 0, else ``NUMPY``, the reference formulas."""
+    if not numba_wanted():
+        return NUMPY
+    fused, _ = probe_numba()
+    return NUMPY if fused is None else fused
+
+
+def cpu_kernels_reason() -> str:
+    """Which CPU kernels the NumPy backend runs, and why, in words."""
+    if not numba_wanted():
+        return f"the reference NumPy formulas ({NUMBA_VAR}={os.environ[NUMBA_VAR]})"
+    fused, why = probe_numba()
+    if fused is None:
+        return f"the reference NumPy formulas: {why} (pip install 'gpubp[numba]')"
+    return fused.reason
 
 
 @functools.cache
@@ -154,7 +200,7 @@ def get_backend(name: str | Backend = "auto") -> Backend:
         raise TypeError(f"backend must be a name or a Backend, not {type(name).__name__}")
     requested = _requested(name.lower())
     if requested == "numpy":
-        return NUMPY
+        return numpy_backend()
     cupy_backend, why = probe_cupy()
     if cupy_backend is not None:
         return cupy_backend
@@ -164,7 +210,7 @@ def get_backend(name: str | Backend = "auto") -> Backend:
             "(pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'), check that `nvidia-smi` "
             "sees a GPU, or use backend='numpy'."
         )
-    return NUMPY
+    return numpy_backend()
 
 
 def auto_reason() -> str:

@@ -1,4 +1,5 @@
-"""``show_config()``: versions, the backend "auto" picks and why, the GPU, the BLAS."""
+"""``show_config()``: versions, the backend "auto" picks and why, the GPU, the BLAS and
+the CPU kernels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .backend import ENV_VAR, auto_reason, get_backend, probe_cupy
+from .backend import ENV_VAR, NUMBA_VAR, auto_reason, cpu_kernels_reason, get_backend, probe_cupy
 
 
 def _blas() -> str:
@@ -47,6 +48,8 @@ def config_info() -> dict[str, str]:
     except ValueError as exc:  # a bad GPUBP_BACKEND
         info["auto backend"] = f"error: {exc}"
     info[ENV_VAR] = repr(os.environ.get(ENV_VAR))
+    info["CPU kernels"] = cpu_kernels_reason()
+    info[NUMBA_VAR] = repr(os.environ.get(NUMBA_VAR))
     return info
 
 

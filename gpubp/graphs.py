@@ -41,7 +41,9 @@ def for_epoch(net, optimizer, data, objective, batch_size: int):
     kept while they stay the same), or None where the steps run one kernel at a time:
     NumPy, case weights, sparse or strided inputs, fewer than two full minibatches."""
     fused = net.backend.fused
-    if fused is None or not enabled() or data.w is not None or data.n_total is not None:
+    if net.backend.name != "cupy" or not enabled():
+        return None
+    if fused is None or data.w is not None or data.n_total is not None:
         return None
     if getattr(optimizer, "fused", None) is None or not hasattr(optimizer, "apply"):
         return None

@@ -119,6 +119,12 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
     ("sigmoid", "binary_cross_entropy"): sigmoid_binary_cross_entropy,
 }
 
+
+def column_sums(D, axis=-2, out=None):
+    """db = the sum of D over its cases (axis -2), into ``out`` when given."""
+    return cp.sum(D, axis=axis, out=out)
+
+
 AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary
     "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy"
 )

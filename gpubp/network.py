@@ -475,12 +475,13 @@ class MLP:
         D = delta
         for l in range(self.n_layers - 1, -1, -1):
             Zt = _transposed(xp, Z[l])
+            column_sums = xp.sum if fused is None else fused.column_sums
             if out is None:
-                gradients[l] = (self.matmul(Zt, D), xp.sum(D, axis=-2))
+                gradients[l] = (self.matmul(Zt, D), column_sums(D, axis=-2))
             else:
                 dW, db = gradients[l] = out[l]
                 self.matmul(Zt, D, out=dW)
-                xp.sum(D, axis=-2, out=db)
+                column_sums(D, axis=-2, out=db)
             if l > 0:  # the back-propagation equation
                 D = sigma_prime(xp, Z[l], self.matmul(D, _transposed(xp, self.W[l])))
                 s.append(D)

@@ -77,11 +77,13 @@ def test_float32_gradients_agree_with_float64_differences(activation, output, lo
 
 
 def test_gradcheck_finds_a_wrong_gradient(monkeypatch):
-    """The checker itself can fail: break sigma' and it must point at a hidden layer."""
+    """The checker itself can fail: break sigma' and it must point at a hidden layer (on
+    the reference formulas, which the broken table entry feeds)."""
     from gpubp import functions
+    from gpubp.backend import NUMPY
 
     monkeypatch.setitem(functions.DERIVATIVES, "tanh", lambda xp, Z, G: G * (1 - Z))
-    net = gpubp.MLP([3, 4, 2], "tanh", "identity", dtype="float64", backend="numpy", seed=0)
+    net = gpubp.MLP([3, 4, 2], "tanh", "identity", dtype="float64", backend=NUMPY, seed=0)
     X, Y = problem([3, 4, 2], "identity", 0)
     result = gpubp.gradcheck(net, X, Y)
     assert result.max_rel_error > 1e-2
