@@ -91,7 +91,8 @@ def profile(config_name: str, rows: int, epochs: int = 2) -> dict:
 def markdown(results: dict) -> str:
     names = list(results["configs"])
     lines = [
-        f"{results['rows']:,} rows, {results['threads']} threads; microseconds per step "
+        f"{results['rows']:,} rows, {results['threads']} threads, "
+        f"{results.get('kernels', 'the reference NumPy formulas')}; microseconds per step "
         "(share of the epoch)",
         "",
         "| phase | " + " | ".join(f"({n}) {results['configs'][n]['config']}" for n in names) + " |",
@@ -126,6 +127,8 @@ def main(argv=None) -> int:
     set_thread_env(args.threads)
     from threadpoolctl import threadpool_limits
 
+    from gpubp.backend import cpu_kernels_reason
+
     from .measure import write_results
 
     with threadpool_limits(args.threads):
@@ -134,6 +137,7 @@ def main(argv=None) -> int:
         "rows": args.rows,
         "threads": args.threads,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "kernels": cpu_kernels_reason(),
         "configs": configs,
     }
     write_results(args.out, "profile-cpu", results, markdown(results))

@@ -3,10 +3,11 @@
     python -m benchmarks.own_process [--configs a,b,c32] [--rounds 5] [--threads 2]
                                      [--baseline DIR] [--out DIR]
 
-A user trains with one library in a process; so here each contender (gpubp,
-PyTorch eager, scikit-learn, the GEMM floor, and gpubp in a process where PyTorch
-trains an epoch before each of gpubp's) lives in a worker process of its own,
-prepared once, and the parent interleaves their rounds (A B C D A B C D ...).
+A user trains with one library in a process; so here each contender (gpubp with
+numba's kernels and with the reference NumPy formulas, PyTorch eager, scikit-learn,
+the GEMM floor, and gpubp in a process where PyTorch trains an epoch before each of
+gpubp's) lives in a worker process of its own, prepared once, and the parent
+interleaves their rounds (A B C D A B C D ...).
 Each round times three things in every worker, in an order that rotates from round
 to round: a fresh ``fit`` of one epoch (set-up included: validating and converting
 the 188 MB of input, building the model), one more ``partial_fit`` epoch of the
@@ -27,10 +28,11 @@ import subprocess
 import sys
 import time
 
-CONTENDERS = ("gpubp", "torch", "sklearn", "floor", "gpubp-after-torch")
-GPUBP_KEYS = ("gpubp", "baseline", "gpubp-after-torch")  # the workers that run gpubp
+CONTENDERS = ("gpubp", "gpubp-reference", "torch", "sklearn", "floor", "gpubp-after-torch")
+GPUBP_KEYS = ("gpubp", "gpubp-reference", "baseline", "gpubp-after-torch")  # run gpubp
 LABELS = {
     "gpubp": "gpubp (numpy)",
+    "gpubp-reference": "gpubp (numpy, GPUBP_NUMBA=0)",
     "baseline": "gpubp (baseline)",
     "torch": "torch eager (cpu)",
     "sklearn": "scikit-learn",
@@ -46,6 +48,8 @@ def worker(config_name: str, key: str, rows: int, threads: int, gpubp_path: str 
     from .threads import set_thread_env
 
     set_thread_env(threads)
+    if key == "gpubp-reference":  # the reference NumPy formulas, as without numba
+        os.environ["GPUBP_NUMBA"] = "0"
     if gpubp_path:
         sys.path.insert(0, gpubp_path)
     import numpy as np
@@ -74,6 +78,8 @@ def worker(config_name: str, key: str, rows: int, threads: int, gpubp_path: str 
 
                 contender.prepare_loop(config, X, y)
                 answer["gpubp"] = os.path.dirname(gpubp.__file__)
+                reason = getattr(gpubp.backend, "cpu_kernels_reason", None)
+                answer["kernels"] = reason() if reason else "the reference NumPy formulas"
     except Unavailable as exc:
         answer = {"ready": False, "why": str(exc)}
     if "torch" in sys.modules:
@@ -197,6 +203,7 @@ def measure(config: str, keys, rows: int, threads: int, rounds: int, baseline=No
         "skipped": skipped,
         "blas": {w.name: w.hello["blas"] for w in workers},
         "gpubp from": {w.name: w.hello["gpubp"] for w in workers if "gpubp" in w.hello},
+        "kernels": {w.name: w.hello["kernels"] for w in workers if "kernels" in w.hello},
         "pids": {w.name: w.hello["pid"] for w in workers},
     }
 
@@ -209,6 +216,17 @@ def _speedup(times: dict, to: str, who: str) -> str:
     """How many times faster ``who`` is than ``to``: the ratio of their medians."""
     slow, fast = _median(times, to), _median(times, who)
     return "-" if slow is None or fast is None else f"{slow / fast:.2f}x"
+
+
+def _per_round(times: dict, top: str, bottom: str) -> str:
+    """The median (min-max) over rounds of top's time / bottom's time in the same round:
+    contenders of one round run seconds apart, so a slow spell of a shared machine that
+    lasts a round moves both."""
+    a, b = times.get(top), times.get(bottom)
+    if not a or not b:
+        return "-"
+    r = [x / y for x, y in zip(a, b)]
+    return f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
 
 
 def _cell(times: dict, who: str) -> str:
@@ -259,8 +277,32 @@ def markdown(results: dict) -> str:
                 f"{_median(epoch, after) / _median(epoch, alone):.2f}x | "
                 f"{_median(loop, after) / _median(loop, alone):.2f}x | | | | | |"
             )
+    gpubp, reference = LABELS["gpubp"], LABELS["gpubp-reference"]
+    lines += [
+        "",
+        "Ratios within each round, median (min-max) over the rounds; speed-ups above 1 when "
+        "gpubp is faster, loop / floor is a time over the floor's.",
+        "",
+        "| config | fit vs torch | fit vs sklearn | fit vs GPUBP_NUMBA=0 | loop vs torch "
+        "| loop vs GPUBP_NUMBA=0 | loop / floor | torch loop / floor |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["configs"].items():
+        fit, loop = entry["fit"], entry["loop"]
+        cells = [
+            _per_round(fit, torch, gpubp),
+            _per_round(fit, sklearn, gpubp),
+            _per_round(fit, reference, gpubp),
+            _per_round(loop, torch, gpubp),
+            _per_round(loop, reference, gpubp),
+            _per_round(loop, gpubp, floor),
+            _per_round(loop, torch, floor),
+        ]
+        lines.append(f"| ({name}) | " + " | ".join(cells) + " |")
     blas = sorted({b for e in results["configs"].values() for v in e["blas"].values() for b in v})
     lines += ["", "BLAS in the workers: " + "; ".join(blas) + "."]
+    kernels = {who: k for e in results["configs"].values() for who, k in e["kernels"].items()}
+    lines += ["", "CPU kernels: " + "; ".join(f"{who}: {k}" for who, k in kernels.items()) + "."]
     return "\n".join(lines) + "\n"
 
 

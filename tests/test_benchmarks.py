@@ -1,6 +1,7 @@
 """The benchmark suite runs and writes well-formed results (its timings are not tested)."""
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from conftest import PAIRS
 
 from benchmarks.configs import CONFIGS, gemm_shapes, step_flops
 from benchmarks.scaling import crossover, plot
+from gpubp.backend import cpu_kernels_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,8 +165,20 @@ def test_own_process_gives_each_contender_a_process_and_interleaves_its_rounds(t
     assert all(len(entry["loop"][name]) == 2 for name in ran)
     assert all(len(v) == 2 for v in entry["fit"].values()) and "GEMM floor" not in entry["fit"]
     assert Path(entry["gpubp from"]["gpubp (baseline)"]) == ROOT / "gpubp"
+    reference = "gpubp (numpy, GPUBP_NUMBA=0)"
+    assert reference in ran and "(GPUBP_NUMBA=0)" in entry["kernels"][reference]
+    assert entry["kernels"]["gpubp (numpy)"] == cpu_kernels_reason()
     table = (tmp_path / "own-process-cpu.md").read_text()
     assert "| (a) 784-128-10 sigmoid, batch 128 | gpubp (numpy) |" in table
+    # the per-round ratios: round i of one contender over round i of another
+    fit, loop = entry["fit"], entry["loop"]
+    speedups = [r / g for r, g in zip(fit[reference], fit["gpubp (numpy)"])]
+    over_floor = [g / f for g, f in zip(loop["gpubp (numpy)"], loop["GEMM floor"])]
+    row = next(line for line in table.splitlines() if line.startswith("| (a) | ") and "x (" in line)
+    cells = row.split(" | ")
+    for cell, ratios in ((cells[3], speedups), (cells[6], over_floor)):
+        median = statistics.median(ratios)
+        assert cell == f"{median:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
     if "torch eager (cpu)" in ran:
         assert "slowdown of gpubp after torch" in table
     else:
@@ -188,3 +202,23 @@ def test_the_cpu_profile_splits_the_epoch_into_phases_and_puts_the_methods_back(
     assert calls.pop("matrix products (GEMMs)") == 5
     assert set(calls.values()) == {1}
     assert entry["floor"] > 0
+
+
+def test_the_cpu_kernel_benchmark_times_every_kernel_against_its_reference():
+    pytest.importorskip("numba")
+    from benchmarks import cpu_kernels
+
+    rows = cpu_kernels.measure(repeats=3)
+    assert len({(r["kernel"], r["size"]) for r in rows}) == len(rows) == 3 * 5 + 2 * 3
+    assert all(r["fused_us"] > 0 and r["reference_us"] > 0 for r in rows)
+    text = cpu_kernels.markdown({"kernels": "k", "threads": 2, "repeats": 3, "rows": rows})
+    assert "| Adam update | (b), (c32) 669,706 weights |" in text
+    assert "| bias + sigmoid | 128 x 128 |" in text
+    loops = cpu_kernels.loops(["a"], rows=300, rounds=2)
+    assert [(r["config"], r["solver"]) for r in loops] == [("a", "sgd"), ("a", "adam")]
+    assert all(r["ratio_range"][0] <= r["ratio"] <= r["ratio_range"][1] for r in loops)
+    text = cpu_kernels.markdown(
+        {"kernels": "k", "threads": 2, "repeats": 3, "rows": rows, "loops": loops}
+        | {"rows_per_epoch": 300, "rounds": 2}
+    )
+    assert "| (a) | adam |" in text
