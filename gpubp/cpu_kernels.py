@@ -34,34 +34,24 @@ _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 # same array fail its overlap check and run one element at a time).
 
 
-@njit(**_JIT)
-def _bias_identity(a, b):
-    R, N, M = a.shape
-    for r in range(R):
-        for i in range(N):
-            for j in range(M):
-                a[r, i, j] = a[r, i, j] + b[r, 0, j]
+IDENTITY, RELU, HALVED, SIGMOID, TANH = range(5)  # which formula a loop applies
 
 
 @njit(**_JIT)
-def _bias_relu(a, b):
+def _add_bias(a, b, then):
+    """a <- a + b, then for RELU max(., 0), for HALVED times 0.5 (the sigmoid's tanh
+    argument)."""
     R, N, M = a.shape
-    zero = a.dtype.type(0)
+    zero, half = a.dtype.type(0), a.dtype.type(0.5)
     for r in range(R):
         for i in range(N):
             for j in range(M):
                 x = a[r, i, j] + b[r, 0, j]
-                a[r, i, j] = zero if x < zero else x  # NaN stays NaN, as np.maximum's
-
-
-@njit(**_JIT)
-def _bias_halved(a, b):
-    R, N, M = a.shape
-    half = a.dtype.type(0.5)
-    for r in range(R):
-        for i in range(N):
-            for j in range(M):
-                a[r, i, j] = (a[r, i, j] + b[r, 0, j]) * half
+                if then == RELU:
+                    x = zero if x < zero else x  # NaN stays NaN, as np.maximum's
+                elif then == HALVED:
+                    x = x * half
+                a[r, i, j] = x
 
 
 @njit(**_JIT)
@@ -75,34 +65,20 @@ def _half_plus_half(z):
 
 
 @njit(**_JIT)
-def _sigmoid_prime(g, z):
+def _times_sigma_prime(g, z, sigma):
+    """g <- g * sigma'(z), sigma' written from the output z as ``functions.DERIVATIVES``."""
     R, N, M = z.shape
     one = z.dtype.type(1)
     for r in range(R):
         for i in range(N):
             for j in range(M):
                 x = z[r, i, j]
-                g[r, i, j] = g[r, i, j] * x * (one - x)
-
-
-@njit(**_JIT)
-def _tanh_prime(g, z):
-    R, N, M = z.shape
-    one = z.dtype.type(1)
-    for r in range(R):
-        for i in range(N):
-            for j in range(M):
-                x = z[r, i, j]
-                g[r, i, j] = g[r, i, j] * (one - x * x)
-
-
-@njit(**_JIT)
-def _relu_prime(g, z):
-    R, N, M = z.shape
-    for r in range(R):
-        for i in range(N):
-            for j in range(M):
-                g[r, i, j] = g[r, i, j] * np.sign(z[r, i, j])
+                if sigma == SIGMOID:
+                    g[r, i, j] = g[r, i, j] * x * (one - x)
+                elif sigma == TANH:
+                    g[r, i, j] = g[r, i, j] * (one - x * x)
+                else:
+                    g[r, i, j] = g[r, i, j] * np.sign(x)
 
 
 @njit(**_JIT)
@@ -220,9 +196,9 @@ def _into(out, a):
     return out
 
 
-def _bias_then(loop):
+def _bias_then(then):
     def kernel(a, b, out):
-        loop(_cube(_into(out, a)), _bias(b))
+        _add_bias(_cube(_into(out, a)), _bias(b), then)
         return out
 
     return kernel
@@ -231,38 +207,34 @@ def _bias_then(loop):
 def _bias_sigmoid(a, b, out):
     """sigma(a + b) = 0.5 tanh(0.5 (a + b)) + 0.5, as ``functions.sigmoid`` computes it."""
     z = _cube(_into(out, a))
-    _bias_halved(z, _bias(b))
+    _add_bias(z, _bias(b), HALVED)
     np.tanh(z, out=z)
     _half_plus_half(z)
     return out
 
 
 def _bias_tanh(a, b, out):
-    _bias_identity(_cube(_into(out, a)), _bias(b))
+    _add_bias(_cube(_into(out, a)), _bias(b), IDENTITY)
     return np.tanh(out, out=out)
 
 
 BIAS_ACTIVATION = {
     "sigmoid": _bias_sigmoid,
     "tanh": _bias_tanh,
-    "relu": _bias_then(_bias_relu),
-    "identity": _bias_then(_bias_identity),
+    "relu": _bias_then(RELU),
+    "identity": _bias_then(IDENTITY),
 }
 
 
-def _in_place(loop):
+def _derivative(sigma):
     def kernel(z, g_in, g):  # g <- g * sigma'(z): called with g as input and output
-        loop(_cube(_into(g, g_in)), _cube(z))
+        _times_sigma_prime(_cube(_into(g, g_in)), _cube(z), sigma)
         return g
 
     return kernel
 
 
-DERIVATIVE = {
-    "sigmoid": _in_place(_sigmoid_prime),
-    "tanh": _in_place(_tanh_prime),
-    "relu": _in_place(_relu_prime),
-}
+DERIVATIVE = {"sigmoid": _derivative(SIGMOID), "tanh": _derivative(TANH), "relu": _derivative(RELU)}
 
 
 def softmax_cross_entropy(T, Y):
