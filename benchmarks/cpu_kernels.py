@@ -54,7 +54,7 @@ def _layer(np, functions, kernels, N, M, rng):
         (
             "bias sums",
             size,
-            lambda: kernels.column_sums(G, axis=-2, out=db),
+            lambda: kernels.column_sums(G, out=db),
             lambda: np.sum(G, axis=-2, out=db),
             reset,
         )

@@ -128,9 +128,15 @@ def probe_numba() -> tuple[Backend | None, str]:
     return Backend("numpy", np, _numpy_to_device, reason=reason, fused=cpu_kernels), ""
 
 
+def switched_on(var: str) -> bool:
+    """Whether the on/off environment variable ``var`` is on: unset, or not one of 0,
+    false, no, off."""
+    return os.environ.get(var, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def numba_wanted() -> bool:
     """Whether the NumPy backend may use numba's kernels (``GPUBP_NUMBA`` is not 0)."""
-    return os.environ.get(NUMBA_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(NUMBA_VAR)
 
 
 def numpy_backend() -> Backend:

@@ -250,10 +250,8 @@ def softmax_cross_entropy(T, Y):
 LOSSES = {("softmax", "cross_entropy"): softmax_cross_entropy}
 
 
-def column_sums(D, axis=-2, out=None):
-    """db = the sum of D over its cases (axis -2, the only one), into ``out`` when given."""
-    if axis != -2:
-        return np.sum(D, axis=axis, out=out)
+def column_sums(D, out=None):
+    """db = the sum of D over its cases (axis -2), into ``out`` when given."""
     if out is None:
         out = np.empty(D.shape[:-2] + D.shape[-1:], dtype=D.dtype)
     _column_sums(out[None] if out.ndim == 1 else out, _cube(D))

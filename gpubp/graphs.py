@@ -20,12 +20,11 @@ the same bookkeeping on the device, without the speed-up.
 
 from __future__ import annotations
 
-import os
 import weakref
 
 import numpy as np
 
-from .backend import is_sparse
+from .backend import is_sparse, switched_on
 
 ENV_VAR = "GPUBP_CUDA_GRAPHS"
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> GraphedSteps
@@ -33,7 +32,7 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> Gr
 
 def enabled() -> bool:
     """Whether CUDA graphs may be used (``GPUBP_CUDA_GRAPHS`` is not 0)."""
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(ENV_VAR)
 
 
 def for_epoch(net, optimizer, data, objective, batch_size: int):

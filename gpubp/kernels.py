@@ -120,9 +120,9 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
 }
 
 
-def column_sums(D, axis=-2, out=None):
+def column_sums(D, out=None):
     """db = the sum of D over its cases (axis -2), into ``out`` when given."""
-    return cp.sum(D, axis=axis, out=out)
+    return cp.sum(D, axis=-2, out=out)
 
 
 AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary

@@ -465,6 +465,13 @@ class MLP:
         """
         xp, sigma_prime = self.backend.xp, DERIVATIVES[self.activation]
         fused = self.backend.fused
+        if fused is None:
+
+            def column_sums(D, out=None):  # the array API's sum takes no out
+                return xp.sum(D, axis=-2) if out is None else xp.sum(D, axis=-2, out=out)
+
+        else:
+            column_sums = fused.column_sums
         if fused is not None and self.activation in fused.DERIVATIVE:
             kernel = fused.DERIVATIVE[self.activation]
 
@@ -475,13 +482,12 @@ class MLP:
         D = delta
         for l in range(self.n_layers - 1, -1, -1):
             Zt = _transposed(xp, Z[l])
-            column_sums = xp.sum if fused is None else fused.column_sums
             if out is None:
-                gradients[l] = (self.matmul(Zt, D), column_sums(D, axis=-2))
+                gradients[l] = (self.matmul(Zt, D), column_sums(D))
             else:
                 dW, db = gradients[l] = out[l]
                 self.matmul(Zt, D, out=dW)
-                column_sums(D, axis=-2, out=db)
+                column_sums(D, out=db)
             if l > 0:  # the back-propagation equation
                 D = sigma_prime(xp, Z[l], self.matmul(D, _transposed(xp, self.W[l])))
                 s.append(D)
