@@ -119,6 +119,9 @@ class MLP:
     operands of every matrix product to TF32 (10-bit mantissa, float32 sums): 3.6x
     faster for 4096-wide layers on an H100, at a relative gradient error up to 2e-2
     (README). It applies on CuPy only; the default keeps every product in full float32.
+
+    ``weights``, ``[(W_1, b_1), ...]`` as ``set_weights`` takes them, starts the
+    network from those instead of drawing its weights from ``seed``.
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class MLP:
         seed: int | np.random.Generator | Sequence | None = None,
         n_networks: int | None = None,
         matmul_precision: str = "float32",
+        weights: Sequence | None = None,
     ):
         sizes = tuple(layer_sizes) if hasattr(layer_sizes, "__iter__") else ()
         if len(sizes) < 2 or not all(
@@ -170,6 +174,9 @@ class MLP:
             "matmul_precision", matmul_precision, MATMUL_PRECISIONS
         )
         self.backend = get_backend(backend)
+        if weights is not None:
+            self.set_weights(weights)
+            return
         drawn = [
             init_weights(self.layer_sizes, self.activation, rng)
             for rng in _seeds(seed, self.n_networks)
@@ -227,7 +234,7 @@ class MLP:
                     f"layer {l}: W has shape {Wl.shape} and b {bl.shape}, "
                     f"expected {shape_W} and {shape_b}"
                 )
-            flat += [a.astype(self.dtype).reshape(*self._lead, -1) for a in (Wl, bl)]
+            flat += [a.astype(self.dtype, copy=False).reshape(*self._lead, -1) for a in (Wl, bl)]
         self.set_theta(np.concatenate(flat, axis=-1))
 
     def set_theta(self, theta) -> None:

@@ -34,6 +34,7 @@ from ..network import DTYPES, MATMUL_PRECISIONS, MLP
 from ..optim import SGD, Adam, moved
 from ..train import Data, History, Objective, fit_lbfgs, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
+from .sklearn_mlp import to_sklearn
 from .starts import average_outputs, choose_start, ensemble_history, history_of
 
 # scikit-learn's activation names, and the textbook's "sigmoid" for "logistic".
@@ -764,6 +765,12 @@ class BaseMLP(BaseEstimator):
 
     # -- predicting --------------------------------------------------------------------
 
+    def to_sklearn(self):
+        """This fitted estimator as scikit-learn's own ``MLPClassifier``/``MLPRegressor``
+        (a copy of the weights, classes and fitted attributes), which predicts as it
+        does wherever scikit-learn runs; see ``gpubp.estimators.sklearn_mlp``."""
+        return to_sklearn(self)
+
     def get_network(self) -> MLP:
         """The fitted ``gpubp.MLP`` behind the estimator, on its ``backend`` and ``dtype``.
 
@@ -788,11 +795,10 @@ class BaseMLP(BaseEstimator):
             {v: k for k, v in OUT_ACTIVATIONS.items()}[self.out_activation_],
             dtype=self.dtype,
             backend=backend,
-            seed=0,
             n_networks=weights[0][0].shape[0] if stacked else None,
             matmul_precision=self.matmul_precision,
+            weights=weights,
         )
-        rebuilt.set_weights(weights)
         self._net = rebuilt
         self.__dict__.pop("_weights", None)
         return rebuilt

@@ -239,6 +239,19 @@ class _CrossValidated:
         self.n_splits_ = n_folds
         self.n_features_in_ = X.shape[1]
 
+    def refitted(self):
+        """``best_estimator_``, the plain estimator this one predicts with (and what
+        ``gpubp.save``, ``to_sklearn`` and ``gpubp.export_onnx`` take from it)."""
+        if not hasattr(self, "best_estimator_"):
+            raise InputError(
+                f"this {type(self).__name__} has no best_estimator_: fit it with refit=True"
+            )
+        return self.best_estimator_
+
+    def to_sklearn(self):
+        """``best_estimator_.to_sklearn()``: scikit-learn's MLP with the refitted weights."""
+        return self.refitted().to_sklearn()
+
     def _adopt(self, fitted):
         """Predict with the refitted estimator's network and record."""
         for key, value in vars(fitted).items():

@@ -1,0 +1,130 @@
+"""Deploying a model: scikit-learn's own MLP (to_sklearn) predicts as gpubp does."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn import neural_network
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+
+import gpubp
+from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor
+
+ACTIVATIONS = ["identity", "logistic", "sigmoid", "tanh", "relu"]
+TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+def targets(task, y):
+    """(targets, estimator class) of each kind of output gpubp trains."""
+    names = np.array([f"class {k}" for k in range(10)])
+    return {
+        "multiclass": (names[y], MLPClassifier),  # softmax, text labels
+        "binary": (np.where(y > 4, "big", "small"), MLPClassifier),  # sigmoid, one output
+        "multilabel": (np.c_[y > 4, y % 2, y % 3 == 0], MLPClassifier),  # sigmoid, K outputs
+        "regression": (np.c_[y, y % 3].astype(float), MLPRegressor),  # identity, K = 2
+    }[task]
+
+
+def fitted(task, X, y, **params):
+    Y, kind = targets(task, y)
+    params = {"hidden_layer_sizes": (12,), "max_iter": 15, "random_state": 0, **params}
+    return kind(**params).fit(X, Y), Y
+
+
+def agree_on_labels(ours, theirs, P):
+    """Labels equal wherever the probabilities are not a near tie (rounding may break one)."""
+    top = np.sort(P, axis=1)
+    clear = (top[:, -1] - top[:, -2] > 1e-5) & (np.abs(P - 0.5) > 1e-5).all(axis=1)
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    same = (ours == theirs) if ours.ndim == 1 else (ours == theirs).all(axis=1)
+    assert same[clear].all() and clear.mean() > 0.9
+
+
+# -- to_sklearn ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel", "regression"])
+def test_sklearn_predicts_as_gpubp(digits, activation, task):
+    X, y = digits
+    est, Y = fitted(task, X, y, activation=activation)
+    sk = est.to_sklearn()
+    expected = neural_network.MLPRegressor if task == "regression" else neural_network.MLPClassifier
+    assert type(sk) is expected
+    assert sk.activation == ("logistic" if activation == "sigmoid" else activation)
+    if task == "regression":
+        ours, theirs = est.predict(X), sk.predict(X)
+        np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-6 * np.abs(ours).max())
+        assert sk.score(X, Y) == pytest.approx(est.score(X, Y), abs=1e-6)
+        return
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(sk.predict_proba(X), P, rtol=0, atol=TOLERANCE["float32"])
+    agree_on_labels(est.predict(X), sk.predict(X), P)
+    np.testing.assert_array_equal(sk.classes_, est.classes_)
+    assert sk.score(X, Y) == pytest.approx(est.score(X, Y), abs=0.002)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "gd", "lbfgs"])
+def test_float64_models_agree_to_float64_rounding(digits, solver):
+    X, y = digits
+    est, _ = fitted("multiclass", X, y, solver=solver, dtype="float64")
+    sk = est.to_sklearn()
+    assert sk.coefs_[0].dtype == np.float64
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(sk.predict_proba(X), P, rtol=0, atol=TOLERANCE["float64"])
+    np.testing.assert_array_equal(sk.predict(X), est.predict(X))
+
+
+def test_the_copy_is_independent_valid_and_trains_on(digits):
+    X, y = digits
+    est, Y = fitted("multiclass", X, y, solver="gd", random_state=np.random.default_rng(0))
+    sk = est.to_sklearn()
+    before = sk.predict_proba(X)
+    est.partial_fit(X, Y)  # gpubp's weights move; the copy's stay
+    np.testing.assert_array_equal(sk.predict_proba(X), before)
+    assert sk.solver == "sgd" and sk.momentum == 0.0 and sk.random_state is None
+    sk._validate_params()  # every parameter is one scikit-learn accepts
+    again = pickle.loads(pickle.dumps(sk))
+    np.testing.assert_array_equal(again.predict_proba(X), before)
+    sk.set_params(warm_start=True, max_iter=2, solver="adam").fit(X, Y)
+    assert sk.n_iter_ == est.n_iter_ - 1 + 2  # went on from the copied weights and count
+
+
+def test_feature_names_carry_over(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    frame = pd.DataFrame(X, columns=[f"pixel {i}" for i in range(64)])
+    est = MLPClassifier((8,), max_iter=5, random_state=0).fit(frame, y)
+    sk = est.to_sklearn()
+    assert list(sk.feature_names_in_) == list(frame.columns)
+    np.testing.assert_array_equal(sk.predict(frame), est.predict(frame))
+
+
+def test_what_scikit_learn_cannot_hold_is_refused(digits):
+    X, y = digits
+    with pytest.raises(NotFittedError):
+        MLPClassifier().to_sklearn()
+    average = MLPClassifier((8,), max_iter=5, n_init=3, ensemble="average", random_state=0)
+    with pytest.raises(gpubp.InputError, match="averages 3 networks.*ensemble='best'"):
+        average.fit(X, y).to_sklearn()
+    best = MLPClassifier((8,), max_iter=5, n_init=3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(best.to_sklearn().predict_proba(X), best.predict_proba(X), atol=1e-6)
+
+
+def test_a_cross_validated_model_converts_its_best_estimator(digits):
+    X, y = digits
+    cv = MLPClassifierCV(hidden_layer_sizes=(8,), alphas=[1e-4, 1e-1], max_iter=8, random_state=0)
+    cv.fit(X, y)
+    sk = cv.to_sklearn()
+    assert sk.alpha == cv.alpha_ and type(sk) is neural_network.MLPClassifier
+    np.testing.assert_allclose(sk.predict_proba(X), cv.predict_proba(X), atol=1e-6)
+    unrefitted = MLPClassifierCV(hidden_layer_sizes=(4,), alphas=[1e-4], max_iter=2, refit=False)
+    with pytest.raises(gpubp.InputError, match="refit=True"):
+        unrefitted.fit(X, y).to_sklearn()
