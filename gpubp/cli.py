@@ -24,13 +24,14 @@ from .config import show_config
 from .distributed import DistributedError
 from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
+from .file_formats import container, write_atomically
 from .network import DTYPES, count_parameters
-from .persist import describe, load_with_description, save, write_atomically
+from .persist import describe, load_with_description, save
 from .tables import column, numbers, read_csv, some, target
 
 DATASETS = ("digits", "diabetes", "mnist1d")
-MODEL = "model.npz"
-PARTIAL_MODEL = "model.interrupted.npz"  # an interrupted run's model: never over MODEL
+MODEL = "model.safetensors"
+PARTIAL_MODEL = "model.interrupted.safetensors"  # an interrupted run's model: never over MODEL
 LOSS_CURVE = "loss_curve.png"
 
 
@@ -486,7 +487,7 @@ def _info(args) -> int:
     net = info["network"]
     sizes = net["layer_sizes"]
     print(f"model     : {args.model}")
-    print(f"format    : {info['format']} version {info['version']}")
+    print(f"format    : {info['format']} version {info['version']} ({container(args.model)})")
     print(f"kind      : {info['kind']}")
     print(
         f"layers    : {' -> '.join(map(str, sizes))} ({net['activation']} hidden units, "

@@ -1,33 +1,32 @@
-"""``save`` and ``load``: one .npz file, weights as arrays plus a JSON description.
+"""``save`` and ``load``: a model file holds the weights and a JSON description.
 
-The file holds ``W_1, b_1, ..., W_L, b_L`` (NumPy arrays in the model's dtype),
-for classifiers ``classes`` (and ``feature_names`` where the model has them),
-and ``__gpubp__``: a JSON text with the format, its version, the kind of model,
-the architecture, the estimator's parameters and fitted attributes, and the
-name, shape and dtype of every array. It is read with ``allow_pickle=False``,
-so loading a file never runs code from it, and every array is checked against
-the description before anything is built. An optional ``record`` (how the model
-was trained: data, target, score, ...) is kept in the description for
-``describe`` and ``gpubp info``.
+The description (what ``describe`` returns) gives the format and its version, the
+kind of model, the architecture, the estimator's parameters and fitted attributes,
+the classes and feature names, the name, shape and dtype of every array (and from
+version 2 its SHA-256), and an optional training ``record`` (data, target, score,
+...). ``save`` writes format version 2, a safetensors file that PyTorch, JAX, Rust
+or plain NumPy read with the safetensors library, or version 1, an .npz archive,
+where the name ends in .npz (``gpubp.file_formats`` has both containers). ``load``
+reads both: every array is checked against the description before anything is
+built, and reading a file never runs code from it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
 from .estimators import BaseMLP, MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
+from .file_formats import READERS, container, sha256, write_npz, write_safetensors
 from .network import MLP, count_parameters
 from .train import History
 
 FORMAT = "gpubp-model"
-VERSION = 1
-META = "__gpubp__"
+VERSIONS = {"npz": 1, "safetensors": 2}  # the format version each container holds
 KINDS = {"MLP": MLP, "MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 FITTED = (
     "n_features_in_",
@@ -46,14 +45,13 @@ FITTED = (
     "stop_reason_",
 )
 MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
-MAX_MEMBER_BYTES = 8 * MAX_PARAMETERS
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
+LISTED = ("classes", "feature_names")  # arrays of an .npz, lists in a version 2 description
+LISTED_KINDS = "biufU"  # booleans, integers, floats, text
 
 
 def save(model, path, *, record: dict | None = None) -> None:
-    """Write an ``MLP``, ``MLPClassifier`` or ``MLPRegressor`` to ``path`` (.npz).
+    """Write an ``MLP``, ``MLPClassifier`` or ``MLPRegressor`` to ``path``: a safetensors
+    file (format version 2), or an .npz archive (version 1) where ``path`` ends in .npz.
 
     The file is written beside ``path`` under a temporary name and renamed, so
     an interrupted save never leaves half a model where a good one was; its
@@ -61,11 +59,7 @@ def save(model, path, *, record: dict | None = None) -> None:
     model was trained.
     """
     if isinstance(model, (MLPClassifierCV, MLPRegressorCV)):
-        if not hasattr(model, "best_estimator_"):
-            raise InputError(
-                f"this {type(model).__name__} has no best_estimator_: fit it with refit=True"
-            )
-        model = model.best_estimator_  # what it predicts with
+        model = model.refitted()  # what it predicts with
     kind = type(model).__name__
     if kind not in KINDS or not isinstance(model, KINDS[kind]):
         raise InputError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
@@ -76,17 +70,18 @@ def save(model, path, *, record: dict | None = None) -> None:
             raise InputError(f"this {kind} is not fitted yet; call fit before save")
         net = model.get_network()
         meta = {"params": _json_params(model), "fitted": _fitted(model)}
-    arrays = {}
+    weights, listed = {}, {}
     for l, (W, b) in enumerate(net.get_weights(), start=1):
-        arrays[f"W_{l}"], arrays[f"b_{l}"] = W, b
+        weights[f"W_{l}"], weights[f"b_{l}"] = np.ascontiguousarray(W), np.ascontiguousarray(b)
     if isinstance(model, MLPClassifier):
-        arrays["classes"] = _plain(model.classes_, "classes_")
+        listed["classes"] = _plain(model.classes_, "classes_")
         meta["label_type"] = model._label_binarizer.y_type_
     if hasattr(model, "feature_names_in_"):
-        arrays["feature_names"] = _plain(model.feature_names_in_, "feature_names_in_")
+        listed["feature_names"] = _plain(model.feature_names_in_, "feature_names_in_")
+    npz = os.fspath(path).lower().endswith(".npz")
     meta = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSIONS["npz" if npz else "safetensors"],
         "kind": kind,
         "network": {
             "layer_sizes": list(net.layer_sizes),
@@ -99,37 +94,21 @@ def save(model, path, *, record: dict | None = None) -> None:
         },
         **meta,
         **({} if record is None else {"record": _json_record(record)}),
-        "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},
     }
-    arrays[META] = np.array(json.dumps(meta))
-    write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-def write_atomically(path, write) -> None:
-    """Call ``write(f)`` on a new binary file beside ``path`` and rename it onto ``path``
-    when complete: an error or interruption leaves what was at ``path`` as it was.
-    Permissions follow the umask; errors name ``path``, never the temporary file."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    if npz:
+        arrays = {**weights, **listed}
+        meta["arrays"] = {k: _entry(a) for k, a in arrays.items()}
+        write_npz(path, json.dumps(meta), arrays)
+        return
+    for name, values in listed.items():
+        meta[name] = _listing(values, name)
+    meta["arrays"] = {k: {**_entry(a), "sha256": sha256(a)} for k, a in weights.items()}
+    write_safetensors(path, json.dumps(meta), weights)
 
 
 def load(path, backend="auto"):
-    """Read a model written by ``save``; it runs on ``backend`` ("auto", "numpy", "cupy").
+    """Read a model written by ``save`` (either format); it runs on ``backend`` ("auto",
+    "numpy", "cupy").
 
     Raises ModelFileError for a file that is missing, truncated, corrupted, not a
     gpubp model, or written by an unknown version of the format.
@@ -161,7 +140,7 @@ def describe(path) -> dict:
 def _summary(meta, arrays) -> dict:
     info = {k: meta.get(k) for k in ("format", "version", "kind", "network", "params", "fitted")}
     info["record"] = meta.get("record")
-    for name in ("classes", "feature_names"):
+    for name in LISTED:
         info[name] = arrays[name].tolist() if name in arrays else None
     return info
 
@@ -169,16 +148,10 @@ def _summary(meta, arrays) -> dict:
 def _read_file(path):
     """The checked description and arrays of a model file."""
     try:
-        with open(path, "rb") as f:
-            if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-                raise ModelFileError(f"{path}: not a gpubp model file (not an .npz archive)")
-            f.seek(0)
-            npz = np.load(f, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile) or META not in npz.files:
-                raise ModelFileError(f"{path}: not a gpubp model file (no {META} entry)")
-            with npz:
-                meta = _description(_read(npz, META, path), path)
-                return meta, _arrays(npz, meta, path)
+        kind = container(path)
+        with READERS[kind](path) as stored:
+            meta = _description(stored.description(), path, kind)
+            return meta, _arrays(stored, meta, path)
     except ModelFileError:
         raise
     except FileNotFoundError as exc:
@@ -187,7 +160,7 @@ def _read_file(path):
         raise ModelFileError(f"{path}: a folder, not a model file") from exc
     except PermissionError as exc:
         raise ModelFileError(f"{path}: cannot be read ({exc.strerror})") from exc
-    except Exception as exc:  # zipfile, zlib, struct, numpy: a damaged file fails many ways
+    except Exception as exc:  # zipfile, zlib, struct, safetensors, numpy: damage fails many ways
         raise ModelFileError(f"{path}: not a readable gpubp model file ({exc})") from exc
 
 
@@ -202,6 +175,21 @@ def _plain(values, name) -> np.ndarray:
             raise InputError(f"cannot save {name} of mixed object types; use str or numbers")
         values = values.astype(str)
     return values
+
+
+def _entry(a) -> dict:
+    return {"shape": list(a.shape), "dtype": a.dtype.str}
+
+
+def _listing(values, name) -> dict:
+    """Classes or feature names as a version 2 description lists them: their dtype and
+    values (JSON numbers round-trip exactly)."""
+    if values.dtype.kind not in LISTED_KINDS:
+        raise InputError(
+            f"cannot save {name} of dtype {values.dtype} in a safetensors model file; use "
+            "str or numbers (or save to .npz)"
+        )
+    return {"dtype": values.dtype.str, "values": values.tolist()}
 
 
 def _json_params(model) -> dict:
@@ -234,20 +222,19 @@ def _fitted(model) -> dict:
 # -- reading -----------------------------------------------------------------------------
 
 
-def _description(entry, path) -> dict:
-    if entry.dtype.kind != "U" or entry.shape != ():
-        raise ModelFileError(f"{path}: the {META} entry is not a JSON text")
+def _description(text, path, kind) -> dict:
     try:
-        meta = json.loads(str(entry))
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the model description is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a gpubp model file")
     version = meta.get("version")
-    if version != VERSION:
+    if version != VERSIONS[kind]:
         raise ModelFileError(
-            f"{path}: written in format version {version!r}; this gpubp reads version "
-            f"{VERSION}. Load it with the gpubp that wrote it."
+            f"{path}: {'an .npz' if kind == 'npz' else 'a safetensors'} model file of format "
+            f"version {version!r}; this gpubp reads version {VERSIONS[kind]} from such files. "
+            "Load it with the gpubp that wrote it."
         )
     if meta.get("kind") not in KINDS:
         raise ModelFileError(f"{path}: unknown kind of model {meta.get('kind')!r}")
@@ -265,30 +252,9 @@ def _description(entry, path) -> dict:
     return meta
 
 
-def _read(npz, name, path):
-    """One array of the archive, its .npy header checked against the member's size first,
-    so a header that claims more data than the file holds allocates nothing."""
-    info = npz.zip.getinfo(f"{name}.npy")
-    with npz.zip.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }.get(version)
-        if read_header is None:
-            raise ModelFileError(f"{path}: {name} has an unknown .npy version {version}")
-        shape, _, dtype = read_header(f)
-        size = f.tell() + dtype.itemsize * int(np.prod(shape, dtype=object))
-    if dtype.hasobject or size != info.file_size or info.file_size > MAX_MEMBER_BYTES:
-        raise ModelFileError(
-            f"{path}: {name} declares shape {shape} of {dtype}, which does not match its "
-            f"{info.file_size} bytes"
-        )
-    return npz[name]
-
-
-def _arrays(npz, meta, path) -> dict:
-    """Every array the description lists, checked for name, shape and dtype."""
+def _arrays(stored, meta, path) -> dict:
+    """Every array the description lists, checked for name, shape, dtype and (version 2)
+    SHA-256; for version 2, the classes and feature names its description lists."""
     net = meta["network"]
     sizes, dtype = net["layer_sizes"], np.dtype(net.get("dtype", "float32")).str
     R = net.get("n_networks")
@@ -299,9 +265,9 @@ def _arrays(npz, meta, path) -> dict:
     for l, (m, n) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         expected[f"W_{l}"], expected[f"b_{l}"] = ([*lead, m, n], dtype), ([*lead, n], dtype)
     declared = meta.get("arrays")
-    if not isinstance(declared, dict):
+    if not isinstance(declared, dict) or not all(isinstance(v, dict) for v in declared.values()):
         raise ModelFileError(f"{path}: the description lists no arrays")
-    names = set(npz.files) - {META}
+    names = stored.names()
     if names != set(declared):
         raise ModelFileError(
             f"{path}: the file holds arrays {sorted(names)}, its description lists "
@@ -318,16 +284,36 @@ def _arrays(npz, meta, path) -> dict:
                 f"{path}: {name} is described as {want}, the architecture needs "
                 f"shape {expected[name][0]} and dtype {expected[name][1]}"
             )
-        a = _read(npz, name, path)
+        a = stored.read(name)
         if list(a.shape) != want.get("shape") or a.dtype.str != want.get("dtype"):
             raise ModelFileError(
                 f"{path}: {name} has shape {list(a.shape)} and dtype {a.dtype.str}, the "
                 f"description says {want}"
             )
+        if stored.version >= 2 and sha256(a) != want.get("sha256"):
+            raise ModelFileError(f"{path}: {name} is damaged (its SHA-256 is not the one saved)")
         if name in expected and not np.all(np.isfinite(a)):
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
         arrays[name] = a
+    if stored.version >= 2:
+        for name in LISTED:
+            if name in meta:
+                arrays[name] = _listed(meta[name], name, path)
     return arrays
+
+
+def _listed(entry, name, path) -> np.ndarray:
+    """The classes or feature names of a version 2 description, as the array saved."""
+    values = entry.get("values") if isinstance(entry, dict) else None
+    kind = entry.get("dtype") if isinstance(entry, dict) else None
+    if not (
+        isinstance(values, list)
+        and all(isinstance(v, (str, int, float)) for v in values)
+        and isinstance(kind, str)
+        and kind[1:2] in tuple(LISTED_KINDS)
+    ):
+        raise ModelFileError(f"{path}: its {name} are not a list of numbers or text")
+    return np.array(values, dtype=kind)
 
 
 def _build(meta, arrays, backend):
@@ -335,7 +321,7 @@ def _build(meta, arrays, backend):
     sizes = net["layer_sizes"]
     weights = [(arrays[f"W_{l}"], arrays[f"b_{l}"]) for l in range(1, len(sizes))]
     if meta["kind"] == "MLP":
-        model = MLP(
+        return MLP(
             sizes,
             net["activation"],
             net["output"],
@@ -344,9 +330,8 @@ def _build(meta, arrays, backend):
             net["dtype"],
             backend=backend,
             n_networks=net.get("n_networks"),
+            weights=weights,
         )
-        model.set_weights(weights)
-        return model
     model: BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
     model._validate_params()
     fitted = _check_fitted(meta, arrays)

@@ -222,3 +222,15 @@ def test_the_cpu_kernel_benchmark_times_every_kernel_against_its_reference():
         | {"rows_per_epoch": 300, "rounds": 2}
     )
     assert "| (a) | adam |" in text
+
+
+def test_model_files_times_both_formats(tmp_path):
+    out = run_module(
+        "benchmarks.model_files", "--sizes", "6,5,3", "--rounds", "2", "--out", str(tmp_path)
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "model-files.json").read_text())
+    assert set(results["times"]) == {"npz", "safetensors"}
+    assert all(len(t["load"]) == 2 for t in results["times"].values())
+    assert results["weight_bytes"] == 4 * (6 * 5 + 5 + 5 * 3 + 3)
+    assert "| safetensors |" in (tmp_path / "model-files.md").read_text()

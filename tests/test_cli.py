@@ -36,7 +36,7 @@ def test_train_digits_then_predict(tmp_path):
     accuracy = float(out.stdout.split("test accuracy :")[1].split()[0])
     assert accuracy > 0.9
     assert "epochs" in out.stderr  # the progress bar
-    assert (tmp_path / "run" / "model.npz").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
     assert (tmp_path / "run" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
     from sklearn.datasets import load_digits
@@ -49,7 +49,7 @@ def test_train_digits_then_predict(tmp_path):
     )
     out = gpubp_cmd(
         "predict",
-        "run/model.npz",
+        "run/model.safetensors",
         "digits.csv",
         "--target",
         "label",
@@ -60,7 +60,7 @@ def test_train_digits_then_predict(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = list(csv.reader((tmp_path / "p.csv").read_text().splitlines()))
     assert rows[0] == ["prediction"] and len(rows) == 51
-    model = gpubp.load(tmp_path / "run" / "model.npz")
+    model = gpubp.load(tmp_path / "run" / "model.safetensors")
     assert [int(r[0]) for r in rows[1:]] == model.predict(X[:50]).tolist()
     assert np.mean(model.predict(X[:50]) == y[:50]) > 0.9  # raw pixels: scaling is folded in
 
@@ -79,7 +79,9 @@ def test_train_on_a_csv_with_a_named_target_and_the_missing_column_error(tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout and out.stderr == ""
-    out = gpubp_cmd("predict", "model.npz", "d.csv", "--target", "answer", "--proba", cwd=tmp_path)
+    out = gpubp_cmd(
+        "predict", "model.safetensors", "d.csv", "--target", "answer", "--proba", cwd=tmp_path
+    )
     assert out.returncode == 0 and out.stdout.splitlines()[0] == "p_no,p_yes"
 
     out = gpubp_cmd("train", "--data", "d.csv", "--target", "label", cwd=tmp_path)
@@ -144,3 +146,4 @@ def test_fold_standardization_gives_the_same_predictions_on_raw_inputs():
     before = model.predict(scaler.transform(X)) * 80 + 150
     fold_standardization(model, scaler.mean_, scaler.scale_, 150.0, 80.0)
     np.testing.assert_allclose(model.predict(X), before, rtol=1e-10)
+

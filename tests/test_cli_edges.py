@@ -53,22 +53,24 @@ def predictions(out):
 
 def test_predict_matches_columns_by_name_and_leaves_out_the_target(iris_model):
     species = iris_csv(iris_model / "shuffled.csv", order=(3, 0, 2, 1), target_first=True)
-    same = predictions(gpubp_cmd("predict", "run/model.npz", "iris.csv", cwd=iris_model))
-    shuffled = predictions(gpubp_cmd("predict", "run/model.npz", "shuffled.csv", cwd=iris_model))
+    same = predictions(gpubp_cmd("predict", "run/model.safetensors", "iris.csv", cwd=iris_model))
+    shuffled = predictions(
+        gpubp_cmd("predict", "run/model.safetensors", "shuffled.csv", cwd=iris_model)
+    )
     np.testing.assert_array_equal(shuffled, same)
     assert np.mean(shuffled == species) > 0.9
-    info = describe(iris_model / "run" / "model.npz")
+    info = describe(iris_model / "run" / "model.safetensors")
     assert info["feature_names"] == IRIS_NAMES and info["record"]["target"] == "species"
 
 
 def test_predict_refuses_missing_columns_and_notes_unknown_ones(iris_model):
     X, _ = load_iris(return_X_y=True)
     write_csv(iris_model / "three.csv", IRIS_NAMES[:2] + ["petal_width"], X[:, [0, 1, 3]])
-    out = gpubp_cmd("predict", "run/model.npz", "three.csv", cwd=iris_model)
+    out = gpubp_cmd("predict", "run/model.safetensors", "three.csv", cwd=iris_model)
     assert out.returncode == 1
     assert "three.csv lacks 1 of the model's 4 columns: 'petal_length'" in out.stderr
     write_csv(iris_model / "extra.csv", ["id", *IRIS_NAMES], np.c_[np.arange(150), X])
-    out = gpubp_cmd("predict", "run/model.npz", "extra.csv", cwd=iris_model)
+    out = gpubp_cmd("predict", "run/model.safetensors", "extra.csv", cwd=iris_model)
     assert len(predictions(out)) == 150
     assert "leaving out columns the model was not trained on: 'id'" in out.stderr
 
@@ -79,7 +81,7 @@ def test_predict_refuses_missing_columns_and_notes_unknown_ones(iris_model):
 def test_ctrl_c_says_so_exits_130_and_keeps_the_earlier_model(tmp_path):
     (tmp_path / "run").mkdir()
     earlier = b"an earlier model"
-    (tmp_path / "run" / "model.npz").write_bytes(earlier)
+    (tmp_path / "run" / "model.safetensors").write_bytes(earlier)
     command = [sys.executable, "-m", "gpubp.cli", "train", "--epochs", "100000"]
     command += ["--hidden", "16", "--n-iter-no-change", "100000", "--out", "run"]
     with subprocess.Popen(
@@ -102,9 +104,12 @@ def test_ctrl_c_says_so_exits_130_and_keeps_the_earlier_model(tmp_path):
     assert proc.returncode == 130, err
     epochs = int(re.search(r"interrupted after (\d+) epochs", err).group(1))
     assert epochs >= 1
-    assert "run/model.interrupted.npz" in err and "run/model.npz is left as it was" in err
-    assert (tmp_path / "run" / "model.npz").read_bytes() == earlier
-    partial = gpubp.load(tmp_path / "run" / "model.interrupted.npz")
+    assert (
+        "run/model.interrupted.safetensors" in err
+        and "run/model.safetensors is left as it was" in err
+    )
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == earlier
+    partial = gpubp.load(tmp_path / "run" / "model.interrupted.safetensors")
     assert partial.n_iter_ == epochs and partial.stop_reason_ == "interrupted"
     assert "stopped   : interrupted" in stdout
 
@@ -142,7 +147,7 @@ def test_csv_files_as_people_have_them(tmp_path, name, encoding, sep, bom, label
         args += ["--encoding", encoding]
     out = gpubp_cmd(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    info = describe(tmp_path / "model.npz")
+    info = describe(tmp_path / "model.safetensors")
     assert info["feature_names"][1:] == ["b", "c"]
     assert len(info["classes"]) == 2 and info["record"]["task"] == "classification"
     if label == "{}.0":
@@ -186,8 +191,8 @@ def test_out_is_checked_before_training_and_errors_name_the_users_path(tmp_path)
     out = gpubp_cmd("train", "--out", "taken/run", cwd=tmp_path)
     assert out.returncode == 1 and "cannot create the folder --out taken/run" in out.stderr
     model = gpubp.MLP([2, 2], output="identity")
-    with pytest.raises(OSError, match="cannot write .*taken/model.npz") as caught:
-        gpubp.save(model, tmp_path / "taken" / "model.npz")
+    with pytest.raises(OSError, match="cannot write .*taken/model.safetensors") as caught:
+        gpubp.save(model, tmp_path / "taken" / "model.safetensors")
     assert ".tmp" not in str(caught.value)
 
 
@@ -203,10 +208,12 @@ def test_predict_on_a_file_that_is_not_a_model_says_so(tmp_path):
 
 
 def test_predict_never_overwrites_what_it_reads(iris_model):
-    model = iris_model / "run" / "model.npz"
+    model = iris_model / "run" / "model.safetensors"
     before = model.read_bytes()
-    for target in ("run/model.npz", "iris.csv", "./run/../run/model.npz"):
-        out = gpubp_cmd("predict", "run/model.npz", "iris.csv", "--out", target, cwd=iris_model)
+    for target in ("run/model.safetensors", "iris.csv", "./run/../run/model.safetensors"):
+        out = gpubp_cmd(
+            "predict", "run/model.safetensors", "iris.csv", "--out", target, cwd=iris_model
+        )
         assert out.returncode == 1 and "being read; give another file" in out.stderr
     assert model.read_bytes() == before
 
@@ -215,7 +222,7 @@ def test_predict_into_head_ends_quietly(iris_model):
     X, _ = load_iris(return_X_y=True)
     write_csv(iris_model / "many.csv", IRIS_NAMES, np.tile(X, (400, 1)))
     out = subprocess.run(
-        f"{sys.executable} -m gpubp.cli predict run/model.npz many.csv | head -n 2",
+        f"{sys.executable} -m gpubp.cli predict run/model.safetensors many.csv | head -n 2",
         shell=True,
         cwd=iris_model,
         capture_output=True,
@@ -227,10 +234,10 @@ def test_predict_into_head_ends_quietly(iris_model):
 
 
 def test_info_describes_a_model_file(iris_model):
-    out = gpubp_cmd("info", "run/model.npz", cwd=iris_model)
+    out = gpubp_cmd("info", "run/model.safetensors", cwd=iris_model)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "format    : gpubp-model version 1" in text
+    assert "format    : gpubp-model version 2 (safetensors)" in text
     assert "kind      : MLPClassifier" in text
     assert "layers    : 4 -> 100 -> 3 (relu hidden units, softmax output" in text
     assert "classes   : 'setosa', 'versicolor', 'virginica' (3)" in text
@@ -247,10 +254,10 @@ def test_info_describes_a_model_file(iris_model):
 def test_saved_models_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        gpubp.save(gpubp.MLP([2, 2], output="identity"), tmp_path / "m.npz")
+        gpubp.save(gpubp.MLP([2, 2], output="identity"), tmp_path / "m.safetensors")
     finally:
         os.umask(old)
-    assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "m.safetensors").st_mode & 0o777 == mode
 
 
 # -- 12. lbfgs and the loss curve ------------------------------------------------------------------

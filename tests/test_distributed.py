@@ -129,8 +129,8 @@ def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
         [*command, "--out", "one"], cwd=tmp_path, capture_output=True, text=True, env=rank_environ()
     )
     assert one.returncode == 0, one.stderr
-    ranks, single = (gpubp.load(tmp_path / d / "model.npz") for d in ("ranks", "one"))
-    assert gpubp.persist.describe(tmp_path / "ranks" / "model.npz")["record"]["ranks"] == 2
+    ranks, single = (gpubp.load(tmp_path / d / "model.safetensors") for d in ("ranks", "one"))
+    assert gpubp.persist.describe(tmp_path / "ranks" / "model.safetensors")["record"]["ranks"] == 2
     for got, want in zip(ranks.coefs_ + ranks.intercepts_, single.coefs_ + single.intercepts_):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
@@ -227,8 +227,8 @@ def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") == 1  # one report, from rank 0
-    assert "1347 training" in out.stdout and (tmp_path / "model.npz").exists()
-    assert gpubp.load(tmp_path / "model.npz").n_features_in_ == 64  # a normal model file
+    assert "1347 training" in out.stdout and (tmp_path / "model.safetensors").exists()
+    assert gpubp.load(tmp_path / "model.safetensors").n_features_in_ == 64  # a normal model file
 
 
 # -- NCCL (on the CuPy stand-in: an all-reduce over MPI behind device pointers) ------------

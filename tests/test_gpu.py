@@ -133,8 +133,8 @@ def test_a_model_trained_on_the_gpu_pickles_and_saves_as_numpy(tmp_path):
     back = load_without_cupy(pickle.dumps(clf))  # the pickle must not need CuPy to load
     back.set_params(backend="numpy")
     np.testing.assert_allclose(back.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
-    gpubp.save(clf, tmp_path / "m.npz")
-    on_cpu = gpubp.load(tmp_path / "m.npz", backend="numpy")
+    gpubp.save(clf, tmp_path / "m.safetensors")
+    on_cpu = gpubp.load(tmp_path / "m.safetensors", backend="numpy")
     np.testing.assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
 
 

@@ -1,5 +1,6 @@
 """Property-based tests (hypothesis): model files from anywhere, and the core's contract."""
 
+import io
 import json
 import zipfile
 
@@ -17,40 +18,53 @@ FILES = settings(
 )
 
 
-def _valid_file(tmp_path_factory):
+def _valid_file(tmp_path_factory, suffix):
     X = np.random.default_rng(0).normal(size=(40, 3))
     y = np.arange(40) % 3
     model = gpubp.MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
-    path = tmp_path_factory.mktemp("model") / "m.npz"
+    path = tmp_path_factory.mktemp("model") / f"m{suffix}"
     gpubp.save(model, path)
-    return path.read_bytes(), X
+    return path.read_bytes(), X, suffix
 
 
-@pytest.fixture(scope="module")
-def valid(tmp_path_factory):
+@pytest.fixture(scope="module", params=[".safetensors", ".npz"])
+def valid(tmp_path_factory, request):
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _valid_file(tmp_path_factory)
+        return _valid_file(tmp_path_factory, request.param)
+
+
+def _edited(meta, key_path, value):
+    """The JSON description with one entry replaced."""
+    node = meta
+    for key in key_path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+        node[key_path[-1]] = value
+    return json.dumps(meta)
 
 
 def _rewrite_meta(blob, path, key_path, value):
     """The valid file with one entry of its JSON description replaced."""
-    with zipfile.ZipFile(path, "w") as out, zipfile.ZipFile(__import__("io").BytesIO(blob)) as z:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.numpy import save_file
+
+        path.write_bytes(blob)
+        with safe_open(path, framework="np") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = json.loads(f.metadata()["gpubp"])
+        save_file(tensors, str(path), metadata={"gpubp": _edited(meta, key_path, value)})
+        return
+    with zipfile.ZipFile(path, "w") as out, zipfile.ZipFile(io.BytesIO(blob)) as z:
         for name in z.namelist():
             data = z.read(name)
             if name == "__gpubp__.npy":
-                import io
-
                 meta = json.loads(str(np.load(io.BytesIO(data))))
-                node = meta
-                for key in key_path[:-1]:
-                    node = node.setdefault(key, {}) if isinstance(node, dict) else {}
-                if isinstance(node, dict):
-                    node[key_path[-1]] = value
                 buf = io.BytesIO()
-                np.save(buf, np.array(json.dumps(meta)))
+                np.save(buf, np.array(_edited(meta, key_path, value)))
                 data = buf.getvalue()
             out.writestr(name, data)
 
@@ -84,8 +98,12 @@ meta_keys = st.sampled_from(
         ("fitted", "loss_curve_"),
         ("fitted", "n_iter_"),
         ("arrays", "W_1"),
+        ("arrays", "W_1", "sha256"),
         ("arrays", "classes"),
         ("arrays",),
+        ("classes",),
+        ("classes", "values"),
+        ("classes", "dtype"),
     ]
 )
 
@@ -103,9 +121,9 @@ corruptions = st.one_of(
 @FILES
 @given(corruption=corruptions)
 def test_load_gives_a_model_or_model_file_error_and_nothing_else(valid, tmp_path, corruption):
-    blob, X = valid
+    blob, X, suffix = valid
     kind, arg = corruption
-    path = tmp_path / "bad.npz"
+    path = tmp_path / f"bad{suffix}"
     if kind == "truncate":
         path.write_bytes(blob[: int(arg * (len(blob) - 1))])
     elif kind == "flip":
