@@ -12,6 +12,7 @@ from .errors import (
 from .estimators import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .gradcheck import GradcheckResult, gradcheck
 from .network import MLP, Backprop
+from .onnx_export import export_onnx
 from .persist import load, save
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "ModelFileError",
     "GradcheckResult",
     "get_backend",
+    "export_onnx",
     "gradcheck",
     "load",
     "save",

@@ -1,4 +1,4 @@
-"""The ``gpubp`` command: ``train``, ``predict`` and ``info``.
+"""The ``gpubp`` command: ``train``, ``predict``, ``export`` and ``info``.
 
 A thin face over the estimators and save/load. Errors are one line on stderr
 and a non-zero exit status, never a traceback.
@@ -26,7 +26,7 @@ from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .file_formats import container, write_atomically
 from .network import DTYPES, count_parameters
-from .persist import describe, load_with_description, save
+from .persist import describe, load, load_with_description, save
 from .tables import column, numbers, read_csv, some, target
 
 DATASETS = ("digits", "diabetes", "mnist1d")
@@ -148,6 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--backend", choices=BACKENDS, default="auto")
     predict.add_argument("--out", help="write the predictions here instead of stdout")
     predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="write a model as ONNX, for ONNX Runtime (needs gpubp[onnx])",
+        description="Convert a classifier or regressor to an ONNX graph through skl2onnx: "
+        "input X (N, features) in the model's dtype; outputs label and probabilities, or "
+        "variable (N, K) for a regressor.",
+    )
+    export.add_argument("model", help="a model file written by gpubp train or gpubp.save")
+    export.add_argument("onnx", help="the ONNX file to write, e.g. model.onnx")
+    export.add_argument(
+        "--zipmap",
+        action="store_true",
+        help="probabilities as a list of {class: probability} maps (skl2onnx's default)",
+    )
+    export.set_defaults(run=_export)
 
     info = commands.add_parser(
         "info",
@@ -474,6 +490,43 @@ def _features(model, table, leave_out, args):
             file=sys.stderr,
         )
     return pd.DataFrame(numbers(table[names], args.csv), columns=names)
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+def _export(args) -> int:
+    try:
+        from .onnx_export import export_onnx
+    except ImportError as exc:
+        raise CommandError(str(exc)) from exc
+    if os.path.exists(args.onnx) and os.path.realpath(args.onnx) == os.path.realpath(args.model):
+        raise CommandError(f"{args.onnx} is the model being read; give another file")
+    model = load(args.model, backend="numpy")
+    if not hasattr(model, "n_features_in_"):
+        raise CommandError(f"{args.model} holds a bare network; export needs an estimator")
+    try:
+        onx = export_onnx(model, args.onnx, zipmap=args.zipmap)
+    except ImportError as exc:
+        raise CommandError(str(exc)) from exc
+    inputs = ", ".join(f"{v.name} {_shape(v)}" for v in onx.graph.input)
+    outputs = ", ".join(f"{v.name} {_shape(v)}" for v in onx.graph.output)
+    opset = {o.domain: o.version for o in onx.opset_import}.get("")
+    print(f"onnx      : {args.onnx} (ONNX opset {opset})")
+    print(f"inputs    : {inputs}")
+    print(f"outputs   : {outputs}")
+    return 0
+
+
+def _shape(value) -> str:
+    """An ONNX value's element type and shape, e.g. float32 [N, 64]."""
+    from onnx import helper
+
+    if not value.type.HasField("tensor_type"):
+        return "(a sequence of maps)"
+    tensor = value.type.tensor_type
+    dims = [str(d.dim_value) if d.HasField("dim_value") else "N" for d in tensor.shape.dim]
+    return f"{helper.tensor_dtype_to_np_dtype(tensor.elem_type)} [{', '.join(dims)}]"
 
 
 # -- info --------------------------------------------------------------------------------

@@ -147,3 +147,27 @@ def test_fold_standardization_gives_the_same_predictions_on_raw_inputs():
     fold_standardization(model, scaler.mean_, scaler.scale_, 150.0, 80.0)
     np.testing.assert_allclose(model.predict(X), before, rtol=1e-10)
 
+
+def test_export_writes_an_onnx_file_that_predicts_as_the_model(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    model = gpubp.MLPClassifier((16,), max_iter=10, random_state=0).fit(X, y)
+    gpubp.save(model, tmp_path / "model.safetensors")
+    out = gpubp_cmd("export", "model.safetensors", "model.onnx", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "inputs    : X float32 [N, 64]" in out.stdout
+    assert "outputs   : label int64 [N], probabilities float32 [N, 10]" in out.stdout
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    label, P = session.run(None, {"X": X.astype(np.float32)})
+    np.testing.assert_allclose(P, model.predict_proba(X), atol=1e-5)
+    gpubp.save(gpubp.MLP([3, 2]), tmp_path / "net.safetensors")
+    for args, words in [
+        (["net.safetensors", "net.onnx"], "holds a bare network; export needs an estimator"),
+        (["model.safetensors", "model.safetensors"], "is the model being read"),
+        (["missing.safetensors", "m.onnx"], "no such file"),
+    ]:
+        out = gpubp_cmd("export", *args, cwd=tmp_path)
+        assert out.returncode == 1 and words in out.stderr and "Traceback" not in out.stderr

@@ -1,12 +1,15 @@
-"""Deploying a model: scikit-learn's own MLP (to_sklearn) predicts as gpubp does."""
+"""Deploying a model: scikit-learn's own MLP (to_sklearn) and ONNX (export_onnx) predict
+as gpubp does."""
 
 import pickle
 
 import numpy as np
 import pytest
 from sklearn import neural_network
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import gpubp
 from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor
@@ -19,6 +22,12 @@ TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
 def digits():
     X, y = load_digits(return_X_y=True)
     return (X / 16).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return X.astype(np.float32), y
 
 
 def targets(task, y):
@@ -128,3 +137,124 @@ def test_a_cross_validated_model_converts_its_best_estimator(digits):
     unrefitted = MLPClassifierCV(hidden_layer_sizes=(4,), alphas=[1e-4], max_iter=2, refit=False)
     with pytest.raises(gpubp.InputError, match="refit=True"):
         unrefitted.fit(X, y).to_sklearn()
+
+
+# -- ONNX ------------------------------------------------------------------------------
+
+
+def onnx_run(onx, X):
+    """{output name: array} of an ONNX model run by ONNX Runtime on the CPU."""
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"X": X})))
+
+
+@pytest.fixture(scope="module")
+def onnx_available():
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel", "regression"])
+def test_onnx_predicts_as_gpubp(onnx_available, digits, diabetes, task):
+    """Digits for the classifiers, diabetes for the regressor: to 1e-5."""
+    X, y = digits
+    if task == "regression":
+        X, y_reg = diabetes
+        est = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=200, random_state=0)
+        est.fit(X, np.c_[y_reg, y_reg / 2 - 50])
+        out = onnx_run(gpubp.export_onnx(est), X)
+        assert list(out) == ["variable"] and out["variable"].shape == (len(X), 2)
+        ours = est.predict(X)
+        assert np.abs(out["variable"] - ours).max() <= 1e-5 * np.abs(ours).max()
+        return
+    est, _ = fitted(task, X, y, hidden_layer_sizes=(32,), max_iter=30)
+    out = onnx_run(gpubp.export_onnx(est), X)
+    P = est.predict_proba(X)
+    assert out["probabilities"].shape == P.shape
+    np.testing.assert_allclose(out["probabilities"], P, rtol=0, atol=1e-5)
+    labels = out["label"]
+    if task == "multilabel":
+        assert labels.shape == P.shape and labels.dtype == np.int64
+    agree_on_labels(est.predict(X), labels, P)
+
+
+def test_one_output_regression_and_integer_classes(onnx_available, digits, diabetes):
+    X, y = diabetes
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100, random_state=0)
+    out = onnx_run(gpubp.export_onnx(est.fit(X, y)), X)["variable"]
+    assert out.shape == (len(X), 1)
+    assert np.abs(out[:, 0] - est.predict(X)).max() <= 1e-5 * np.abs(y).max()
+    X, y = digits
+    clf = MLPClassifier((16,), max_iter=20, random_state=0).fit(X, y * 100 - 300)
+    out = onnx_run(gpubp.export_onnx(clf), X)
+    agree_on_labels(clf.predict(X), out["label"], clf.predict_proba(X))
+
+
+def test_onnx_of_float64_pipelines_and_cv_models(onnx_available, digits, diabetes, tmp_path):
+    X, y = digits
+    clf = MLPClassifier((16,), max_iter=20, random_state=0, dtype="float64").fit(X, y)
+    out = onnx_run(gpubp.export_onnx(clf, tmp_path / "m.onnx"), X.astype(np.float64))
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), rtol=0, atol=1e-12)
+    onnx = pytest.importorskip("onnx")
+    assert onnx.load(tmp_path / "m.onnx").graph.input[0].name == "X"
+    X, y = diabetes
+    pipe = make_pipeline(
+        StandardScaler(), MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)
+    ).fit(X, y)
+    out = onnx_run(gpubp.export_onnx(pipe), X)["variable"][:, 0]
+    assert np.abs(out - pipe.predict(X)).max() <= 1e-5 * np.abs(y).max()
+    X, y = digits
+    cv = MLPClassifierCV(hidden_layer_sizes=(8,), alphas=[1e-4, 1e-2], max_iter=8, random_state=0)
+    out = onnx_run(gpubp.export_onnx(cv.fit(X, y), zipmap=True), X)
+    maps = out["output_probability"]
+    assert isinstance(maps, list) and set(maps[0]) == set(range(10))
+    np.testing.assert_array_equal(out["output_label"], cv.predict(X))
+
+
+def test_skl2onnx_converts_a_pipeline_once_registered(onnx_available, digits):
+    from skl2onnx import to_onnx
+
+    from gpubp.onnx_export import register
+
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=10, random_state=0))
+    pipe.fit(X, y)
+    register()
+    out = onnx_run(to_onnx(pipe, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X), atol=1e-5)
+
+
+def test_what_onnx_cannot_carry_is_refused(onnx_available, digits):
+    X, y = digits
+    clf = MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y.astype(np.int64) + 2**31)
+    with pytest.raises(gpubp.InputError, match="32-bit integers or text"):
+        gpubp.export_onnx(clf)
+    with pytest.raises(gpubp.InputError, match="not fitted"):
+        gpubp.export_onnx(MLPClassifier())
+    with pytest.raises(gpubp.InputError, match="not StandardScaler"):
+        gpubp.export_onnx(StandardScaler().fit(X))
+    average = MLPClassifier((4,), max_iter=3, n_init=2, ensemble="average", random_state=0)
+    with pytest.raises(gpubp.InputError, match="ensemble='best'"):
+        gpubp.export_onnx(average.fit(X, y))
+
+
+def test_without_skl2onnx_the_error_says_what_to_install(monkeypatch, digits, tmp_path, capsys):
+    import sys
+
+    from gpubp.cli import main
+
+    X, y = digits
+    clf = MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)  # import skl2onnx fails
+    with pytest.raises(ImportError, match=r"pip install 'gpubp\[onnx\]'"):
+        gpubp.export_onnx(clf)
+    gpubp.save(clf, tmp_path / "m.safetensors")
+    assert main(["export", str(tmp_path / "m.safetensors"), str(tmp_path / "m.onnx")]) == 1
+    assert "gpubp export: error: ONNX export needs skl2onnx" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+    gpubp.save(clf, tmp_path / "m.safetensors")
+    assert main(["export", str(tmp_path / "m.safetensors"), str(tmp_path / "m.onnx")]) == 1
+    assert "gpubp export: error: ONNX export needs skl2onnx" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
