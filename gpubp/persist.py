@@ -21,6 +21,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
 from .estimators import BaseMLP, MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
+from .estimators.sklearn_mlp import SHARED_FITTED
 from .file_formats import READERS, container, sha256, write_npz, write_safetensors
 from .network import MLP, count_parameters
 from .train import History
@@ -28,22 +29,7 @@ from .train import History
 FORMAT = "gpubp-model"
 VERSIONS = {"npz": 1, "safetensors": 2}  # the format version each container holds
 KINDS = {"MLP": MLP, "MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
-FITTED = (
-    "n_features_in_",
-    "n_outputs_",
-    "n_layers_",
-    "out_activation_",
-    "backend_",
-    "n_iter_",
-    "t_",
-    "loss_",
-    "loss_curve_",
-    "best_loss_",
-    "validation_scores_",
-    "best_validation_score_",
-    "validation_loss_curve_",
-    "stop_reason_",
-)
+FITTED = (*SHARED_FITTED, "backend_", "validation_loss_curve_", "stop_reason_")
 MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
 LISTED = ("classes", "feature_names")  # arrays of an .npz, lists in a version 2 description
 LISTED_KINDS = "biufU"  # booleans, integers, floats, text
@@ -102,7 +88,8 @@ def save(model, path, *, record: dict | None = None) -> None:
         return
     for name, values in listed.items():
         meta[name] = _listing(values, name)
-    meta["arrays"] = {k: {**_entry(a), "sha256": sha256(a)} for k, a in weights.items()}
+    digests = sha256(weights)
+    meta["arrays"] = {k: {**_entry(a), "sha256": digests[k]} for k, a in weights.items()}
     write_safetensors(path, json.dumps(meta), weights)
 
 
@@ -290,11 +277,16 @@ def _arrays(stored, meta, path) -> dict:
                 f"{path}: {name} has shape {list(a.shape)} and dtype {a.dtype.str}, the "
                 f"description says {want}"
             )
-        if stored.version >= 2 and sha256(a) != want.get("sha256"):
-            raise ModelFileError(f"{path}: {name} is damaged (its SHA-256 is not the one saved)")
-        if name in expected and not np.all(np.isfinite(a)):
-            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
         arrays[name] = a
+    if stored.version >= 2:
+        for name, digest in sha256(arrays).items():
+            if digest != declared[name].get("sha256"):
+                raise ModelFileError(
+                    f"{path}: {name} is damaged (its SHA-256 is not the one saved)"
+                )
+    for name in expected:
+        if not np.all(np.isfinite(arrays[name])):
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
     if stored.version >= 2:
         for name in LISTED:
             if name in meta:

@@ -20,12 +20,11 @@ from ..errors import InputError
 # scikit-learn has no full-batch solver; 'sgd' without momentum takes the same steps
 # on minibatches (only a refit would notice).
 SOLVERS = {"sgd": "sgd", "adam": "adam", "lbfgs": "lbfgs", "gd": "sgd"}
-# What scikit-learn's fit leaves on its MLP (and gpubp's on its own), copied across.
-FITTED = (
+# The fitted attributes scikit-learn's MLP and gpubp's share (gpubp.persist saves them).
+SHARED_FITTED = (
     "n_features_in_",
-    "feature_names_in_",
-    "n_layers_",
     "n_outputs_",
+    "n_layers_",
     "out_activation_",
     "n_iter_",
     "t_",
@@ -57,7 +56,7 @@ def to_sklearn(est):
     sk = kind(**_params(est, kind))
     sk.coefs_ = W
     sk.intercepts_ = [np.array(b, copy=True) for b in est.intercepts_]
-    for key in FITTED:
+    for key in (*SHARED_FITTED, "feature_names_in_"):
         if hasattr(est, key):
             setattr(sk, key, copy.deepcopy(getattr(est, key)))
     if is_classifier(est):
