@@ -63,15 +63,30 @@ def register() -> None:
         out.set_type(type(out.type)([out.type.shape[0], operator.raw_operator.n_outputs_]))
 
     def convert_classifier(scope, operator, container):
+        from skl2onnx.common._apply_operation import apply_cast
+        from skl2onnx.proto import onnx_proto
+
         sk = _sklearn(operator.raw_operator)
-        if not (_multilabel(sk) and len(sk.classes_) == 2):
+        if not _multilabel(sk):
             convert_sklearn_mlp_classifier(scope, _AsSklearn(operator, sk), container)
             return
-        # Two labels look binary to the converter: it writes [1 - F, F]; F is the last two.
-        pairs = _variable(scope, "label_probability_pairs")
-        outputs = [operator.outputs[0], pairs]
-        convert_sklearn_mlp_classifier(scope, _AsSklearn(operator, sk, outputs), container)
-        _last_columns(scope, container, pairs.full_name, operator.outputs[1].full_name, 2)
+        # skl2onnx writes multi-label labels with ai.onnx.ml's Binarizer, which ONNX Runtime
+        # lacks for double, and takes two labels for binary, writing [1 - F, F]: F is the
+        # last K columns, and the labels F > 0.5 (as LabelBinarizer thresholds them).
+        label, proba = _variable(scope, "binarized"), _variable(scope, "label_probabilities")
+        convert_sklearn_mlp_classifier(scope, _AsSklearn(operator, sk, [label, proba]), container)
+        F = _drop_producers(container, label.full_name, 2)
+        K = len(sk.classes_)
+        _last_columns(scope, container, proba.full_name, operator.outputs[1].full_name, K)
+        half = scope.get_unique_variable_name("half")
+        container.add_initializer(half, _proto_dtype(operator), [], [0.5])
+        above = scope.get_unique_variable_name("above_half")
+        container.add_node(
+            "Greater", [F, half], above, name=scope.get_unique_operator_name("Greater")
+        )
+        apply_cast(
+            scope, above, operator.outputs[0].full_name, container, to=onnx_proto.TensorProto.INT64
+        )
 
     def convert_regressor(scope, operator, container):
         from skl2onnx.common._apply_operation import apply_reshape
@@ -166,6 +181,27 @@ class _AsSklearn:
 
     def __getattr__(self, name):
         return getattr(self._operator, name)
+
+
+def _proto_dtype(operator):
+    """The element type skl2onnx's MLP converters compute in: double for double input."""
+    from skl2onnx.common.data_types import guess_proto_type
+    from skl2onnx.proto import onnx_proto
+
+    double = guess_proto_type(operator.inputs[0].type) == onnx_proto.TensorProto.DOUBLE
+    return onnx_proto.TensorProto.DOUBLE if double else onnx_proto.TensorProto.FLOAT
+
+
+def _drop_producers(container, name, depth):
+    """Remove the chain of ``depth`` one-input nodes that ends in ``name``; return the
+    name that fed it."""
+    for _ in range(depth):
+        node = next((n for n in container.nodes if list(n.output) == [name]), None)
+        if node is None:
+            raise RuntimeError(f"skl2onnx's MLP graph has changed: no node makes {name!r}")
+        container.nodes.remove(node)
+        name = node.input[0]
+    return name
 
 
 def _variable(scope, name):

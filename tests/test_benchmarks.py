@@ -234,3 +234,13 @@ def test_model_files_times_both_formats(tmp_path):
     assert all(len(t["load"]) == 2 for t in results["times"].values())
     assert results["weight_bytes"] == 4 * (6 * 5 + 5 + 5 * 3 + 3)
     assert "| safetensors |" in (tmp_path / "model-files.md").read_text()
+
+
+def test_deploy_agreement_covers_every_activation_and_output(tmp_path):
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    out = run_module("benchmarks.deploy_agreement", "--dtypes", "float32", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "deploy-agreement.json").read_text())
+    assert len(rows) == 16 and {r["task"] for r in rows} >= {"multilabel", "regression"}
+    assert all(r["sklearn"] < 1e-5 and r["onnx"] < 1e-5 for r in rows)

@@ -156,28 +156,42 @@ def onnx_available():
     pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel", "regression"])
-def test_onnx_predicts_as_gpubp(onnx_available, digits, diabetes, task):
-    """Digits for the classifiers, diabetes for the regressor: to 1e-5."""
+def test_onnx_predicts_as_gpubp(onnx_available, digits, diabetes, task, dtype):
+    """Digits for the classifiers, diabetes for the regressor: to 1e-5 (float64: 1e-12)."""
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
     X, y = digits
     if task == "regression":
         X, y_reg = diabetes
-        est = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=200, random_state=0)
+        est = MLPRegressor(
+            hidden_layer_sizes=(16,), solver="lbfgs", max_iter=200, random_state=0, dtype=dtype
+        )
         est.fit(X, np.c_[y_reg, y_reg / 2 - 50])
-        out = onnx_run(gpubp.export_onnx(est), X)
+        out = onnx_run(gpubp.export_onnx(est), X.astype(dtype))
         assert list(out) == ["variable"] and out["variable"].shape == (len(X), 2)
         ours = est.predict(X)
-        assert np.abs(out["variable"] - ours).max() <= 1e-5 * np.abs(ours).max()
+        assert np.abs(out["variable"] - ours).max() <= tolerance * np.abs(ours).max()
         return
-    est, _ = fitted(task, X, y, hidden_layer_sizes=(32,), max_iter=30)
-    out = onnx_run(gpubp.export_onnx(est), X)
+    est, _ = fitted(task, X, y, hidden_layer_sizes=(32,), max_iter=30, dtype=dtype)
+    out = onnx_run(gpubp.export_onnx(est), X.astype(dtype))
     P = est.predict_proba(X)
-    assert out["probabilities"].shape == P.shape
-    np.testing.assert_allclose(out["probabilities"], P, rtol=0, atol=1e-5)
+    assert out["probabilities"].shape == P.shape and out["probabilities"].dtype == dtype
+    np.testing.assert_allclose(out["probabilities"], P, rtol=0, atol=tolerance)
     labels = out["label"]
     if task == "multilabel":
         assert labels.shape == P.shape and labels.dtype == np.int64
     agree_on_labels(est.predict(X), labels, P)
+
+
+def test_onnx_multilabel_with_two_labels(onnx_available, digits):
+    """skl2onnx's converter takes two labels for a binary problem."""
+    X, y = digits
+    Y = np.c_[y > 4, y % 2]
+    clf = MLPClassifier((16,), max_iter=20, random_state=0).fit(X, Y)
+    out = onnx_run(gpubp.export_onnx(clf), X)
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), atol=1e-5)
+    agree_on_labels(clf.predict(X), out["label"], clf.predict_proba(X))
 
 
 def test_one_output_regression_and_integer_classes(onnx_available, digits, diabetes):
