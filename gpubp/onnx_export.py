@@ -3,10 +3,10 @@
 gpubp's estimators are registered with skl2onnx under the shape calculators and
 converters it has for scikit-learn's MLP, which convert the estimator's
 ``to_sklearn()`` twin; so ``skl2onnx.to_onnx`` also converts a pipeline that ends in
-a gpubp estimator. Two shapes that skl2onnx's MLP converter gets wrong for
-scikit-learn's own MLP (sklearn-onnx issue 474 and its kin) are mended here: the
-predictions of a regressor with K > 1 outputs (it flattens them to (N*K, 1)), and
-the labels and probabilities of a multi-label classifier.
+a gpubp estimator. What skl2onnx's MLP converter gets wrong for scikit-learn's own
+MLP is mended here: the predictions of a regressor with K > 1 outputs (it flattens
+them to (N*K, 1): sklearn-onnx issue 474), and the labels and probabilities of a
+multi-label classifier (see ``convert_classifier``).
 """
 
 from __future__ import annotations
