@@ -1,5 +1,5 @@
-"""``show_config()``: versions, the backend "auto" picks and why, the GPU, the BLAS and
-the CPU kernels."""
+"""``show_config()``: versions, the backend "auto" picks and why, the GPU, the BLAS, the
+CPU kernels and what model files and ONNX export have to work with."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ def _blas() -> str:
         return f"{deps.get('name', '?')} {deps.get('version', '')}".strip()
     except Exception:  # older NumPy without mode="dicts"
         return "unknown"
+
+
+def _installed(name: str) -> str | None:
+    """The installed version of a distribution, without importing it; None if absent."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def config_info() -> dict[str, str]:
@@ -50,6 +60,9 @@ def config_info() -> dict[str, str]:
     info[ENV_VAR] = repr(os.environ.get(ENV_VAR))
     info["CPU kernels"] = cpu_kernels_reason()
     info[NUMBA_VAR] = repr(os.environ.get(NUMBA_VAR))
+    info["safetensors"] = _installed("safetensors") or "missing"
+    onnx = [f"{n} {v}" for n in ("skl2onnx", "onnxruntime") if (v := _installed(n))]
+    info["ONNX export"] = ", ".join(onnx) if onnx else "unavailable (pip install 'gpubp[onnx]')"
     return info
 
 

@@ -130,7 +130,11 @@ def test_to_numpy_from_numpy_lists_and_dlpack():
 def test_show_config_names_versions_backend_and_blas(capsys):
     gpubp.show_config()
     out = capsys.readouterr().out
-    for key in ("gpubp", "numpy", "numpy BLAS", "cupy", "auto backend"):
+    keys = ("gpubp", "numpy", "numpy BLAS", "cupy", "auto backend", "safetensors", "ONNX export")
+    for key in keys:
         assert f"\n{key} " in "\n" + out
     assert np.__version__ in out
+    import safetensors
+
+    assert safetensors.__version__ in out.split("\nsafetensors ")[1].splitlines()[0]
     assert get_backend().name in out.split("auto backend")[1]
