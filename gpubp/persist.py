@@ -284,13 +284,12 @@ def _arrays(stored, meta, path) -> dict:
                 raise ModelFileError(
                     f"{path}: {name} is damaged (its SHA-256 is not the one saved)"
                 )
-    for name in expected:
-        if not np.all(np.isfinite(arrays[name])):
-            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
-    if stored.version >= 2:
         for name in LISTED:
             if name in meta:
                 arrays[name] = _listed(meta[name], name, path)
+    for name in expected:
+        if not np.all(np.isfinite(arrays[name])):
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
     return arrays
 
 
