@@ -32,6 +32,12 @@ FLOAT32_ROUNDING = (
     "float32 by default: predictions with weights and with repeated rows agree to about "
     "1e-7, the check asks for rtol 1e-7 (it passes in float64)"
 )
+ONE_OUTPUT_ROW_ORDER = (
+    "float32, one output: some BLAS kernels (OpenBLAS's Sandybridge sgemv, under "
+    "OPENBLAS_CORETYPE=Sandybridge) round a row's product 1 ulp (1.2e-7) differently at "
+    "another row position, the check asks for rtol 1e-7; "
+    "test_predictions_do_not_depend_on_row_order checks it to float32 rounding"
+)
 
 
 @parametrize_with_checks(
@@ -45,6 +51,11 @@ FLOAT32_ROUNDING = (
         {
             "check_sample_weight_equivalence_on_dense_data": FLOAT32_ROUNDING,
             "check_sample_weight_equivalence_on_sparse_data": FLOAT32_ROUNDING,
+            **(
+                {"check_methods_sample_order_invariance": ONE_OUTPUT_ROW_ORDER}
+                if isinstance(est, MLPRegressor)
+                else {}
+            ),
         }
         if est.dtype == "float32"
         else {}
@@ -53,6 +64,26 @@ FLOAT32_ROUNDING = (
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_predictions_do_not_depend_on_row_order(Estimator, dtype):
+    """Each row's prediction is its own whatever rows surround it, to the dtype's rounding
+    (a BLAS kernel may round a row differently at another position)."""
+    rng = np.random.default_rng(0)
+    X = 3 * rng.uniform(size=(37, 3))
+    y = X[:, 0].astype(np.int64)
+    est = Estimator(max_iter=50, random_state=1, dtype=dtype).fit(X, y)
+    method = "predict_proba" if Estimator is MLPClassifier else "predict"
+    whole = getattr(est, method)(X)
+    assert whole.dtype == dtype and np.ptp(whole, axis=0).min() > 1e-3  # rows differ
+    rtol = 4 * np.finfo(dtype).eps
+    for idx in [rng.permutation(len(X)) for _ in range(5)] + [np.arange(len(X))[::-1]]:
+        np.testing.assert_allclose(getattr(est, method)(X[idx]), whole[idx], rtol=rtol)
+    for i in (0, 17, 36):
+        np.testing.assert_allclose(getattr(est, method)(X[i : i + 1]), whole[i : i + 1], rtol=rtol)
 
 
 @pytest.fixture(scope="module")
