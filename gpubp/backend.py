@@ -19,6 +19,7 @@ from .errors import BackendError
 
 BACKENDS = ("auto", "numpy", "cupy")
 _DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
+UPLOAD_BYTES = 2**26  # a larger host array goes to the GPU in blocks of about this size
 ENV_VAR = "GPUBP_BACKEND"
 NUMBA_VAR = "GPUBP_NUMBA"
 
@@ -102,9 +103,21 @@ def _cupy_to_device(cupy: Any) -> Callable[..., Any]:
             if type(a).__module__.startswith("cupyx"):
                 return a.tocsr().astype(dtype or a.dtype)
             return cupyx.scipy.sparse.csr_matrix(a.tocsr().astype(dtype or a.dtype, copy=False))
+        if isinstance(a, np.ndarray) and a.ndim and a.nbytes > UPLOAD_BYTES:
+            return _in_blocks(cupy, a, np.dtype(dtype or a.dtype))
         return cupy.asarray(a, dtype=dtype)
 
     return to_device
+
+
+def _in_blocks(cupy: Any, a: np.ndarray, dtype: np.dtype) -> Any:
+    """``a`` on the GPU, copied UPLOAD_BYTES at a time: CuPy's ``asarray`` stages a host
+    array in a pinned buffer as large as the array (CuPy issues 6360, 7532)."""
+    out = cupy.empty(a.shape, dtype=dtype)
+    step = max(1, UPLOAD_BYTES // max(1, a[:1].nbytes))
+    for start in range(0, a.shape[0], step):
+        out[start : start + step].set(np.ascontiguousarray(a[start : start + step], dtype=dtype))
+    return out
 
 
 NUMPY = Backend("numpy", np, _numpy_to_device)  # the reference formulas, without numba

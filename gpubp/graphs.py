@@ -27,7 +27,8 @@ import numpy as np
 from .backend import is_sparse, switched_on
 
 ENV_VAR = "GPUBP_CUDA_GRAPHS"
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> GraphedSteps
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> {key: steps}
+CACHED = 2  # graphed steps kept per network: a streamed epoch's full chunks and its last
 
 
 def enabled() -> bool:
@@ -52,9 +53,13 @@ def for_epoch(net, optimizer, data, objective, batch_size: int):
     if X.dtype != net.theta.dtype or Y.dtype != net.theta.dtype or data.n // batch_size < 2:
         return None
     key = _key(net, optimizer, data, objective, batch_size)
-    steps = _CACHE.get(net)
-    if steps is None or steps.key != key:
-        steps = _CACHE[net] = GraphedSteps(net, optimizer, data, objective, batch_size, key)
+    kept = _CACHE.setdefault(net, {})
+    steps = kept.pop(key, None)
+    if steps is None:
+        steps = GraphedSteps(net, optimizer, data, objective, batch_size, key)
+        while len(kept) >= CACHED:
+            kept.pop(next(iter(kept)))  # the least recently used
+    kept[key] = steps
     return steps
 
 
@@ -67,6 +72,7 @@ def _key(net, optimizer, data, objective, batch_size):
         tuple(getattr(optimizer, k, None) for k in baked),
         tuple((a.data.ptr, a.shape, a.strides) for a in state if a is not None),
         tuple(data.Y.shape),
+        data.n,
         np.shape(optimizer.learning_rate),
         batch_size,
         objective.loss_factor,
@@ -90,6 +96,7 @@ class GraphedSteps:
         self.Xb = xp.empty((batch_size, data.X.shape[1]), dtype=dtype)
         self.Yb = xp.empty((batch_size, data.Y.shape[1]), dtype=dtype)
         self.order = xp.empty(data.n, dtype=xp.int64)
+        self.in_turn = False  # self.order holds 0 .. n - 1
         self.k = xp.zeros(1, dtype=xp.int64)
         self.total = xp.zeros(net.theta.shape[:-1], dtype=dtype)  # () or (R,) for a stack
         width = int(np.prod(np.shape(optimizer.learning_rate)))  # 1, or R rates for a stack
@@ -101,7 +108,6 @@ class GraphedSteps:
         self.out = net.views(self.grad)
         self.scale, decay = objective.constants(float(batch_size))
         self.decay = decay if np.ndim(decay) == 0 else to_device(np.asarray(decay), dtype=dtype)
-        self.decay_host = decay
         self.launch = self.stream = self.pool = self.graph = None
         fused = net.backend.fused
         self.capturable = fused.direct_cublas()[0] is not None and hasattr(
@@ -122,12 +128,13 @@ class GraphedSteps:
         self.total += trace.loss * B
         fused.INCREMENT(self.k, self.k)
 
-    def run(self, optimizer, Y, order, stop):
-        """The epoch's full minibatches: (summed losses on the device, steps taken, the
-        weight-decay weight of those steps, as ``gpubp.train.run_epoch`` keeps it).
+    def run(self, optimizer, Y, order, stop, total=0):
+        """The full minibatches: (``total`` plus their summed losses, on the device; steps
+        taken).
 
         ``optimizer`` may be a copy of the one the step was captured with (its state
-        arrays the same, as the key checks); ``Y`` the targets, encoded again."""
+        arrays the same, as the key checks); ``Y`` the targets, encoded again; ``order``
+        the rows of X in turn (None: 0 .. n - 1)."""
         xp, to_device = self.net.backend.xp, self.net.backend.to_device
         self.optimizer = optimizer
         on_stream = self.capturable
@@ -141,13 +148,17 @@ class GraphedSteps:
             if self._Y_from is not Y:
                 self.Y[...] = Y
                 self._Y_from = Y
-            self.order[...] = to_device(np.arange(self.n) if order is None else order)
+            if order is not None:
+                self.order[...] = to_device(order)
+            elif not self.in_turn:  # a streamed chunk's rows in turn: uploaded once
+                self.order[...] = to_device(np.arange(self.n))
+            self.in_turn = order is None
             rates = optimizer.rates(self.n_steps).reshape(self.n_steps, -1)
             if self._rates_from is None or not np.array_equal(rates, self._rates_from):
                 self.rates[...] = to_device(rates, dtype=self.rates.dtype)
                 self._rates_from = rates
             self.k[...] = 0
-            self.total[...] = 0
+            self.total[...] = total
             steps = 0
             for _ in range(self.n_steps):
                 if stop is not None and stop["now"]:
@@ -164,7 +175,7 @@ class GraphedSteps:
             if on_stream:
                 self.stream.__exit__(None, None, None)
                 caller.wait_event(self.stream.record())
-        return total, steps, self.decay_host * self.batch_size * steps
+        return total, steps
 
     def _capture(self):
         """A callable that runs ``step`` again: a CUDA graph's launch where one can be

@@ -35,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import graphs
 from .errors import DivergenceError, warn_at_caller
+from .inputs.data import BufferedOrder, Data
 
 
 @dataclass
@@ -47,50 +48,6 @@ class Objective:
     def constants(self, S: float) -> tuple[float, float]:
         """(scale, decay) for ``MLP.backprop_unchecked`` on a batch of weight sum S."""
         return self.loss_factor / S, self.alpha / (2.0 * S)
-
-
-@dataclass
-class Data:
-    """Training cases on the device; case weights also on the host for batch sums."""
-
-    X: Any
-    Y: Any
-    w: Any = None  # (n,), or (R, n) for a stack: the cases on the last axis
-    w_host: np.ndarray | None = None
-    offset: int = 0  # data-parallel: this rank's rows are offset .. offset + n of n_global
-    n_total: int | None = None
-
-    @property
-    def n(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def n_global(self) -> int:
-        return self.n if self.n_total is None else self.n_total
-
-    def weight_sum(self):
-        """The sum of the case weights: a float, or one per network for a stack's weights."""
-        if self.w_host is None:
-            return float(self.n)
-        if self.w_host.ndim == 1:
-            return float(self.w_host.sum())
-        return self.w_host.sum(axis=-1, dtype=np.float64)
-
-    def subset(self, backend, idx, rows) -> Data:
-        """The cases at ``idx`` (a slice, or device indices whose host copy is ``rows``)."""
-
-        def pick(a):
-            if a is None:
-                return None
-            return a[idx] if isinstance(idx, slice) else backend.take_rows(a, idx)
-
-        w, w_host = self.w, self.w_host
-        if w is not None and w.ndim == 2:  # a stack's weights: pick columns
-            w = w[:, idx] if isinstance(idx, slice) else backend.xp.take(w, idx, axis=1)
-        else:
-            w = pick(w)
-        w_host = None if w_host is None else w_host[..., rows]
-        return Data(pick(self.X), pick(self.Y), w, w_host)
 
 
 @dataclass
@@ -130,44 +87,88 @@ def run_epoch(
     net, optimizer, data: Data, objective: Objective, batch_size: int, order=None, stop=None
 ):
     """One pass over the data in minibatches: the summed batch losses (device) and the
-    number of steps taken, fewer than the batches when ``stop["now"]`` was set."""
-    xp = net.backend.xp
-    total, steps, penalty_weight, first = 0, 0, 0.0, 0
-    graphed = graphs.for_epoch(net, optimizer, data, objective, batch_size)
-    if graphed is not None:  # the full minibatches, one CUDA graph launch each
-        total, steps, penalty_weight = graphed.run(optimizer, data.Y, order, stop)
-        first = steps * batch_size
-    if order is None:
-        order_dev = None
-    else:  # the graph's device copy of the order, or one of our own
-        order_dev = graphed.order if graphed is not None else net.backend.to_device(order)
-    grad = xp.empty_like(net.theta)
-    out = net.views(grad)
-    for start in range(first, data.n, batch_size):
-        if stop is not None and stop["now"]:
-            break
-        end = min(start + batch_size, data.n)
+    number of steps taken, fewer than the batches when ``stop["now"]`` was set.
+
+    Streamed data comes a chunk at a time (a whole number of minibatches each, in the
+    epoch's order); the steps and the running loss go on across the chunks as over
+    resident data, so both take the same steps."""
+    if data.streamed:
+        pieces = ((chunk, None) for chunk in data.chunks(net.backend, order, batch_size))
+    else:
+        if isinstance(order, BufferedOrder):
+            order = order.materialize()
+        pieces = (piece for piece in [(data, data.source_rows(order))])
+    run = _Pass(net, optimizer, objective, batch_size, stop)
+    with contextlib.closing(pieces):
+        for piece, piece_order in pieces:
+            run.over(piece, piece_order)
+            if stop is not None and stop["now"]:
+                break
+    return run.result()
+
+
+class _Pass:
+    """The minibatch steps of one epoch, over one or more pieces of the data."""
+
+    def __init__(self, net, optimizer, objective: Objective, batch_size: int, stop):
+        self.net, self.optimizer, self.objective = net, optimizer, objective
+        self.batch_size, self.stop = batch_size, stop
+        self.total, self.steps, self.penalty_weight = 0, 0, 0.0
+        self.graph_cases = 0  # cases of the steps run as CUDA graph launches
+
+    def over(self, data: Data, order) -> None:
+        """The steps over ``data`` (resident) in ``order`` (rows of data.X; None: in turn)."""
+        net, optimizer, batch_size, stop = self.net, self.optimizer, self.batch_size, self.stop
+        xp = net.backend.xp
+        first = 0
+        graphed = graphs.for_epoch(net, optimizer, data, self.objective, batch_size)
+        if graphed is not None:  # the full minibatches, one CUDA graph launch each
+            self.total, steps = graphed.run(optimizer, data.Y, order, stop, self.total)
+            self.steps += steps
+            self.graph_cases += steps * batch_size
+            first = steps * batch_size
         if order is None:
-            idx = rows = slice(start, end)
-        else:
-            rows, idx = order[start:end], order_dev[start:end]
-        batch = data.subset(net.backend, idx, rows)
-        S = batch.weight_sum()
-        active = None
-        if np.ndim(S):  # a stack's networks, each with its own weight sum
-            active = S > 0
-            S = np.where(active, S, 1.0)
-        if not np.any(active if active is not None else S > 0):
-            continue  # every case of this batch has weight 0: nothing to learn from
-        scale, decay = objective.constants(S)
-        trace = net.backprop_unchecked(batch.X, batch.Y, scale, decay, batch.w, out, penalty=False)
-        optimizer.step(net.theta, grad, active)
-        total = total + trace.loss * (end - start)
-        penalty_weight = penalty_weight + decay * (end - start) * (1 if active is None else active)
-        steps += 1
-    if np.any(penalty_weight):
-        total = total + net.per_network(penalty_weight, 0) * net.penalty()
-    return total, steps
+            order_dev = None
+        else:  # the graph's device copy of the order, or one of our own
+            order_dev = graphed.order if graphed is not None else net.backend.to_device(order)
+        grad = xp.empty_like(net.theta)
+        out = net.views(grad)
+        for start in range(first, data.n, batch_size):
+            if stop is not None and stop["now"]:
+                break
+            end = min(start + batch_size, data.n)
+            if order is None:
+                idx = rows = slice(start, end)
+            else:
+                rows, idx = order[start:end], order_dev[start:end]
+            batch = data.subset(net.backend, idx, rows)
+            S = batch.weight_sum()
+            active = None
+            if np.ndim(S):  # a stack's networks, each with its own weight sum
+                active = S > 0
+                S = np.where(active, S, 1.0)
+            if not np.any(active if active is not None else S > 0):
+                continue  # every case of this batch has weight 0: nothing to learn from
+            scale, decay = self.objective.constants(S)
+            trace = net.backprop_unchecked(
+                batch.X, batch.Y, scale, decay, batch.w, out, penalty=False
+            )
+            optimizer.step(net.theta, grad, active)
+            self.total = self.total + trace.loss * (end - start)
+            self.penalty_weight = self.penalty_weight + decay * (end - start) * (
+                1 if active is None else active
+            )
+            self.steps += 1
+
+    def result(self):
+        """(summed losses with the weight-decay term, steps taken)."""
+        net, total = self.net, self.total
+        weight = self.penalty_weight
+        if self.graph_cases:
+            weight = self.objective.constants(float(self.batch_size))[1] * self.graph_cases + weight
+        if np.any(weight):
+            total = total + net.per_network(weight, 0) * net.penalty()
+        return total, self.steps
 
 
 def run_epoch_distributed(
@@ -193,10 +194,12 @@ def run_epoch_distributed(
     stack = net.n_networks is not None
     decaying = bool(np.any(objective.alpha))
     total, steps, penalty_weight = 0, 0, 0.0
+    if isinstance(order, BufferedOrder):
+        order = order.materialize()
     for start in range(0, data.n_global, batch_size):
         end = min(start + batch_size, data.n_global)
         cases = np.arange(start, end) if order is None else order[start:end]
-        rows = cases[(cases >= lo) & (cases < hi)] - lo
+        rows = data.source_rows(cases[(cases >= lo) & (cases < hi)] - lo)
         batch = data.subset(net.backend, to_device(rows), rows)
         trace = net.backprop_unchecked(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         losses[...] = xp.reshape(trace.loss, (R,))
@@ -246,7 +249,7 @@ def fit_stochastic(
     *,
     batch_size: int,
     max_iter: int,
-    shuffle: bool,
+    shuffle,
     rng: np.random.Generator,
     tol: float,
     n_iter_no_change: int,
@@ -256,6 +259,9 @@ def fit_stochastic(
     comm=None,
 ) -> None:
     """Epochs of minibatch steps with scikit-learn's stopping rules.
+
+    ``shuffle``: False (the cases in turn), True or "full" (a permutation each epoch)
+    or "buffered" (``gpubp.inputs.data.BufferedOrder``).
 
     Stops when the training loss (or, with ``validate``, the validation score)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, after the
@@ -273,7 +279,7 @@ def fit_stochastic(
     try:
         with interrupt_after_the_step() as stop:
             for _ in range(max_iter):
-                order = rng.permutation(data.n_global) if shuffle else None
+                order = data.epoch_order(rng, shuffle, batch_size)
                 start_theta = net.theta.copy()
                 # A diverging epoch is reported below, once, as DivergenceError.
                 with np.errstate(over="ignore", invalid="ignore"):

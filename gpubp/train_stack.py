@@ -78,7 +78,7 @@ def fit_stack(
     *,
     batch_size: int,
     max_iter: int,
-    shuffle: bool,
+    shuffle,
     rng: np.random.Generator,
     tol: float,
     n_iter_no_change: int,
@@ -107,7 +107,7 @@ def fit_stack(
             for _ in range(max_iter):
                 if not history.running.any():
                     break
-                order = rng.permutation(data.n_global) if shuffle else None
+                order = data.epoch_order(rng, shuffle, batch_size)
                 start_theta = net.theta.copy()
                 with np.errstate(over="ignore", invalid="ignore"):
                     total, _ = any_epoch(

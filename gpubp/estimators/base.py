@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,20 +17,26 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
 from ..backend import get_backend, is_sparse, out_of_memory, to_numpy
-from ..distributed import MODES, DistributedError, agree, communicator, shard
+from ..distributed import MODES, agree, communicator, shard
 from ..errors import DeviceMemoryError, InputError, warn_at_caller
+from ..inputs.checks import (
+    check_source,
+    converter,
+    inputs,
+    named,
+    sample_weights,
+    validated,
+)
+from ..inputs.data import SHUFFLES, Data, Streamed
+from ..inputs.device import fits_on_device
+from ..inputs.shards import own_rows_if_replicated, replicated, shards
+from ..inputs.sources import Rows, as_rows, distinct_values
 from ..network import DTYPES, MATMUL_PRECISIONS, MLP
 from ..optim import SGD, Adam, moved
-from ..train import Data, History, Objective, fit_lbfgs, fit_stochastic
+from ..train import History, Objective, fit_lbfgs, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
 from .sklearn_mlp import to_sklearn
 from .starts import average_outputs, choose_start, ensemble_history, history_of
@@ -48,60 +52,6 @@ ACTIVATIONS = {
 OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
 PREDICT_CHUNK_BYTES = 2**28  # predict's activations per chunk of rows, at most
-
-
-def named(argument, check, *args, **kwargs):
-    """``check(*args, **kwargs)``, its ValueError or TypeError turned into an InputError
-    that names the argument."""
-    try:
-        return check(*args, **kwargs)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{argument}: {exc}") from exc
-
-
-def shards(comm, X, Y) -> tuple[int, int | None]:
-    """(offset, n_global) of this rank's rows; every rank gets the same error for bad shards."""
-    if comm is None:
-        return 0, None
-    shapes = comm.allgather((int(X.shape[0]), int(X.shape[1]), int(Y.shape[1])))
-    empty = [r for r, (n, _, _) in enumerate(shapes) if n == 0]
-    if empty:
-        raise DistributedError(f"rank(s) {empty} hold no training rows; give every rank some")
-    for what, k in (("features", 1), ("outputs", 2)):
-        if len({shape[k] for shape in shapes}) > 1:
-            raise DistributedError(
-                f"the ranks hold different numbers of {what}: "
-                + ", ".join(f"rank {r}: {shape[k]}" for r, shape in enumerate(shapes))
-            )
-    sizes = [n for n, _, _ in shapes]
-    return sum(sizes[: comm.rank]), sum(sizes)
-
-
-def _fingerprint(backend, X, Y, w) -> str:
-    """A digest of X's shape and of up to 64 evenly spaced rows of X, Y and w (one read)."""
-    n = X.shape[0]
-    rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
-    digest = hashlib.blake2b(repr(tuple(X.shape)).encode(), digest_size=16)
-    sample = backend.take_rows(X, backend.to_device(rows))
-    sample = backend.to_host(sample.toarray() if is_sparse(sample) else sample)
-    for a in (sample, Y[rows], None if w is None else w[rows]):
-        if a is not None:
-            digest.update(np.ascontiguousarray(a).tobytes())
-    return digest.hexdigest()
-
-
-def own_rows_if_replicated(comm, backend, X, y, Y, w):
-    """(X, y, Y, w), cut to this rank's shard when every rank holds the same rows.
-
-    Each rank reading the whole file is the common way to launch; training on R
-    copies of the data would be wrong, so each rank takes its block of rows.
-    """
-    if comm is None or len(set(comm.allgather(_fingerprint(backend, X, Y, w)))) > 1:
-        return X, y, Y, w
-    part = shard(X.shape[0], comm.rank, comm.size)
-    return X[part], y[part], Y[part], None if w is None else w[part]
 
 
 def shared_seed(comm, random_state):
@@ -137,7 +87,7 @@ class BaseMLP(BaseEstimator):
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
+        "shuffle": ["boolean", StrOptions(set(SHUFFLES))],
         "random_state": ["random_state", np.random.Generator],
         "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
@@ -157,6 +107,7 @@ class BaseMLP(BaseEstimator):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "ensemble": [StrOptions({"best", "average"})],
         "matmul_precision": [StrOptions(set(MATMUL_PRECISIONS))],
+        "streaming": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
@@ -191,6 +142,7 @@ class BaseMLP(BaseEstimator):
         n_init=1,
         ensemble="best",
         matmul_precision="float32",
+        streaming="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -221,6 +173,7 @@ class BaseMLP(BaseEstimator):
         self.n_init = n_init
         self.ensemble = ensemble
         self.matmul_precision = matmul_precision
+        self.streaming = streaming
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -294,22 +247,13 @@ class BaseMLP(BaseEstimator):
         comm = communicator(self.distributed, backend.name)
         if comm is not None and self.solver == "lbfgs":
             raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
-        y = to_numpy(y)
-        reused = self._same_targets(y) if incremental and comm is None else None
-        if reused is not None:  # partial_fit on the targets of the last call: encoded already
-            X = self._inputs(X, backend, reset=first_pass, training=True)
-            y_host, Y, y_raw = reused
-            named("y", check_consistent_length, X, y_host)
-        else:
-            y_raw = np.array(y, copy=True)  # the caller may change y in place later
-            X, y = agree(comm, lambda: self._inputs(X, backend, reset=first_pass, y=y))
-            labels = self._all_labels(comm, y) if first_pass or not incremental else None
-            y_host, Y = agree(
-                comm, lambda: named("y", self._encode_targets, y, incremental, labels)
+        source = self._streamed_source(X, backend)
+        if source is None:
+            data, y_host = self._resident(
+                X, y, sample_weight, backend, comm, first_pass, incremental
             )
-        w_host = self._sample_weights(comm, sample_weight, X.shape[0], self.dtype)
-        X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
-        offset, n_total = shards(comm, X, Y)
+        else:
+            data, y_host = self._streamed(source, y, sample_weight, comm, first_pass, incremental)
         rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
         if first_pass:
             if self.n_init > 1 and incremental and self.ensemble == "best":
@@ -318,19 +262,13 @@ class BaseMLP(BaseEstimator):
                     "fit, or ensemble='average'"
                 )
             starts = self.n_init if self.n_init > 1 else None
-            self._initialize(X.shape[1], hidden, Y.shape[1], rng, backend, starts)
+            self._initialize(data.n_features, hidden, self.n_outputs_, rng, backend, starts)
         net = self.get_network()
         self.backend_ = net.backend.name
-        dtype = getattr(net.backend.xp, self.dtype)
-        Y = net.backend.to_device(Y, dtype=dtype)
-        if comm is None:
-            self._last_targets = (y_raw, y_host, Y)
-        w = None if w_host is None else net.backend.to_device(w_host)
-        objective = Objective(self._loss_factor(Y.shape[1]), float(self.alpha))
-        data = Data(X, Y, w, w_host, offset, n_total)
+        objective = Objective(self._loss_factor(self.n_outputs_), float(self.alpha))
         if net.n_networks is not None:  # n_init random starts as one stack
-            if is_sparse(X):
-                data.X = X.toarray()
+            if is_sparse(data.X):
+                data.X = data.X.toarray()
             self._fit_starts(net, data, y_host, objective, rng, incremental, comm)
         elif self.solver == "lbfgs":
             self.n_iter_, self.loss_, self.stop_reason_ = self._fit_lbfgs(net, data, objective)
@@ -338,20 +276,100 @@ class BaseMLP(BaseEstimator):
             self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
         return self
 
-    def _sample_weights(self, comm, sample_weight, n: int, dtype):
-        """sample_weight checked for n cases, as a host array in ``dtype`` (every rank agreeing
-        that it is valid); None when not given."""
-        if sample_weight is None:
+    def _streamed_source(self, X, backend) -> Rows | None:
+        """X as Rows when this fit streams it (``streaming``), else None.
+
+        "auto" streams X that lies outside memory (a memmap, HDF5, zarr, Dask, ...)
+        on the NumPy backend, and on CuPy any host X too large for the device.
+        """
+        if self.streaming is False or backend.resident(X) is not None:
             return None
-        return agree(
-            comm,
-            lambda: named(
-                "sample_weight",
-                _check_sample_weight,
-                to_numpy(sample_weight),
-                np.empty((n, 0)),
-            ).astype(dtype),
+        source = as_rows(X, stream_arrays=backend.name == "cupy" or self.streaming is True)
+        if source is None:
+            return None
+        if self.solver not in ("sgd", "adam"):
+            if self.streaming is True:
+                raise InputError(
+                    f"solver={self.solver!r} takes the whole of X in every step; streaming "
+                    "needs solver 'sgd' or 'adam'"
+                )
+            return None
+        if self.streaming is True:
+            return source
+        if backend.name == "cupy":
+            return None if fits_on_device(backend, source, self.dtype) else source
+        return None if source.kind == "array" else source
+
+    def _resident(self, X, y, sample_weight, backend, comm, first_pass, incremental):
+        """(Data on the device, host targets) from X and y checked whole."""
+        y = to_numpy(y)
+        reused = self._same_targets(y) if incremental and comm is None else None
+        if reused is not None:  # partial_fit on the targets of the last call: encoded already
+            X = inputs(self, X, backend, reset=first_pass, training=True)
+            y_host, Y, y_raw = reused
+            named("y", check_consistent_length, X, y_host)
+        else:
+            y_raw = np.array(y, copy=True)  # the caller may change y in place later
+            X, y = agree(comm, lambda: inputs(self, X, backend, reset=first_pass, y=y))
+            labels = self._all_labels(comm, y) if first_pass or not incremental else None
+            y_host, Y = agree(
+                comm, lambda: named("y", self._encode_targets, y, incremental, labels)
+            )
+        self.n_outputs_ = Y.shape[1]
+        w_host = sample_weights(comm, sample_weight, X.shape[0], self.dtype)
+        X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
+        offset, n_total = shards(comm, X.shape[0], X.shape[1], Y.shape[1])
+        Y = backend.to_device(Y, dtype=np.dtype(self.dtype))
+        if comm is None:
+            self._last_targets = (y_raw, y_host, Y)
+        w = None if w_host is None else backend.to_device(w_host)
+        return Data(X, Y, w, w_host, offset, n_total), y_host
+
+    def _streamed(self, source, y, sample_weight, comm, first_pass, incremental):
+        """(Streamed data, y as Rows): X and y stay where they lie; y's classes are found
+        by a pass over y, and each chunk's targets are encoded as it is read."""
+        agree(comm, lambda: check_source(self, source, reset=first_pass))
+        ys = as_rows(y, stream_arrays=True) or Rows(
+            named("y", np.asarray, to_numpy(y)), "array", True
         )
+        if ys.n != source.n or ys.ndim not in (1, 2):
+            raise InputError(
+                f"y: expected {source.n} targets for the {source.n} rows of X, got shape {ys.shape}"
+            )
+        flat = ys.ndim == 2 and ys.shape[1] == 1  # a column: one target, as (n,)
+        first = ys.read(0, 1)
+        if flat:
+            named("y", self._encode_targets, first, True)  # scikit-learn's column warning
+            first = first[:, 0]
+        if is_classifier(self) and first.ndim == 1:
+            values = named("y", distinct_values, ys)
+            labels = values if comm is None else unique_labels(*comm.allgather(values))
+            named("y", self._encode_targets, labels, incremental, labels)
+        elif first_pass or not incremental:
+            named("y", self._encode_targets, first, incremental)
+
+        def encode(block):
+            block = named(
+                "y",
+                check_array,
+                block[:, 0] if flat else block,
+                ensure_2d=False,
+                input_name="y",
+                dtype=None if is_classifier(self) else np.float64,
+            )
+            return named("y", self._encode_targets, block, True)[1]
+
+        self.n_outputs_ = encode(ys.read(0, 1)).shape[1]
+        w_host = sample_weights(comm, sample_weight, source.n, self.dtype)
+        data = Streamed(
+            source, ys, encode, converter(self.dtype), self.n_outputs_, self.dtype, w_host=w_host
+        )
+        if comm is not None and replicated(
+            comm, source.take, source.n, source.shape, [ys.take], w_host
+        ):
+            data = data.with_rows(np.arange(source.n)[shard(source.n, comm.rank, comm.size)])
+        data.offset, data.n_total = shards(comm, data.n, data.n_features, self.n_outputs_)
+        return data, ys
 
     def _same_targets(self, y):
         """(y_host, Y, y) of the last fit or partial_fit where ``y`` equals its y, else
@@ -424,7 +442,7 @@ class BaseMLP(BaseEstimator):
                 history,
                 batch_size=batch_size,
                 rng=rng,
-                **self._stopping_rule(),
+                **self._stopping_rule(data),
                 validate=validate,
                 incremental=incremental,
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
@@ -462,7 +480,7 @@ class BaseMLP(BaseEstimator):
                 history,
                 batch_size=self._batch_size(data.n_global),
                 rng=rng,
-                **self._stopping_rule(),
+                **self._stopping_rule(data),
                 validate=validate,
                 incremental=incremental,
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
@@ -501,14 +519,25 @@ class BaseMLP(BaseEstimator):
             verbose=bool(self.verbose),
         )
 
-    def _stopping_rule(self) -> dict:
+    def _stopping_rule(self, data) -> dict:
         """The epochs and stopping parameters of the stochastic loops (one net or a stack)."""
         return dict(
             max_iter=self.max_iter,
-            shuffle=self.shuffle,
+            shuffle=self._shuffle_mode(data),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
         )
+
+    def _shuffle_mode(self, data):
+        """False, "full" or "buffered": ``shuffle=True`` is a full permutation where the
+        rows are cheap to reach in any order (memory, page cache, device) and buffered
+        (CorgiPile: chunks in a new order, rows shuffled within a few) where X is read
+        in chunks (HDF5, zarr, Dask, ...)."""
+        if not self.shuffle:
+            return False
+        if self.shuffle in SHUFFLES:
+            return self.shuffle
+        return "buffered" if data.streamed and not data.X.random_access else "full"
 
     def _batch_size(self, n: int) -> int:
         """The minibatch size for n training cases."""
@@ -551,12 +580,17 @@ class BaseMLP(BaseEstimator):
         )
 
     def _split_validation(self, net, data, y_host, objective, rng, comm):
-        """Hold out validation_fraction of the cases (stratified for single-output classifiers).
+        """Hold out validation_fraction of the cases (stratified for single-output classifiers),
+        by index: the training part is ``data.with_rows``, nothing is copied.
 
         Data-parallel, each rank holds out part of its own rows, and the score and
         loss come from sums over all ranks, so every rank stops at the same epoch.
+        Streamed data is scored a chunk at a time (one read from the device each).
         """
-        stratify = y_host if is_classifier(self) and self.n_outputs_ == 1 else None
+        streamed = isinstance(y_host, Rows)
+        stratify = None
+        if is_classifier(self) and self.n_outputs_ == 1:
+            stratify = y_host if not streamed else y_host.take(data.source_rows(np.arange(data.n)))
         seed = int(rng.integers(2**31 - 1))
         train, val = agree(
             comm,
@@ -573,38 +607,70 @@ class BaseMLP(BaseEstimator):
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        xp, to_device = net.backend.xp, net.backend.to_device
-        training, held_out = (
-            data.subset(net.backend, to_device(rows), rows) for rows in (train, val)
+        backend = net.backend
+        xp = backend.xp
+        training = data.with_rows(train)
+        training.offset, training.n_total = shards(
+            comm, training.n, data.n_features, self.n_outputs_
         )
-        training.offset, training.n_total = shards(comm, training.X, training.Y)
-        y_val = y_host[val]
+        if streamed:
+            held_out = data.with_rows(val)
+            step = held_out.chunk_rows(self._batch_size(data.n_global))
+
+            def pieces():
+                for start in range(0, held_out.n, step):
+                    positions = slice(start, min(start + step, held_out.n))
+                    X, Y, w = held_out.gather(positions)
+                    w_dev = None if w is None else backend.to_device(w)
+                    piece = Data(backend.to_device(X), backend.to_device(Y), w_dev, w)
+                    y_piece = y_host.take(held_out.source_rows(positions))
+                    if y_piece.ndim == 2 and y_piece.shape[1] == 1:
+                        y_piece = y_piece[:, 0]
+                    yield piece, y_piece
+
+        else:
+            rows = data.source_rows(val)
+            held = data.subset(backend, backend.to_device(rows), rows)
+            y_val = y_host[val]
+
+            def pieces():
+                yield held, y_val
 
         def validate():
             """The validation score and loss (one each per network of a stack): one read
-            from the device."""
-            _, T = net.propagate(held_out.X)
-            F, R_i, _ = net.evaluate(T, held_out.Y)
-            loss_sum = xp.sum(R_i if held_out.w is None else R_i * held_out.w, axis=-1)
-            J = net.penalty() if objective.alpha else xp.zeros(loss_sum.shape, dtype=F.dtype)
-            packed = net.backend.to_host(
-                xp.concatenate([xp.reshape(a, (-1,)) for a in (F, loss_sum, J)])
-            )
+            from the device per piece of the held-out cases."""
             R = net.n_networks or 1
-            F_host = packed[: -2 * R].reshape((R, *F.shape[-2:]))
-            results = []
-            for r in range(R):
-                sums = np.concatenate(
+            J = net.penalty() if objective.alpha else None
+            sums = None
+            for piece, y_piece in pieces():
+                _, T = net.propagate(piece.X)
+                F, R_i, _ = net.evaluate(T, piece.Y)
+                loss_sum = xp.sum(R_i if piece.w is None else R_i * piece.w, axis=-1)
+                if J is None:
+                    J = xp.zeros(loss_sum.shape, dtype=F.dtype)
+                packed = backend.to_host(
+                    xp.concatenate([xp.reshape(a, (-1,)) for a in (F, loss_sum, J)])
+                )
+                F_host = packed[: -2 * R].reshape((R, *F.shape[-2:]))
+                part = np.stack(
                     [
-                        self._score_sums(F_host[r], y_val, held_out.w_host),
-                        [objective.loss_factor * packed[-2 * R + r], held_out.weight_sum()],
+                        np.concatenate(
+                            [
+                                self._score_sums(F_host[r], y_piece, piece.w_host),
+                                [objective.loss_factor * packed[-2 * R + r], piece.weight_sum()],
+                            ]
+                        )
+                        for r in range(R)
                     ]
                 )
-                if comm is not None:
-                    sums = comm.sum(sums)
-                loss_sum, S = sums[-2], sums[-1]
-                loss = loss_sum / S + objective.alpha / (2 * S) * float(packed[-R + r])
-                results.append((self._score_from_sums(sums[:-2]), float(loss)))
+                sums = part if sums is None else sums + part
+            penalties = packed[-R:]
+            results = []
+            for r in range(R):
+                network_sums = sums[r] if comm is None else comm.sum(sums[r])
+                loss_sum, S = network_sums[-2], network_sums[-1]
+                loss = loss_sum / S + objective.alpha / (2 * S) * float(penalties[r])
+                results.append((self._score_from_sums(network_sums[:-2]), float(loss)))
             if net.n_networks is None:
                 return results[0]
             return tuple(np.array(column) for column in zip(*results))
@@ -676,93 +742,6 @@ class BaseMLP(BaseEstimator):
 
     # -- inputs ------------------------------------------------------------------------
 
-    def _inputs(self, X, backend, reset, y=None, training=False):
-        """X validated and on the backend's device (no copy if it already is); y on the host.
-
-        Returns X, or (X, y) when y is given (training). Bad data raises InputError
-        naming X or y. In training, a device array that the previous call checked
-        is not checked again (a NaN put there since surfaces as DivergenceError).
-        """
-        if y is not None:
-            y = named(
-                "y",
-                check_array,
-                to_numpy(y),
-                ensure_2d=False,
-                input_name="y",
-                dtype=None if is_classifier(self) else np.float64,
-            )
-        training = training or y is not None
-        X = backend.to_device(self._validated(X, backend, reset, training=training))
-        if y is None:
-            return X
-        named("y", check_consistent_length, X, y)
-        return X, y
-
-    def _validated(self, X, backend, reset, training=False):
-        """X checked and in ``dtype``: on the host, or on the device if it already is there."""
-        resident = backend.resident(X)
-        if resident is None:
-            X = named(
-                "X",
-                validate_data,
-                self,
-                X,
-                accept_sparse=("csr", "csc"),
-                dtype=(np.float64, np.float32),
-                reset=reset,
-            )
-            return self._in_dtype(X, "X")
-        seen = self.__dict__.get("_checked_input")
-        X_cast = resident.astype(getattr(backend.xp, self.dtype), copy=False)
-        if reset or not training or seen is None or seen() is not X:
-            named("X", self._check_resident, resident, X_cast, backend.xp, reset)
-        if training:
-            self._checked_input = weakref.ref(X)
-        return X_cast
-
-    def _in_dtype(self, a, name):
-        """A host array in ``dtype`` (a sparse one in CSR form); values beyond its range are
-        an InputError, never inf."""
-        with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
-            if is_sparse(a):
-                a = a.tocsr()
-                out = a.astype(self.dtype, copy=False)
-                values, original = out.data, a.data
-            else:
-                out = values = a.astype(self.dtype, copy=False)
-                original = a
-        if out.dtype != a.dtype and not np.isfinite(values).all():  # a itself was finite
-            raise InputError(
-                f"{name} holds values beyond the range of {self.dtype} (largest magnitude "
-                f"{np.abs(original).max():.3g}); use dtype='float64'"
-            )
-        return out
-
-    def _check_resident(self, X, X_cast, xp, reset):
-        """What validate_data checks, for an array already on the GPU (one read)."""
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2-D array for X, got shape {tuple(X.shape)}.")
-        if X.shape[0] == 0:
-            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
-        if not bool(xp.isfinite(X_cast).all()):
-            beyond = (
-                ""
-                if X_cast.dtype == X.dtype
-                else (f", or values beyond the range of {X_cast.dtype} (use dtype='float64')")
-            )
-            raise ValueError(f"Input X contains NaN or infinity{beyond}.")
-        return X
-
     # -- predicting --------------------------------------------------------------------
 
     def to_sklearn(self):
@@ -806,12 +785,18 @@ class BaseMLP(BaseEstimator):
     def _predicted(self, X, output):
         """``output(net, T)`` for the rows of X as one NumPy array, computed a chunk of
         rows at a time so that the activations of a chunk take at most
-        PREDICT_CHUNK_BYTES of device memory."""
+        PREDICT_CHUNK_BYTES of device memory (X read from where it lies a chunk at a
+        time, when it is a memmap, HDF5, zarr, Dask or other row source)."""
         check_is_fitted(self)
         net = self.get_network()
         backend = net.backend
         with self._gpu_memory_advice():
-            X = self._validated(X, backend, reset=False)
+            source = as_rows(X) if backend.resident(X) is None else None
+            if source is None:
+                X = validated(self, X, backend, reset=False)
+            else:
+                check_source(self, source, reset=False)
+                convert = converter(self.dtype)
             itemsize = np.dtype(self.dtype).itemsize
             per_row = (
                 itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1]) * (net.n_networks or 1)
@@ -819,7 +804,11 @@ class BaseMLP(BaseEstimator):
             rows = max(1, PREDICT_CHUNK_BYTES // per_row)
             parts = []
             for start in range(0, X.shape[0], rows):
-                part = X[start : start + rows]
+                if source is None:
+                    part = X[start : start + rows]
+                else:
+                    part = slice(start, min(start + rows, source.n))
+                    part = convert(source.read(part.start, part.stop), part)
                 if net.n_networks is not None and is_sparse(part):
                     part = part.toarray()  # a stack takes dense X
                 _, T = net.propagate(backend.to_device(part))

@@ -22,17 +22,12 @@ from sklearn.utils._param_validation import Interval
 from ..backend import get_backend, is_sparse, to_numpy
 from ..distributed import agree, communicator
 from ..errors import InputError
+from ..inputs.checks import inputs, named, sample_weights
+from ..inputs.shards import own_rows_if_replicated, shards
 from ..network import MLP, count_parameters
 from ..train import Data, Objective
 from ..train_stack import StackHistory, fit_stack
-from .base import (
-    ACTIVATIONS,
-    generator,
-    named,
-    own_rows_if_replicated,
-    shards,
-    shared_seed,
-)
+from .base import ACTIVATIONS, generator, shared_seed
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
@@ -97,12 +92,12 @@ class _CrossValidated:
         comm = communicator(self.distributed, backend.name)
         if is_sparse(X):  # a stack of networks takes a dense X
             X = X.toarray()
-        X, y = agree(comm, lambda: self._inputs(X, backend, reset=True, y=to_numpy(y)))
+        X, y = agree(comm, lambda: inputs(self, X, backend, reset=True, y=to_numpy(y)))
         labels = self._all_labels(comm, y)
         y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, False, labels))
-        w_host = self._sample_weights(comm, sample_weight, X.shape[0], np.float64)
+        w_host = sample_weights(comm, sample_weight, X.shape[0], np.float64)
         X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
-        offset, n_total = shards(comm, X, Y)
+        offset, n_total = shards(comm, X.shape[0], X.shape[1], Y.shape[1])
         n = X.shape[0]
         w_host = np.ones(n) if w_host is None else w_host
         # the folds, and each network's case weights, over the rows of every rank
@@ -149,15 +144,16 @@ class _CrossValidated:
                 matmul_precision=self.matmul_precision,
             )
             history = StackHistory(len(chunk))
+            data = Data(X, Y_dev, backend.to_device(w), w, offset, n_total)
             fit_stack(
                 net,
                 self._new_optimizer(net, rates),
-                Data(X, Y_dev, backend.to_device(w), w, offset, n_total),
+                data,
                 Objective(self._loss_factor(K), alphas),
                 history,
                 batch_size=self._batch_size(len(y_all)),
                 rng=np.random.default_rng(shuffle_seed),
-                **self._stopping_rule(),
+                **self._stopping_rule(data),
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
                 comm=comm,
             )
@@ -352,6 +348,7 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         n_init=1,
         ensemble="best",
         matmul_precision="float32",
+        streaming="auto",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -383,6 +380,7 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
             n_init=n_init,
             ensemble=ensemble,
             matmul_precision=matmul_precision,
+            streaming=streaming,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits
@@ -437,6 +435,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
         n_init=1,
         ensemble="best",
         matmul_precision="float32",
+        streaming="auto",
     ):
         super().__init__(
             loss=loss,
@@ -469,6 +468,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
             n_init=n_init,
             ensemble=ensemble,
             matmul_precision=matmul_precision,
+            streaming=streaming,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d
 
+from ..inputs.checks import in_dtype
 from .base import BaseMLP, host_arrays
 
 
@@ -55,6 +56,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         n_init=1,
         ensemble="best",
         matmul_precision="float32",
+        streaming="auto",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -86,6 +88,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             n_init=n_init,
             ensemble=ensemble,
             matmul_precision=matmul_precision,
+            streaming=streaming,
         )
         self.loss = loss
 
@@ -95,7 +98,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _encode_targets(self, y, incremental, labels=None):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return y, self._in_dtype(y.reshape(len(y), -1), "y")
+        return y, in_dtype(y.reshape(len(y), -1), self.dtype, "y")
 
     def _score_sums(self, F, y, sample_weight):
         Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)

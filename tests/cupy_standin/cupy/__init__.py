@@ -57,10 +57,11 @@ def _unwrap(x):
 
 def _check_alloc(nbytes: int) -> None:
     free = _state.total_memory()
-    if nbytes > free:
+    limit = _state.LIMIT[0]
+    if nbytes > free or (limit and _state.LIVE[0] + nbytes > limit):
         from .cuda.memory import OutOfMemoryError
 
-        raise OutOfMemoryError(nbytes, free)
+        raise OutOfMemoryError(nbytes, _state.LIVE[0], limit)
 
 
 def _wrap(a):
@@ -68,6 +69,7 @@ def _wrap(a):
     if isinstance(a, _np.ndarray):
         if a.flags.owndata:
             _check_alloc(a.nbytes)
+            _state.allocated(a, a.nbytes)
         out = ndarray.__new__(ndarray)
         out._a = a
         return out
@@ -102,6 +104,7 @@ class ndarray:
         dtype = _np.dtype(dtype)
         _check_alloc(int(_np.prod(shape, dtype=object)) * dtype.itemsize)
         self._a = _np.empty(shape, dtype=dtype, order=order)
+        _state.allocated(self._a, self._a.nbytes)
 
     # -- attributes --------------------------------------------------------------------
     shape = property(lambda self: self._a.shape)
@@ -138,7 +141,9 @@ class ndarray:
             raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
         if self.shape != arr.shape:
             raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
-        COUNTS.h2d += 1
+        if not self.flags.c_contiguous:
+            raise ValueError("set: the device array must be contiguous")
+        _state.h2d(arr.nbytes)
         self._a[...] = arr
 
     def item(self):
@@ -303,8 +308,8 @@ def _index(key):
                 _state.d2h()
             k = k._a
         elif isinstance(k, (_np.ndarray, list)):
-            COUNTS.h2d += 1
             k = _np.asarray(k)
+            _state.h2d(k.nbytes)
         out.append(k)
     return tuple(out) if isinstance(key, tuple) else out[0]
 
@@ -412,10 +417,10 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
     if hasattr(a, "__dlpack_device__") and not isinstance(a, (_np.ndarray, _np.generic)):
         a = from_dlpack(a)
         return a if dtype is None else a.astype(dtype, copy=False)
-    COUNTS.h2d += 1
     host = _np.array(a, dtype=dtype, order=order or "K", copy=True)
     if host.dtype == object:
         raise ValueError("Unsupported dtype object")
+    _state.h2d(host.nbytes)
     return _wrap(host)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+import weakref
 from dataclasses import dataclass, field, fields
 
 
@@ -16,13 +17,15 @@ class Counts:
     ``bool()``, ``tolist()``, ``asnumpy``, ``repr``, pickling, and the reads
     CuPy makes to size the result of a boolean mask or ``nonzero``);
     h2d: host-to-device copies (``asarray``/``array`` of host data, ``.set()``,
-    host arrays used as indices); syncs: explicit waits (``synchronize()``,
-    event timing); get_function: ``RawModule.get_function`` calls;
+    host arrays used as indices), their bytes and the largest one; syncs: explicit
+    waits (``synchronize()``, event timing); get_function: ``RawModule.get_function`` calls;
     launches: array operations and kernel calls (about one CUDA launch each).
     """
 
     d2h: int = 0
     h2d: int = 0
+    h2d_bytes: int = 0
+    largest_h2d: int = 0  # the largest single host-to-device copy, in bytes
     syncs: int = 0
     get_function: int = 0
     launches: int = 0
@@ -42,18 +45,56 @@ def d2h() -> None:
 @contextlib.contextmanager
 def counting(trace: bool = False):
     """Yield a Counts of what happens inside the block (the global counts go on too)."""
-    start = {f.name: getattr(COUNTS, f.name) for f in fields(Counts) if f.name != "where"}
+    start = {
+        f.name: getattr(COUNTS, f.name)
+        for f in fields(Counts)
+        if f.name not in ("where", "largest_h2d")
+    }
     seen = len(COUNTS.where)
     delta = Counts()
     previous, TRACE[0] = TRACE[0], trace
+    largest, COUNTS.largest_h2d = COUNTS.largest_h2d, 0
     try:
         yield delta
     finally:
         TRACE[0] = previous
+        delta.largest_h2d = COUNTS.largest_h2d
+        COUNTS.largest_h2d = max(largest, COUNTS.largest_h2d)
         for name, value in start.items():
             setattr(delta, name, getattr(COUNTS, name) - value)
         delta.where = COUNTS.where[seen:]
         del COUNTS.where[seen:]
+
+
+def h2d(nbytes: int) -> None:
+    """One host-to-device copy of ``nbytes``."""
+    COUNTS.h2d += 1
+    COUNTS.h2d_bytes += int(nbytes)
+    COUNTS.largest_h2d = max(COUNTS.largest_h2d, int(nbytes))
+
+
+# Device memory in use: the bytes of live arrays that own their memory, their peak, and
+# the default pool's limit (``MemoryPool.set_limit``; 0: none), which their sum may not pass.
+LIVE = [0]
+PEAK = [0]
+LIMIT = [0]
+
+
+def allocated(owner, nbytes: int) -> None:
+    """``owner`` (a NumPy array) holds ``nbytes`` of device memory until it is freed."""
+    LIVE[0] += nbytes
+    PEAK[0] = max(PEAK[0], LIVE[0])
+    weakref.finalize(owner, _freed, nbytes)
+
+
+def _freed(nbytes: int) -> None:
+    LIVE[0] -= nbytes
+
+
+def reset_peak() -> int:
+    """Start measuring the peak of device memory from now; returns the bytes in use."""
+    PEAK[0] = LIVE[0]
+    return LIVE[0]
 
 
 def device_count() -> int:

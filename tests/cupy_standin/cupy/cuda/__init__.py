@@ -59,6 +59,16 @@ class Stream:
     def synchronize(self):
         _state.COUNTS.syncs += 1
 
+    def record(self, event=None):
+        """An event at this point of the stream (the stand-in runs everything at once)."""
+        event = Event() if event is None else event
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        if event._seq is None:
+            raise runtime.CUDARuntimeError("cudaErrorInvalidResourceHandle: event not recorded")
+
     def __enter__(self):
         return self
 

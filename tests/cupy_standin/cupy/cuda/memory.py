@@ -1,10 +1,14 @@
-"""``cupy.cuda.memory``: the out-of-memory error and a memory pool that holds nothing.
+"""``cupy.cuda.memory``: the out-of-memory error and the default memory pool.
 
-The stand-in does not track device memory: an allocation fails only when it is
-larger than the whole imitated card (``GPUBP_STANDIN_MEMORY`` bytes).
+The stand-in counts the bytes of the live device arrays (``_state.LIVE``): an
+allocation fails when it is larger than the whole imitated card
+(``GPUBP_STANDIN_MEMORY`` bytes), or when it would take the live bytes past the
+default pool's limit (``set_limit``, as CuPy's). The pool keeps no free blocks.
 """
 
 from __future__ import annotations
+
+from .. import _state
 
 
 class OutOfMemoryError(MemoryError):
@@ -23,10 +27,10 @@ class MemoryPool:
         self.freed = 0
 
     def used_bytes(self):
-        return 0
+        return _state.LIVE[0] if self is MemoryPool.DEFAULT else 0
 
     def total_bytes(self):
-        return 0
+        return self.used_bytes()
 
     def free_bytes(self):
         return 0
@@ -38,10 +42,13 @@ class MemoryPool:
         self.freed += 1
 
     def set_limit(self, size=None, fraction=None):
-        pass
+        if self is MemoryPool.DEFAULT:
+            if fraction is not None:
+                size = int(fraction * _state.total_memory())
+            _state.LIMIT[0] = int(size or 0)
 
     def get_limit(self):
-        return 0
+        return _state.LIMIT[0] if self is MemoryPool.DEFAULT else 0
 
 
 MemoryPool.DEFAULT = MemoryPool()

@@ -1,0 +1,392 @@
+"""Data that does not fit: X (and y) read where they lie, a chunk at a time.
+
+The oracle is the resident fit: with the same seed, a streamed epoch takes the
+same minibatches in the same order, so weights, loss curves and validation
+scores must be equal bit for bit. Chunks are made small (CHUNK_BYTES) so that
+every epoch crosses several of them, and their last one is short.
+"""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from conftest import standin_installed
+from sklearn.exceptions import ConvergenceWarning
+
+import gpubp
+from gpubp import InputError, MLPClassifier, MLPRegressor
+from gpubp.inputs import data as inputs_data
+from gpubp.inputs.data import BUFFER_CHUNKS, BufferedOrder
+from gpubp.inputs.sources import Rows, SelectedRows, as_rows
+
+N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of 3 batches (X, Y and w in float64 at most), so every epoch has many."""
+    monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 3 * BATCH * (P + 4) * 8)
+
+
+def problem(n=N, p=P, seed=0, classes=3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5) * (classes - 2)
+    return X, y
+
+
+def memmap(tmp_path, a, name="X.npy"):
+    np.save(tmp_path / name, a)
+    return np.load(tmp_path / name, mmap_mode="r")
+
+
+def fitted(Estimator, X, y, sample_weight=None, **kw):
+    params = dict(hidden_layer_sizes=(5,), batch_size=BATCH, max_iter=4, random_state=0)
+    est = Estimator(**(params | kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y, sample_weight=sample_weight)
+
+
+def assert_same_fit(a, b):
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert p.dtype == q.dtype
+        np.testing.assert_array_equal(p, q)
+    assert a.loss_curve_ == b.loss_curve_
+    assert (a.n_iter_, a.t_) == (b.n_iter_, b.t_)
+    assert a.validation_scores_ == b.validation_scores_
+    assert getattr(a, "validation_loss_curve_", None) == getattr(b, "validation_loss_curve_", None)
+
+
+CASES = {
+    "adam": dict(),
+    "sgd-nesterov": dict(solver="sgd", learning_rate_init=0.05),
+    "early-stopping": dict(early_stopping=True, validation_fraction=0.2, alpha=1e-3),
+    "weights": dict(sample_weight=True),
+    "starts-averaged": dict(n_init=3, ensemble="average"),
+    "starts-best-early": dict(n_init=2, early_stopping=True),
+    "float64": dict(dtype="float64", learning_rate="invscaling", solver="sgd"),
+    "regressor": dict(Estimator=MLPRegressor),
+    "no-shuffle": dict(shuffle=False),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_streamed_fit_is_the_resident_fit_bit_for_bit(tmp_path, case):
+    kw = dict(CASES[case])
+    Estimator = kw.pop("Estimator", MLPClassifier)
+    X, y = problem()
+    if Estimator is MLPRegressor:
+        y = np.c_[X[:, 0] - X[:, 2], X[:, 1]]
+    w = np.random.default_rng(1).uniform(0.2, 2.0, N) if kw.pop("sample_weight", False) else None
+    resident = fitted(Estimator, X, y, w, streaming=False, **kw)
+    streamed = fitted(Estimator, memmap(tmp_path, X), y, w, streaming=True, **kw)
+    assert_same_fit(resident, streamed)
+    np.testing.assert_array_equal(streamed.predict(X), resident.predict(X))
+
+
+def test_streamed_partial_fits_are_resident_partial_fits(tmp_path):
+    X, y = problem()
+    X_file = memmap(tmp_path, X.astype(np.float32))
+    a = MLPClassifier((5,), batch_size=BATCH, random_state=0, streaming=False)
+    b = MLPClassifier((5,), batch_size=BATCH, random_state=0, streaming=True)
+    for _ in range(3):
+        a.partial_fit(X.astype(np.float32), y, classes=[0, 1, 2])
+        b.partial_fit(X_file, y, classes=[0, 1, 2])
+    assert_same_fit(a, b)
+    with pytest.raises(ValueError, match="classes not in"):
+        b.partial_fit(X_file, np.full(N, 7))
+
+
+def test_auto_streams_a_memmap_on_the_numpy_backend_and_keeps_an_array_resident(
+    tmp_path, monkeypatch
+):
+    X, y = problem()
+    est = MLPClassifier(backend="numpy")
+    backend = gpubp.get_backend("numpy")
+    assert est._streamed_source(X, backend) is None
+    assert est._streamed_source(memmap(tmp_path, X), backend).kind == "memmap"
+    assert est.set_params(streaming=False)._streamed_source(memmap(tmp_path, X), backend) is None
+    for solver in ("lbfgs", "gd"):  # they take all of X in every step
+        assert (
+            est.set_params(streaming="auto", solver=solver)._streamed_source(
+                memmap(tmp_path, X), backend
+            )
+            is None
+        )
+        with pytest.raises(InputError, match="streaming needs solver 'sgd' or 'adam'"):
+            est.set_params(streaming=True).fit(memmap(tmp_path, X), y)
+
+
+def h5_dataset(tmp_path, a):
+    h5py = pytest.importorskip("h5py")
+    f = h5py.File(tmp_path / "d.h5", "w")
+    f["a"] = a
+    return f["a"]
+
+
+def zarr_array(tmp_path, a):
+    zarr = pytest.importorskip("zarr")
+    z = zarr.open_array(tmp_path / "d.zarr", mode="w", shape=a.shape, chunks=(64, a.shape[1]))
+    z[:] = a
+    return z
+
+
+def dask_array(tmp_path, a):
+    da = pytest.importorskip("dask.array")
+    return da.from_array(a, chunks=(64, a.shape[1]))
+
+
+class Sliceable:
+    """Any object whose rows can be sliced: a shape, a dtype and ``a[start:stop]``."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype = a, a.shape, a.dtype
+        self.reads = 0
+
+    def __getitem__(self, key):
+        assert isinstance(key, slice), key  # read in contiguous runs, never row by row
+        self.reads += 1
+        return self.a[key]
+
+
+SOURCES = {
+    "hdf5": h5_dataset,
+    "zarr": zarr_array,
+    "dask": dask_array,
+    "sliceable": lambda tmp_path, a: Sliceable(a),
+}
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_chunked_sources_train_predict_and_score_as_memory_does(tmp_path, kind):
+    X, y = problem()
+    source = SOURCES[kind](tmp_path, X)
+    rows = as_rows(source)
+    assert rows.kind == kind and not rows.random_access
+    full = fitted(MLPClassifier, source, y, shuffle="full")  # the resident fit's order
+    assert_same_fit(fitted(MLPClassifier, X, y), full)
+    np.testing.assert_array_equal(full.predict(source), full.predict(X))
+    np.testing.assert_array_equal(full.predict_proba(source), full.predict_proba(X))
+    assert full.score(source, y) == full.score(X, y)
+    if kind == "sliceable":
+        source.reads = 0
+    buffered = fitted(
+        MLPClassifier, source, y, max_iter=30, learning_rate_init=0.01, streaming=True
+    )
+    resident = fitted(MLPClassifier, X, y, max_iter=30, learning_rate_init=0.01)
+    assert buffered.score(X, y) > 0.9 and resident.score(X, y) > 0.9  # shuffled by chunks
+    if kind == "sliceable":  # at most one read per chunk of 20 rows and epoch, not per row
+        assert 30 * 4 <= source.reads <= 30 * (N // 20 + 1), source.reads
+    assert buffered._shuffle_mode(_streamed_data(buffered, source, y)) == "buffered"
+
+
+def _streamed_data(est, X, y):
+    return est._streamed(as_rows(X), y, None, None, True, False)[0]
+
+
+def test_buffered_order_shuffles_chunks_and_rows_within_a_buffer():
+    n, cs = 1000, 30  # 33 whole chunks and a tail of 10
+    rng = np.random.default_rng(0)
+    order = BufferedOrder(n, cs, rng)
+    blocks = list(order.blocks())
+    everything = np.concatenate(blocks)
+    np.testing.assert_array_equal(np.sort(everything), np.arange(n))  # a permutation
+    chunks = order.chunk_order
+    for b, block in enumerate(blocks[:-1]):
+        mine = chunks[b * BUFFER_CHUNKS : (b + 1) * BUFFER_CHUNKS]
+        assert set(block // cs) == set(mine)  # the rows of exactly these chunks
+        assert len(block) % cs == 0
+        assert not np.array_equal(block, np.sort(block))  # shuffled within the buffer
+    assert set(blocks[-1]) == set(range(33 * cs, n))  # the short tail, alone and last
+    np.testing.assert_array_equal(order.materialize(), everything)
+    again = BufferedOrder(n, cs, np.random.default_rng(0))
+    np.testing.assert_array_equal(again.materialize(), everything)  # seeded
+    assert not np.array_equal(BufferedOrder(n, cs, rng).materialize(), everything)  # new epoch
+    assert len(BufferedOrder(5, cs, rng).materialize()) == 5  # fewer rows than a chunk
+
+
+def test_buffered_chunks_are_whole_minibatches(tmp_path):
+    X, y = problem()
+    est = MLPClassifier(batch_size=BATCH)
+    data = _streamed_data(est, dask_array(tmp_path, X), y)
+    order = data.epoch_order(np.random.default_rng(0), "buffered", BATCH)
+    sizes = [len(p) for p in data.blocks(order, BATCH)]
+    assert sum(sizes) == N and all(s % BATCH == 0 for s in sizes[:-1])
+    sizes = [len(range(*p.indices(N))) for p in data.blocks(None, BATCH)]
+    assert len(set(sizes[:-1])) == 1 and sizes[0] % BATCH == 0 and sum(sizes) == N
+
+
+def test_a_bad_value_in_a_streamed_x_is_named_by_its_row(tmp_path):
+    X, y = problem()
+    X[437, 2] = np.nan
+    with pytest.raises(InputError, match=r"NaN or infinity \(row 437\)"):
+        fitted(MLPClassifier, memmap(tmp_path, X), y)
+    X[437, 2] = 1e300
+    with pytest.raises(InputError, match="beyond the range of float32 in row 437.*float64"):
+        fitted(MLPClassifier, memmap(tmp_path, X), y)
+    est = fitted(MLPClassifier, X[:436], y[:436])
+    with pytest.raises(InputError, match="row 437"):
+        est.predict(memmap(tmp_path, X))
+
+
+def test_streamed_inputs_are_checked_like_arrays(tmp_path):
+    X, y = problem()
+    X_file = memmap(tmp_path, X)
+    with pytest.raises(InputError, match=f"expected {N} targets"):
+        fitted(MLPClassifier, X_file, y[:-1], streaming=True)
+    est = fitted(MLPClassifier, X_file, y)
+    assert est.n_features_in_ == P and not hasattr(est, "feature_names_in_")
+    with pytest.raises(InputError, match=f"X has 2 features, but MLPClassifier is expecting {P}"):
+        est.predict(memmap(tmp_path, X[:, :2], "narrow.npy"))
+    with pytest.raises(InputError, match="real numbers"):
+        est.predict(memmap(tmp_path, X.astype(str), "text.npy"))
+    with pytest.raises(ValueError, match="y: Input y contains NaN"):
+        fitted(MLPRegressor, X_file, np.where(np.arange(N) == 300, np.nan, 1.0))
+
+
+def test_a_streamed_fit_reads_and_converts_x_a_chunk_at_a_time(tmp_path):
+    """No full-size copy of X on the host: the memory the fit allocates (NumPy arrays
+    included, as tracemalloc counts them) stays far below X's size, also with early
+    stopping (a split by index) and a conversion from float64 to float32."""
+    X, y = problem(n=16_000, p=40)  # 5 MB in float64
+    X_file = memmap(tmp_path, X)
+    peaks = {}
+    for early in (False, True):
+        tracemalloc.start()
+        fitted(
+            MLPClassifier, X_file, y, max_iter=1, batch_size=200, early_stopping=early,
+            streaming=True,
+        )  # fmt: skip
+        peaks[early] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert max(peaks.values()) < X.nbytes / 5, peaks
+    tracemalloc.start()
+    fitted(MLPClassifier, X, y, max_iter=1, batch_size=200, streaming=False)
+    resident = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert resident > X.nbytes / 3  # the measure sees a resident fit's copy in float32
+
+
+def test_peak_memory_does_not_grow_with_the_rows(tmp_path):
+    """Buffered shuffling from a file: 4x the rows, about the same peak (the per-row
+    state left is the case order of the epoch, O(n / chunk))."""
+    peaks = []
+    for n in (20_000, 80_000):
+        X, y = problem(n=n, p=20)
+        X_file, y_file = memmap(tmp_path, X, f"X{n}.npy"), memmap(tmp_path, y, f"y{n}.npy")
+        tracemalloc.start()
+        fitted(
+            MLPClassifier, X_file, y_file, max_iter=1, batch_size=200, shuffle="buffered",
+            streaming=True,
+        )  # fmt: skip
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.25 * peaks[0] + 50_000, peaks
+
+
+def test_selected_rows_read_by_index():
+    a = np.arange(40.0).reshape(10, 4)
+    s = SelectedRows(a, [1, 3, 4, 8])
+    np.testing.assert_array_equal(s[1:3], a[[3, 4]])
+    t = s.subset([0, 3], transform=lambda b: -b)
+    assert t.shape == (2, 4) and t.dtype == np.float64
+    np.testing.assert_array_equal(t[:], -a[[1, 8]])
+    rows = as_rows(t)
+    assert rows.random_access
+    np.testing.assert_array_equal(rows.take([1, 0, 1]), -a[[8, 1, 8]])
+
+
+def test_a_chunked_source_reads_scattered_rows_in_runs():
+    reads = []
+
+    class Counting(Sliceable):
+        def __getitem__(self, key):
+            reads.append((key.start, key.stop))
+            return self.a[key]
+
+    a = np.arange(400.0).reshape(200, 2)
+    rows = Rows(Counting(a), "sliceable", False)
+    np.testing.assert_array_equal(rows.take([7, 3, 4, 5, 90, 3]), a[[7, 3, 4, 5, 90, 3]])
+    assert reads == [(3, 6), (7, 8), (90, 91)]
+    reads.clear()
+    scattered = np.arange(0, 200, 2)[::-1]  # 100 runs: one read of the span instead
+    np.testing.assert_array_equal(rows.take(scattered), a[scattered])
+    assert len(reads) == 1
+
+
+# -- the CuPy path: streaming through pinned buffers, under a device memory limit --------
+
+
+@pytest.fixture
+def pool_limit():
+    import cupy
+
+    pool = cupy.get_default_memory_pool()
+    yield pool.set_limit
+    pool.set_limit(size=0)
+
+
+@pytest.mark.gpu
+def test_x_larger_than_the_device_pool_streams_without_a_whole_copy(tmp_path, pool_limit):
+    """X is 4x the pool's limit: "auto" streams it, no copy to the device is larger than
+    a chunk, device memory peaks within two chunks plus the model's share, and the
+    weights are those of the resident fit (without the limit)."""
+    if not standin_installed():
+        pytest.skip("the stand-in measures every allocation; on a GPU see benchmarks.streaming")
+    import cupy
+    from cupy import _state
+
+    X, y = problem(n=8000, p=50)
+    X = X.astype(np.float32)
+    resident = fitted(MLPClassifier, X, y, backend="cupy", batch_size=100)
+    inputs_data.CHUNK_BYTES = 5 * 100 * (50 + 3) * 4  # 5 batches of X and Y in float32
+    chunk = 5 * 100 * 50 * 4
+    pool_limit(size=cupy.get_default_memory_pool().used_bytes() + X.nbytes // 4)
+    in_use = _state.reset_peak()
+    with cupy.counting() as seen:
+        streamed = fitted(MLPClassifier, X, y, backend="cupy", batch_size=100)
+    assert streamed.backend_ == "cupy"
+    assert seen.largest_h2d <= chunk < X.nbytes
+    peak = _state.PEAK[0] - in_use
+    assert peak <= 2.5 * chunk + 100_000, peak  # two chunks, the model, a batch
+    assert_same_fit(resident, streamed)
+    with pytest.raises(gpubp.DeviceMemoryError, match="ran out of memory"):
+        fitted(MLPClassifier, X, y, backend="cupy", batch_size=100, streaming=False)
+
+
+@pytest.mark.gpu
+def test_streamed_chunks_run_as_graph_launches_from_a_fixed_buffer(tmp_path, monkeypatch):
+    """The CUDA-graph step reads each chunk from the same device buffer: one set of
+    graphed steps for the full chunks (and one for the short last one)."""
+    from gpubp import graphs
+
+    made = []
+    real = graphs.GraphedSteps.__init__
+
+    def counting_init(self, net, optimizer, data, *args):
+        made.append(data.X.data.ptr)
+        real(self, net, optimizer, data, *args)
+
+    monkeypatch.setattr(graphs.GraphedSteps, "__init__", counting_init)
+    X, y = problem(n=1000)
+    fitted(MLPClassifier, memmap(tmp_path, X), y, backend="cupy", streaming=True, max_iter=3)
+    assert len(made) <= 2 and len(set(made)) == 1, made  # 3 epochs of 17 chunks each
+
+
+@pytest.mark.gpu
+def test_the_chunk_feed_waits_on_events_not_on_the_device(tmp_path):
+    """Per chunk but the fit's first: one wait for its pinned buffer's last copy; reads from
+    the device stay one per epoch, as for resident data."""
+    if not standin_installed():
+        pytest.skip("counts the stand-in's waits")
+    import cupy
+
+    X, y = problem(n=1000)
+    with cupy.counting() as seen:
+        est = fitted(MLPClassifier, memmap(tmp_path, X), y, backend="cupy", streaming=True)
+    rows = inputs_data.CHUNK_BYTES // (4 * (P + 3)) // BATCH * BATCH  # X and Y in float32
+    chunks = -(-1000 // rows)
+    assert seen.d2h == est.n_iter_
+    assert seen.syncs == est.n_iter_ * chunks - 1
