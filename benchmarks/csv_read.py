@@ -6,6 +6,7 @@ in rounds; prints each round and the median.
 """
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -26,12 +27,13 @@ def main(rows: int = 200_000, columns: int = 50, rounds: int = 5) -> None:
             f.write(",".join([*(f"x{i}" for i in range(columns)), "t"]) + "\n")
             np.savetxt(f, np.c_[X, X[:, 0] > 0], delimiter=",", fmt="%.6g")
         args = argparse.Namespace(
-            data=str(path), target="t", task="auto", sep=None, encoding="utf-8"
+            data=str(path), target="t", task="auto", sep=None, encoding="utf-8", out=folder
         )
         times = []
         for r in range(rounds):
             start = time.perf_counter()
-            _dataset(args)
+            with contextlib.ExitStack() as cleanup:
+                _dataset(args, cleanup)
             times.append(time.perf_counter() - start)
             print(f"round {r + 1}: {times[-1]:.3f} s")
     print(f"median of {rounds}: {statistics.median(times):.3f} s for {rows} x {columns}")

@@ -7,11 +7,15 @@ and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import io
+import itertools
 import os
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 
@@ -25,9 +29,10 @@ from .distributed import DistributedError
 from .errors import BackendError, DivergenceError, ModelFileError
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .file_formats import container, write_atomically
+from .inputs.sources import SelectedRows
 from .network import DTYPES, count_parameters
 from .persist import describe, load, load_with_description, save
-from .tables import column, numbers, read_csv, some, target
+from .tables import column, numbers, read_csv, read_in_chunks, some, table_chunks, target
 
 DATASETS = ("digits", "diabetes", "mnist1d")
 MODEL = "model.safetensors"
@@ -87,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data",
         default="digits",
-        help=f"{', '.join(DATASETS)}, or a CSV file with a header (default digits)",
+        help=f"{', '.join(DATASETS)}, or a CSV file with a header, a Parquet file or a .npy "
+        "file (read a chunk at a time, as is a CSV file over 256 MiB; default digits)",
     )
     train.add_argument("--target", help="the CSV column to predict (required for a CSV)")
     train.add_argument(
@@ -138,7 +144,11 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict the rows of a CSV file")
     predict.add_argument("model", help="a model file written by gpubp train or gpubp.save")
-    predict.add_argument("csv", help="a CSV file with a header and one row per case")
+    predict.add_argument(
+        "csv",
+        help="a CSV file with a header and one row per case, a Parquet file or a .npy file "
+        "(read and predicted a chunk at a time, as is a CSV file over 256 MiB)",
+    )
     predict.add_argument(
         "--target",
         help="a column of the CSV to leave out (the training target is left out by itself)",
@@ -220,18 +230,20 @@ def _batch_size(text):
 
 
 def _train(args) -> int:
-    from sklearn.model_selection import train_test_split
+    _output_folder(args.out)
+    with contextlib.ExitStack() as cleanup:
+        return _train_with(args, cleanup)
+
+
+def _train_with(args, cleanup) -> int:
     from sklearn.preprocessing import StandardScaler
 
-    _output_folder(args.out)
-    X, y, classify, name, test, features = _dataset(args)
+    X, y, classify, name, test, features = _dataset(args, cleanup)
     if test is None:
-        X, X_test, y, y_test = train_test_split(
-            X, y, test_size=0.25, random_state=args.seed, stratify=y if classify else None
-        )
+        X, X_test, y, y_test = _split(X, y, classify, args.seed)
     else:
         X_test, y_test = test
-    scaler = StandardScaler().fit(X)
+    scaler = _scaler(X, StandardScaler())
     y_mean, y_scale = (None, None) if classify else (y.mean(axis=0), y.std(axis=0) or 1.0)
     n_train = len(X)
     rank, ranks, X, y = _my_shard(args, X, y)
@@ -256,7 +268,7 @@ def _train(args) -> int:
     with warnings.catch_warnings():  # both are reported below, in the command's words
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         warnings.filterwarnings("ignore", message="training interrupted by the user")
-        model.fit(scaler.transform(X), y if classify else (y - y_mean) / y_scale)
+        model.fit(_standardized(X, scaler), y if classify else (y - y_mean) / y_scale)
     seconds = time.perf_counter() - start
     fold_standardization(model, scaler.mean_, scaler.scale_, y_mean, y_scale)
     if rank != 0:
@@ -322,6 +334,38 @@ def _stop_words(model, args) -> str:
     }.get(reason, reason)
 
 
+def _split(X, y, classify, seed):
+    """(X_train, X_test, y_train, y_test): a stratified 75/25 split; rows of a table read
+    in chunks are split by index (each part a SelectedRows of the file, in file order)."""
+    from sklearn.model_selection import train_test_split
+
+    if not isinstance(X, SelectedRows):
+        return train_test_split(
+            X, y, test_size=0.25, random_state=seed, stratify=y if classify else None
+        )
+    train, test = train_test_split(
+        np.arange(len(X)), test_size=0.25, random_state=seed, stratify=y if classify else None
+    )
+    train, test = np.sort(train), np.sort(test)
+    return X.subset(train), X.subset(test), y[train], y[test]
+
+
+def _scaler(X, scaler):
+    """``scaler`` fitted to X: whole, or a chunk of rows at a time."""
+    if not isinstance(X, SelectedRows):
+        return scaler.fit(X)
+    for start in range(0, len(X), X.block_rows):
+        scaler.partial_fit(X[start : start + X.block_rows])
+    return scaler
+
+
+def _standardized(X, scaler):
+    """X standardised by ``scaler``: at once, or as each chunk is read."""
+    if not isinstance(X, SelectedRows):
+        return scaler.transform(X)
+    return X.subset(slice(None), lambda block: (block - scaler.mean_) / scaler.scale_)
+
+
 def _output_folder(path) -> None:
     """Make sure the folder ``--out`` exists and takes files, before any training."""
     if os.path.exists(path) and not os.path.isdir(path):
@@ -346,7 +390,8 @@ def _my_shard(args, X, y):
     if comm is None:
         return 0, 1, X, y
     part = shard(len(X), comm.rank, comm.size)
-    return comm.rank, comm.size, X[part], y[part]
+    mine = X.subset(part) if isinstance(X, SelectedRows) else X[part]
+    return comm.rank, comm.size, mine, y[part]
 
 
 def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:
@@ -367,8 +412,11 @@ def fold_standardization(model, mean, scale, y_mean=None, y_scale=None) -> None:
     net.set_weights(weights)  # rounded to the network's dtype
 
 
-def _dataset(args):
-    """(X, y, is_classification, name, (X_test, y_test) or None, feature names or None)."""
+def _dataset(args, cleanup):
+    """(X, y, is_classification, name, (X_test, y_test) or None, feature names or None).
+
+    A file read in chunks gives X as a SelectedRows of a float64 copy of its features
+    in a temporary folder in --out (removed by ``cleanup``)."""
     if args.data in DATASETS and args.target:
         raise CommandError(
             f"--target is for a CSV file; the {args.data} data set has its own target"
@@ -395,6 +443,8 @@ def _dataset(args):
         raise CommandError(
             f"--data {args.data!r} is neither one of {', '.join(DATASETS)} nor an existing file"
         )
+    if read_in_chunks(args.data):
+        return _chunked_dataset(args, cleanup)
     table = read_csv(args.data, args.sep, args.encoding)
     if not args.target:
         raise CommandError(
@@ -403,6 +453,38 @@ def _dataset(args):
     y, classify = target(column(table, args.target, args.data), args.task, args.data)
     features = [c for c in table.columns if c != args.target]
     X = numbers(table[features], args.data)
+    return X, y, classify, os.path.basename(args.data), None, features
+
+
+def _chunked_dataset(args, cleanup):
+    """``_dataset`` for a file read a chunk at a time: one pass writes its features to a
+    float64 file in a temporary folder in --out and keeps the target column (the
+    classes and the scaling are then found from those, with the CSV rules)."""
+    import pandas as pd
+
+    chunks = table_chunks(args.data, args.sep, args.encoding)
+    first = next(chunks)
+    if not args.target:
+        raise CommandError(
+            f"--target is required for a data file; its columns are {some(first.columns, 10)}"
+        )
+    column(first, args.target, args.data)
+    features = [c for c in first.columns if c != args.target]
+    folder = tempfile.mkdtemp(prefix=".gpubp-data-", dir=args.out)
+    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+    path = os.path.join(folder, "features.f64")
+    targets, n = [], 0
+    with open(path, "wb") as f:
+        for table in itertools.chain([first], chunks):
+            if list(table.columns) != list(first.columns):
+                raise CommandError(f"{args.data}: the columns change at row {table.index[0]}")
+            f.write(numbers(table[features], args.data).tobytes())
+            targets.append(table[args.target])
+            n += len(table)
+    y, classify = target(pd.concat(targets), args.task, args.data)
+    shape = (n, len(features))
+    X = np.memmap(path, dtype=np.float64, mode="r", shape=shape) if n * len(features) else None
+    X = SelectedRows(np.empty(shape) if X is None else X, np.arange(n))
     return X, y, classify, os.path.basename(args.data), None, features
 
 
@@ -435,35 +517,53 @@ def _predict(args) -> int:
     if args.proba and not isinstance(model, MLPClassifier):
         raise CommandError("--proba needs a classifier")
     trained_on = (description["record"] or {}).get("target")
-    table = read_csv(args.csv, args.sep, args.encoding)
+    if read_in_chunks(args.csv):
+        tables = table_chunks(args.csv, args.sep, args.encoding)
+    else:
+        tables = iter([read_csv(args.csv, args.sep, args.encoding)])
+    first = next(tables)
     if args.target:
-        column(table, args.target, args.csv)
-    X = _features(model, table, {args.target, trained_on}, args)
+        column(first, args.target, args.csv)
+
+    def values(table, note):
+        X = _features(model, table, {args.target, trained_on}, args, note)
+        if args.proba:
+            return model.predict_proba(X)
+        return np.asarray(model.predict(X)).reshape(len(X), -1)
+
+    head = values(first, True)
     if args.proba:
-        columns, values = [f"p_{c}" for c in model.classes_], model.predict_proba(X)
+        columns = [f"p_{c}" for c in model.classes_]
+    elif head.shape[1] == 1:
+        columns = ["prediction"]
     else:
-        values = np.asarray(model.predict(X)).reshape(len(X), -1)
-        columns = (
-            ["prediction"]
-            if values.shape[1] == 1
-            else [f"prediction_{k}" for k in range(values.shape[1])]
-        )
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(values.tolist())
+        columns = [f"prediction_{k}" for k in range(head.shape[1])]
+
+    def write(f):
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(head.tolist())
+        for table in tables:
+            writer.writerows(values(table, False).tolist())
+
+    def write_bytes(f):
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        write(text)
+        text.flush()
+        text.detach()
+
     if args.out:
-        write_atomically(args.out, lambda f: f.write(text.getvalue().encode()))
+        write_atomically(args.out, write_bytes)
     else:
-        sys.stdout.write(text.getvalue())
+        write(sys.stdout)
         sys.stdout.flush()
     return 0
 
 
-def _features(model, table, leave_out, args):
+def _features(model, table, leave_out, args, note=True):
     """The model's input columns of the CSV: by name when the model knows its features'
-    names (reordered; columns it does not know are left out with a note), else by
-    position after leaving out ``--target``."""
+    names (reordered; columns it does not know are left out with a note, when ``note``),
+    else by position after leaving out ``--target``."""
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         keep = [c for c in table.columns if c not in leave_out]
@@ -483,7 +583,7 @@ def _features(model, table, leave_out, args):
             f"{some(missing, 10)}"
         )
     unknown = [c for c in table.columns if c not in names and c not in leave_out]
-    if unknown:
+    if unknown and note:
         print(
             f"gpubp predict: note: leaving out columns the model was not trained on: "
             f"{some(unknown, 10)}",

@@ -1,5 +1,9 @@
-"""CSV files as the command reads them: pandas' parser, and errors that name the
+"""Tables as the command reads them: CSV files (pandas' parser), Parquet files
+(pyarrow, by row groups) and .npy files (memory-mapped), with errors that name the
 file, the column and the lines.
+
+A CSV file larger than STREAM_CSV_BYTES, and every Parquet or .npy file, is read
+a chunk of rows at a time (``table_chunks``); smaller CSV files are read whole.
 
 A file has a header line and one row per case. The separator (",", ";", tab or
 "|") is read from the header unless given; the encoding is UTF-8 (a byte-order
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -21,6 +26,8 @@ from .errors import InputError
 
 SEPARATORS = (",", ";", "\t", "|")
 MAX_CLASSES = 20  # --task auto: integer targets with at most this many values are classes
+STREAM_CSV_BYTES = 2**28  # a larger CSV file is read a chunk at a time
+CHUNK_ROWS = 2**16  # rows per chunk of a table read in chunks
 
 
 def some(values, k: int = 5) -> str:
@@ -30,39 +37,135 @@ def some(values, k: int = 5) -> str:
     return shown if len(values) <= k else f"{shown} and {len(values) - k} more"
 
 
+def file_kind(path) -> str:
+    """ "parquet", "npy" or "csv", from the file's name."""
+    name = str(path).lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    return "npy" if name.endswith(".npy") else "csv"
+
+
+def read_in_chunks(path) -> bool:
+    """Whether the command reads ``path`` a chunk at a time (Parquet, .npy, a large CSV)."""
+    return file_kind(path) != "csv" or os.path.getsize(path) > STREAM_CSV_BYTES
+
+
 def read_csv(path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
     """The rows of a CSV file as a DataFrame whose index is each row's line number."""
+    with _csv_errors(path, encoding):
+        table = pd.read_csv(path, **_csv_options(path, sep, encoding))
+    table = _tidy(table, 2)
+    if table.empty:
+        raise InputError(f"{path}: expected a header line and at least one row")
+    return table
+
+
+def table_chunks(path, sep: str | None = None, encoding: str = "utf-8", rows: int = 0):
+    """The rows of a CSV, Parquet or .npy file as DataFrames of at most ``rows`` rows
+    (default CHUNK_ROWS), indexed by line number (CSV) or row number from 1."""
+    rows = rows or CHUNK_ROWS
+    kind = file_kind(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    seen = 0
+    if kind == "csv":
+        with _csv_errors(path, encoding):
+            reader = pd.read_csv(path, chunksize=rows, **_csv_options(path, sep, encoding))
+            with reader:
+                for table in reader:
+                    table = _tidy(table, 2)
+                    seen += len(table)
+                    if len(table):
+                        yield table
+    elif kind == "parquet":
+        for table in _parquet_chunks(path, rows):
+            seen += len(table)
+            yield table
+    else:
+        for table in _npy_chunks(path, rows):
+            seen += len(table)
+            yield table
+    if not seen:
+        raise InputError(f"{path}: expected a header line and at least one row")
+
+
+def _csv_options(path, sep, encoding) -> dict:
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r} for {path}") from None
     with _file_errors(path, encoding):
         sep = sep or _separator(path, encoding)
+    return dict(
+        sep=sep,
+        encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding,
+        index_col=False,
+        skip_blank_lines=False,
+        keep_default_na=False,
+        na_values=[""],
+        skipinitialspace=True,
+    )
+
+
+@contextlib.contextmanager
+def _csv_errors(path, encoding):
+    """pandas' parser errors as InputErrors in this module's words."""
     try:
         with _file_errors(path, encoding), warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(
-                path,
-                sep=sep,
-                encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding,
-                index_col=False,
-                skip_blank_lines=False,
-                keep_default_na=False,
-                na_values=[""],
-                skipinitialspace=True,
-            )
+            yield
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: expected a header line and at least one row") from None
     except pd.errors.ParserWarning:
         raise InputError(f"{path}: the rows have more fields than the header") from None
     except pd.errors.ParserError as exc:
         raise InputError(f"{path}: {_parser_words(exc)}") from None
+
+
+def _tidy(table, first_line: int) -> pd.DataFrame:
+    """Column names stripped, the index the line numbers, blank lines dropped."""
     table.columns = [str(c).strip() for c in table.columns]
-    table.index = table.index + 2
-    table = table.dropna(how="all")  # blank lines
-    if table.empty:
-        raise InputError(f"{path}: expected a header line and at least one row")
-    return table
+    table.index = table.index + first_line
+    return table.dropna(how="all")
+
+
+def _parquet_chunks(path, rows):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"{path}: reading Parquet needs pyarrow: pip install 'gpubp[parquet]'"
+        ) from None
+    try:
+        f = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's own errors: not a Parquet file, damaged
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    first = 1
+    with f:
+        for batch in f.iter_batches(batch_size=rows):
+            table = batch.to_pandas()
+            table.columns = [str(c).strip() for c in table.columns]
+            table.index = pd.RangeIndex(first, first + len(table))
+            first += len(table)
+            yield table
+
+
+def _npy_chunks(path, rows):
+    """A 2-D .npy file's columns are named 0, 1, ...; a structured one's by its fields."""
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+    if a.dtype.names is None and a.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D array or a structured one, got shape {a.shape}")
+    for start in range(0, len(a), rows):
+        block = np.asarray(a[start : start + rows])
+        index = pd.RangeIndex(start + 1, start + 1 + len(block))
+        if a.dtype.names is None:
+            table = pd.DataFrame(block, columns=[str(i) for i in range(a.shape[1])], index=index)
+        else:
+            table = pd.DataFrame({name: block[name] for name in a.dtype.names}, index=index)
+        yield table
 
 
 @contextlib.contextmanager

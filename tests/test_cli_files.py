@@ -1,0 +1,149 @@
+"""The command on data files read a chunk at a time: Parquet (by row groups), .npy
+(memory-mapped) and CSV files larger than STREAM_CSV_BYTES."""
+
+import csv
+import io
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import standin_installed
+
+import gpubp
+from gpubp import cli, tables
+from gpubp.estimators import base as estimators_base
+from gpubp.inputs import data as inputs_data
+from gpubp.inputs import sources
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of rows and of bytes far smaller than the data (their defaults are MBs)."""
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 700)
+    monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 2**18)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 2**18)
+    monkeypatch.setattr(estimators_base, "PREDICT_CHUNK_BYTES", 2**18)
+
+
+def frame(n=3000, seed=0, p=6):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(p)])
+    df["label"] = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    df["level"] = X[:, 0] - 2 * X[:, 2]
+    return df
+
+
+def run(*args, capsys):
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def predictions(path):
+    return list(csv.reader(io.StringIO(path.read_text())))
+
+
+def parquet_run(tmp_path, n, capsys, p=6):
+    """(train output, model, frame, peak bytes of train, of predict) for n rows."""
+    df = frame(n=n, p=p)
+    data, folder = tmp_path / f"d{n}.parquet", tmp_path / f"m{n}"
+    df.to_parquet(data, row_group_size=5000)
+    args = ["--target", "label", "--task", "classification", "--quiet", "--epochs", "3"]
+    tracemalloc.start()
+    out = run("train", "--data", str(data), "--out", str(folder), *args, capsys=capsys)
+    training = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    run("predict", str(folder / "model.safetensors"), str(data), "--out",
+        str(tmp_path / f"p{n}.csv"), capsys=capsys)  # fmt: skip
+    predicting = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    model = gpubp.load(folder / "model.safetensors")
+    assert not list(folder.glob(".gpubp-data-*"))  # the temporary copy is gone
+    return out, model, df, training, predicting
+
+
+def test_a_parquet_file_trains_and_predicts(tmp_path, capsys):
+    out, model, df, _, _ = parquet_run(tmp_path, 4000, capsys)
+    assert "3000 training and 1000 test cases" in out
+    assert float(out.split("test accuracy :")[1].split()[0]) > 0.9
+    rows = predictions(tmp_path / "p4000.csv")
+    assert rows[0] == ["prediction"] and len(rows) == 4001
+    assert [r[0] for r in rows[1:]] == model.predict(df.drop(columns=["label"])).tolist()
+
+
+def test_a_parquet_file_trains_and_predicts_in_bounded_memory(tmp_path, capsys):
+    """4x the rows, about the same memory: what the command allocates (NumPy's and pandas'
+    arrays, as tracemalloc counts them) grows by far less than the features do (50
+    float64 columns, 400 bytes a row; the labels and the split's indices stay in memory,
+    about 40 bytes a row)."""
+    if standin_installed():
+        pytest.skip("the stand-in's device copy of X is host memory too")
+    parquet_run(tmp_path, 2000, capsys, p=50)  # imports and first compilations
+    _, _, _, train_n, predict_n = parquet_run(tmp_path, 10_000, capsys, p=50)
+    _, _, _, train_4n, predict_4n = parquet_run(tmp_path, 40_000, capsys, p=50)
+    more_features = 30_000 * 50 * 8
+    assert train_4n - train_n < more_features / 4, (train_n, train_4n)
+    assert predict_4n - predict_n < more_features / 4, (predict_n, predict_4n)
+
+
+def test_a_large_csv_is_read_in_chunks_with_the_csv_rules(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 0)  # every CSV is "large"
+    df = frame()
+    df.drop(columns=["level"]).to_csv(tmp_path / "d.csv", index=False, sep=";")
+    out = run("train", "--data", str(tmp_path / "d.csv"), "--target", "label", "--quiet",
+              "--epochs", "40", "--out", str(tmp_path / "m"), capsys=capsys)  # fmt: skip
+    assert float(out.split("test accuracy :")[1].split()[0]) > 0.95
+    whole = run("predict", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"),
+                capsys=capsys)  # fmt: skip
+    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 2**40)
+    chunked = run("predict", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"),
+                  capsys=capsys)  # fmt: skip
+    assert whole == chunked and len(whole.splitlines()) == len(df) + 1
+    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 0)
+    text = (tmp_path / "d.csv").read_text().splitlines()
+    line = 2345  # in the fourth chunk of 700 rows
+    text[line - 1] = text[line - 1].replace(text[line - 1].split(";")[3], "oops", 1)
+    (tmp_path / "bad.csv").write_text("\n".join(text) + "\n")
+    code = cli.main(["train", "--data", str(tmp_path / "bad.csv"), "--target", "label",
+                     "--out", str(tmp_path / "b")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and f"line {line}: column 'x3' holds 'oops', not a number" in err, err
+
+
+def test_npy_files_name_their_target_by_column(tmp_path, capsys):
+    df = frame()
+    plain = df[[*(f"x{i}" for i in range(6)), "level"]].to_numpy()
+    np.save(tmp_path / "plain.npy", plain)
+    out = run("train", "--data", str(tmp_path / "plain.npy"), "--target", "6", "--quiet",
+              "--epochs", "30", "--out", str(tmp_path / "a"), capsys=capsys)  # fmt: skip
+    assert float(out.split("test R^2 :")[1].split()[0]) > 0.9
+    model = gpubp.load(tmp_path / "a" / "model.safetensors")
+    assert list(model.feature_names_in_) == [str(i) for i in range(6)]
+    structured = np.empty(len(df), dtype=[("a", "f8"), ("b", "f4"), ("kind", "i8")])
+    structured["a"], structured["b"] = df["x0"], df["x1"]
+    structured["kind"] = (df["x0"] > 0).astype(int) + (df["x1"] > 1)
+    np.save(tmp_path / "s.npy", structured)
+    out = run("train", "--data", str(tmp_path / "s.npy"), "--target", "kind", "--quiet",
+              "--epochs", "30", "--out", str(tmp_path / "s"), capsys=capsys)  # fmt: skip
+    assert "test accuracy" in out
+    code = cli.main(["train", "--data", str(tmp_path / "s.npy"), "--target", "nope"])
+    assert code == 1 and "has no column 'nope'" in capsys.readouterr().err
+
+
+def test_damaged_data_files_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "x.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    for name, words in [
+        ("x.parquet", "not a readable Parquet file"),
+        ("x.npy", "not a readable .npy file"),
+        ("cube.npy", "expected a 2-D array"),
+    ]:
+        code = cli.main(["train", "--data", str(tmp_path / name), "--target", "t"])
+        err = capsys.readouterr().err
+        assert code == 1 and words in err and "Traceback" not in err, err
