@@ -30,10 +30,10 @@ def small_chunks(monkeypatch):
 
 def frame(n=3000, seed=0, p=6):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, p))
+    X = rng.normal(size=(n, p)) * np.arange(1, p + 1) * 10 + 100  # far from standardised
     df = pd.DataFrame(X, columns=[f"x{i}" for i in range(p)])
-    df["label"] = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
-    df["level"] = X[:, 0] - 2 * X[:, 2]
+    df["label"] = np.where((X[:, 0] - 100) / 10 + (X[:, 1] - 100) / 20 > 0, "up", "down")
+    df["level"] = (X[:, 0] - 100) / 10 - (X[:, 2] - 100) / 15
     return df
 
 
@@ -126,7 +126,7 @@ def test_npy_files_name_their_target_by_column(tmp_path, capsys):
     assert list(model.feature_names_in_) == [str(i) for i in range(6)]
     structured = np.empty(len(df), dtype=[("a", "f8"), ("b", "f4"), ("kind", "i8")])
     structured["a"], structured["b"] = df["x0"], df["x1"]
-    structured["kind"] = (df["x0"] > 0).astype(int) + (df["x1"] > 1)
+    structured["kind"] = (df["x0"] > 100).astype(int) + (df["x1"] > 120)
     np.save(tmp_path / "s.npy", structured)
     out = run("train", "--data", str(tmp_path / "s.npy"), "--target", "kind", "--quiet",
               "--epochs", "30", "--out", str(tmp_path / "s"), capsys=capsys)  # fmt: skip

@@ -17,8 +17,10 @@ from sklearn.exceptions import ConvergenceWarning
 import gpubp
 from gpubp import InputError, MLPClassifier, MLPRegressor
 from gpubp.inputs import data as inputs_data
+from gpubp.inputs import sources
+from gpubp.inputs.checks import load_rows
 from gpubp.inputs.data import BUFFER_CHUNKS, BufferedOrder
-from gpubp.inputs.sources import Rows, SelectedRows, as_rows
+from gpubp.inputs.sources import Rows, SelectedRows, as_rows, distinct_values
 
 N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
 
@@ -27,6 +29,7 @@ N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
 def small_chunks(monkeypatch):
     """Chunks of 3 batches (X, Y and w in float64 at most), so every epoch has many."""
     monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 3 * BATCH * (P + 4) * 8)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 3 * BATCH * (P + 4) * 8)
 
 
 def problem(n=N, p=P, seed=0, classes=3):
@@ -167,6 +170,7 @@ def test_chunked_sources_train_predict_and_score_as_memory_does(tmp_path, kind):
     assert rows.kind == kind and not rows.random_access
     full = fitted(MLPClassifier, source, y, shuffle="full")  # the resident fit's order
     assert_same_fit(fitted(MLPClassifier, X, y), full)
+    assert_same_fit(full, fitted(MLPClassifier, source, y, streaming=False))  # read whole
     np.testing.assert_array_equal(full.predict(source), full.predict(X))
     np.testing.assert_array_equal(full.predict_proba(source), full.predict_proba(X))
     assert full.score(source, y) == full.score(X, y)
@@ -286,6 +290,42 @@ def test_peak_memory_does_not_grow_with_the_rows(tmp_path):
     assert peaks[1] < 1.25 * peaks[0] + 50_000, peaks
 
 
+def test_a_source_read_whole_is_read_and_checked_block_by_block():
+    """``streaming=False`` (or a fit that stays resident) reads a source in blocks of
+    BLOCK_BYTES into one array on the device, each block checked."""
+    X, _ = problem()
+    source = Sliceable(X)
+    on_device = load_rows(Rows(source, "sliceable", False), gpubp.get_backend(), "float32")
+    np.testing.assert_array_equal(gpubp.to_numpy(on_device), X.astype(np.float32))
+    assert source.reads == -(-N // (sources.BLOCK_BYTES // (P * 8)))
+    X[500, 1] = np.inf
+    with pytest.raises(InputError, match="row 500"):
+        load_rows(Rows(Sliceable(X), "sliceable", False), gpubp.get_backend(), "float32")
+
+
+def test_the_classes_come_from_every_block_of_y():
+    labels = Rows(np.repeat([3, 1, 2], 10), "array", True)
+    np.testing.assert_array_equal(distinct_values(labels, block_rows=7), [1, 2, 3])
+    text = Rows(np.array(["b"] * 9 + ["a"]), "array", True)
+    np.testing.assert_array_equal(distinct_values(text, block_rows=3), ["a", "b"])
+
+
+@pytest.mark.gpu
+def test_large_host_arrays_go_to_the_device_in_blocks(monkeypatch):
+    if not standin_installed():
+        pytest.skip("counts the stand-in's copies")
+    import cupy
+
+    from gpubp import backend as backend_module
+
+    monkeypatch.setattr(backend_module, "UPLOAD_BYTES", 1000)
+    X = np.random.default_rng(0).normal(size=(101, 7))
+    with cupy.counting() as seen:
+        on_device = gpubp.get_backend("cupy").to_device(X, dtype=np.float32)
+    np.testing.assert_array_equal(on_device.get(), X.astype(np.float32))
+    assert seen.largest_h2d <= 1000 and seen.h2d_bytes == X.size * 4
+
+
 def test_selected_rows_read_by_index():
     a = np.arange(40.0).reshape(10, 4)
     s = SelectedRows(a, [1, 3, 4, 8])
@@ -390,3 +430,49 @@ def test_the_chunk_feed_waits_on_events_not_on_the_device(tmp_path):
     chunks = -(-1000 // rows)
     assert seen.d2h == est.n_iter_
     assert seen.syncs == est.n_iter_ * chunks - 1
+
+
+def test_dask_ml_incremental_trains_block_by_block():
+    """dask-ml's Incremental clones the estimator and calls partial_fit on each block:
+    the same as partial_fit on the blocks in turn by hand; the result pickles."""
+    import pickle
+
+    da = pytest.importorskip("dask.array")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, y = problem(n=600)
+    blocks = (da.from_array(X, chunks=(100, P)), da.from_array(y, chunks=100))
+    template = MLPClassifier((5,), batch_size=BATCH, random_state=0)
+    incremental = wrappers.Incremental(template, shuffle_blocks=False)
+    incremental.fit(*blocks, classes=[0, 1, 2])
+    by_hand = MLPClassifier((5,), batch_size=BATCH, random_state=0)
+    for start in range(0, 600, 100):
+        by_hand.partial_fit(X[start : start + 100], y[start : start + 100], classes=[0, 1, 2])
+    trained = pickle.loads(pickle.dumps(incremental.estimator_))
+    for a, b in zip(trained.coefs_ + trained.intercepts_, by_hand.coefs_ + by_hand.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert not hasattr(template, "coefs_")  # a clone was trained
+    np.testing.assert_array_equal(incremental.predict(blocks[0]).compute(), by_hand.predict(X))
+
+
+def test_shuffle_options_are_kept_by_save_and_mapped_for_scikit_learn(tmp_path):
+    X, y = problem()
+    est = fitted(MLPClassifier, memmap(tmp_path, X), y, shuffle="buffered", streaming=True)
+    gpubp.save(est, tmp_path / "m.safetensors")
+    loaded = gpubp.load(tmp_path / "m.safetensors")
+    assert loaded.get_params()["shuffle"] == "buffered" and loaded.streaming is True
+    assert est.to_sklearn().shuffle is True
+    with pytest.raises(ValueError, match="shuffle"):
+        fitted(MLPClassifier, X, y, shuffle="sometimes")
+    with pytest.raises(ValueError, match="streaming"):
+        fitted(MLPClassifier, X, y, streaming="maybe")
+
+
+def test_the_epoch_permutation_is_numpys_in_half_the_memory():
+    from gpubp.inputs.data import permutation
+
+    for n in (1, 530, 70_001):
+        ours, numpys = np.random.default_rng(3), np.random.default_rng(3)
+        order = permutation(ours, n)
+        assert order.dtype == np.int32
+        np.testing.assert_array_equal(order, numpys.permutation(n))
+        assert ours.integers(2**40) == numpys.integers(2**40)  # the same draws taken

@@ -76,6 +76,7 @@ def _params(est, kind) -> dict:
     if ours["activation"] == "sigmoid":
         params["activation"] = "logistic"  # the textbook's name for it
     params["solver"] = SOLVERS[ours["solver"]]
+    params["shuffle"] = bool(ours["shuffle"])  # "full" and "buffered" shuffle too
     if ours["solver"] == "gd":
         params["momentum"] = 0.0
     if isinstance(ours["random_state"], np.random.Generator):

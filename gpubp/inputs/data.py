@@ -103,7 +103,7 @@ class Data:
             return None
         if shuffle == "buffered":
             return BufferedOrder(self.n_global, self.chunk_rows(batch_size, BUFFER_CHUNKS), rng)
-        return rng.permutation(self.n_global)
+        return permutation(rng, self.n_global)
 
     def chunk_rows(self, batch_size: int, parts: int = 1) -> int:
         """Rows per chunk: a whole number of minibatches in about CHUNK_BYTES / parts."""
@@ -117,6 +117,14 @@ class Data:
         R = 1 if self.w_host is None or self.w_host.ndim == 1 else self.w_host.shape[0]
         itemsize = np.dtype(getattr(self.X, "dtype", np.float32)).itemsize
         return itemsize * (self.n_features + K + (0 if self.w_host is None else R))
+
+
+def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.permutation(n)``, the same numbers from the same draws, in int32 where n allows
+    (4 bytes a row, not 8: the one per-row array a streamed epoch keeps)."""
+    order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    rng.shuffle(order)
+    return order
 
 
 def _replace(data, **changes):
