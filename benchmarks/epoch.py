@@ -23,6 +23,8 @@ import os
 import platform
 import sys
 
+from .measure import cpu_model
+
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
@@ -171,7 +173,7 @@ def environment(args, gpu) -> dict:
 
     env = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.node()} {platform.machine()}, {_cpu_model()}, "
+        "machine": f"{platform.node()} {platform.machine()}, {cpu_model()}, "
         f"{os.cpu_count()} cores",
         "python": platform.python_version(),
         "gpubp": gpubp.__version__,
@@ -201,17 +203,6 @@ def environment(args, gpu) -> dict:
         env["cupy"] = cupy.__version__
         env["cuda runtime"] = cupy.cuda.runtime.runtimeGetVersion()
     return env
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def print_environment(env):

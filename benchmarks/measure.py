@@ -22,12 +22,43 @@ def rss() -> int:
         return 0
 
 
+def rss_anon() -> int:
+    """Anonymous resident memory of this process in bytes (Linux /proc; 0 elsewhere): what
+    RSS counts less the file-backed pages, such as a memmap's page cache."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc), else what ``platform`` says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 class PeakRSS:
-    """Peak resident memory above the level at entry, sampled every millisecond."""
+    """Peak resident memory (``read``: ``rss`` or ``rss_anon``) above the level at entry,
+    sampled every millisecond; ``peak`` is the level itself."""
+
+    def __init__(self, read=rss):
+        self.read = read
 
     def __enter__(self):
         gc.collect()
-        self.base = self.peak = rss()
+        self.base = self.peak = self.read()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -35,13 +66,13 @@ class PeakRSS:
 
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss())
+            self.peak = max(self.peak, self.read())
             time.sleep(0.001)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss())
+        self.peak = max(self.peak, self.read())
         self.bytes = self.peak - self.base
 
 

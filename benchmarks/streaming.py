@@ -1,7 +1,7 @@
 """Training on data that does not fit: memory, epoch time and shuffling (issue 32).
 
     python -m benchmarks.streaming memory [--rows N] [--folder DIR]
-    python -m benchmarks.streaming epoch [--rounds R]
+    python -m benchmarks.streaming epoch [--rounds R] [--rows N]
     python -m benchmarks.streaming files [--rows N]
     python -m benchmarks.streaming shuffle [--rows N] [--epochs E]
 
@@ -16,7 +16,7 @@ memory against one from a page-cached memmap, alternating, medians.
 pass that copies the features out, and one epoch from the copy.
 ``shuffle``: label-sorted rows, the validation loss after each epoch with the full
 permutation, the buffered shuffle and no shuffle.
-Results go to benchmarks/results/streaming-*.{json,md}.
+Results go to benchmarks/results/streaming-*.{json,md} (``--out`` another folder).
 """
 
 from __future__ import annotations
@@ -30,42 +30,10 @@ import sys
 import tempfile
 import time
 
-from .threads import set_thread_env
+from .threads import set_thread_env  # imports no NumPy: thread counts are set before it loads
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 THREADS = 2
-
-
-def rss_anon() -> int:
-    """This process's anonymous resident memory in bytes (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakAnon:
-    """Peak RssAnon while the block runs, sampled every 2 ms."""
-
-    def __enter__(self):
-        import threading
-
-        self.peak = rss_anon()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_anon())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_anon())
 
 
 def _environment() -> dict:
@@ -75,6 +43,8 @@ def _environment() -> dict:
     import gpubp
     from gpubp.backend import cpu_kernels_reason
 
+    from .measure import cpu_model
+
     blas = [
         {k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
         for info in threadpoolctl.threadpool_info()
@@ -83,7 +53,7 @@ def _environment() -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "gpubp": gpubp.__version__,
         "numpy": np.__version__,
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "threads": THREADS,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "blas": blas,
@@ -91,24 +61,16 @@ def _environment() -> dict:
     }
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+def _write(args, stem: str, data, lines: list[str]) -> None:
+    from .measure import write_results
+
+    write_results(args.out, stem, data, "\n".join(lines) + "\n")
 
 
-def _write(stem: str, data, text: str) -> None:
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, f"{stem}.json"), "w") as f:
-        json.dump(data, f, indent=1)
-    with open(os.path.join(RESULTS, f"{stem}.md"), "w") as f:
-        f.write(text)
-    print(text)
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table: the first column left-aligned, the others right."""
+    rule = "|---|" + "---:|" * (len(header) - 1)
+    return ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _make_files(folder: str, n: int, p: int = 256, classes: int = 10) -> tuple[str, str]:
@@ -140,8 +102,10 @@ def memory_worker(X_path: str, y_path: str, mode: str) -> dict:
 
     from gpubp import MLPClassifier
 
+    from .measure import PeakRSS, rss_anon
+
     baseline = rss_anon()
-    with PeakAnon() as peak:
+    with PeakRSS(read=rss_anon) as peak:
         if mode == "resident":
             X, y = np.load(X_path), np.load(y_path)
         else:
@@ -179,15 +143,14 @@ def memory(args) -> None:
             rows.append({"rows": n, "file_gib": gib, "mode": mode, **result})
             print(rows[-1], flush=True)
     by = {(r["rows"], r["mode"]): r for r in rows}
-    lines = [
-        "| rows | X file (GiB) | mode | peak RssAnon (GiB) | epoch with set-up (s) |",
-        "|---:|---:|---|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['rows']:,} | {r['file_gib']:.2f} | {r['mode']} | "
-            f"{r['peak'] / 2**30:.3f} | {r['seconds']:.1f} |"
-        )
+    lines = _table(
+        ["rows", "X file (GiB)", "mode", "peak RssAnon (GiB)", "epoch with set-up (s)"],
+        [
+            [f"{r['rows']:,}", f"{r['file_gib']:.2f}", r["mode"], f"{r['peak'] / 2**30:.3f}",
+             f"{r['seconds']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
     growth = {
         mode: by[(sizes[2], mode)]["peak"] / by[(sizes[0], mode)]["peak"] - 1
         for mode in ("resident", "streamed", "buffered")
@@ -197,8 +160,7 @@ def memory(args) -> None:
         "Growth of the peak from N to 4N rows: "
         + ", ".join(f"{m} {100 * g:+.1f}%" for m, g in growth.items())
     )
-    _write("streaming-memory", {"env": _environment(), "rows": rows, "growth": growth},
-           "\n".join(lines) + "\n")  # fmt: skip
+    _write(args, "streaming-memory", {"env": _environment(), "rows": rows, "growth": growth}, lines)
 
 
 def _partial_fit_epochs(X, y, config, rounds: int) -> list[float]:
@@ -232,7 +194,7 @@ def epoch(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for key in ("a", "b"):
             config = CONFIGS[key]
-            X, y = make_data(60_000, config.layer_sizes[0])
+            X, y = make_data(args.rows, config.layer_sizes[0])
             X = np.ascontiguousarray(X, dtype=np.float32)
             np.save(os.path.join(folder, "X.npy"), X)
             X_file = np.load(os.path.join(folder, "X.npy"), mmap_mode="r")
@@ -252,17 +214,16 @@ def epoch(args) -> None:
                 }
             )
             print(rows[-1], flush=True)
-    lines = [
-        "| config | epoch from memory (s) | epoch from a page-cached memmap (s) | "
-        "speed of the memmap epoch |",
-        "|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| ({r['config']}) {r['describe']} | {r['median']['memory']:.3f} | "
-            f"{r['median']['memmap']:.3f} | {r['memory_over_memmap']:.2f}x |"
-        )
-    _write("streaming-epoch", {"env": _environment(), "rows": rows}, "\n".join(lines) + "\n")
+    lines = _table(
+        ["config", "epoch from memory (s)", "epoch from a page-cached memmap (s)",
+         "speed of the memmap epoch"],
+        [
+            [f"({r['config']}) {r['describe']}", f"{r['median']['memory']:.3f}",
+             f"{r['median']['memmap']:.3f}", f"{r['memory_over_memmap']:.2f}x"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    _write(args, "streaming-epoch", {"env": _environment(), "rows": rows}, lines)
 
 
 def files(args) -> None:
@@ -312,17 +273,16 @@ def files(args) -> None:
                 }
             )
             print(rows[-1], flush=True)
-    lines = [
-        "| file | rows x 50 | file (GiB) | copy pass (s per GiB of file) | "
-        "one epoch from the copy (s per GiB of features) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['kind']} | {r['rows']:,} | {r['file_gib']:.3f} | "
-            f"{r['copy_s'] / r['file_gib']:.1f} | {r['epoch_s'] / r['features_gib']:.1f} |"
-        )
-    _write("streaming-files", {"env": _environment(), "rows": rows}, "\n".join(lines) + "\n")
+    lines = _table(
+        ["file", "rows x 50", "file (GiB)", "copy pass (s per GiB of file)",
+         "one epoch from the copy (s per GiB of features)"],
+        [
+            [r["kind"], f"{r['rows']:,}", f"{r['file_gib']:.3f}",
+             f"{r['copy_s'] / r['file_gib']:.1f}", f"{r['epoch_s'] / r['features_gib']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    _write(args, "streaming-files", {"env": _environment(), "rows": rows}, lines)
 
 
 def shuffle(args) -> None:
@@ -363,21 +323,16 @@ def shuffle(args) -> None:
         f"Label-sorted rows ({args.rows:,} x 40, 10 classes, MLPClassifier((64,)), adam, "
         f"batch 200), validation log-loss on 20,000 held-out rows after each epoch:",
         "",
-        "| shuffle | " + " | ".join(f"epoch {e + 1}" for e in range(args.epochs)) + " |",
-        "|---|" + "---:|" * args.epochs,
-    ]
-    for mode, losses in curves.items():
-        lines.append(f"| {mode} | " + " | ".join(f"{v:.4f}" for v in losses) + " |")
-    lines += [
+        *_table(
+            ["shuffle", *(f"epoch {e + 1}" for e in range(args.epochs))],
+            [[mode, *(f"{v:.4f}" for v in losses)] for mode, losses in curves.items()],
+        ),
         "",
         f"Buffered over full after {args.epochs} epochs: {buffered / full:.4f}; "
         f"no shuffle over full: {none / full:.4f}.",
     ]
-    _write(
-        "streaming-shuffle",
-        {"env": _environment(), "curves": curves, "rows": args.rows},
-        "\n".join(lines) + "\n",
-    )
+    data = {"env": _environment(), "curves": curves, "rows": args.rows}
+    _write(args, "streaming-shuffle", data, lines)
 
 
 def main(argv=None) -> int:
@@ -390,14 +345,17 @@ def main(argv=None) -> int:
     w = sub.add_parser("memory-worker")
     w.add_argument("X")
     w.add_argument("y")
-    w.add_argument("mode")
+    w.add_argument("mode", choices=("resident", "streamed", "buffered"))
     e = sub.add_parser("epoch")
     e.add_argument("--rounds", type=int, default=5)
+    e.add_argument("--rows", type=int, default=60_000)
     f = sub.add_parser("files")
     f.add_argument("--rows", type=int, default=500_000)
     s = sub.add_parser("shuffle")
     s.add_argument("--rows", type=int, default=2_000_000)
     s.add_argument("--epochs", type=int, default=4)
+    for command in (m, e, f, s):
+        command.add_argument("--out", default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
     if args.what == "memory-worker":
         print(json.dumps(memory_worker(args.X, args.y, args.mode)))

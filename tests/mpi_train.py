@@ -99,6 +99,25 @@ def run(scenario, out, rank, size):
     elif scenario == "replicated":  # every rank passes all the rows: each takes its shard
         clf = gpubp.MLPClassifier(**common, **SOLVERS["sgd"]).fit(X, y)
         np.savez(out / f"replicated-rank{rank}.npz", *clf.coefs_, *clf.intercepts_)
+    elif scenario == "streamed":  # X memory-mapped, read a chunk at a time on each rank
+        np.save(out / f"X-rank{rank}.npy", X[part])
+        np.save(out / f"X-all-rank{rank}.npy", X)
+        mine = np.load(out / f"X-rank{rank}.npy", mmap_mode="r")
+        everything = np.load(out / f"X-all-rank{rank}.npy", mmap_mode="r")
+        kw = {**common, **SOLVERS["sgd"], "streaming": True}
+        clf = gpubp.MLPClassifier(**kw).fit(mine, y[part])
+        replicated = gpubp.MLPClassifier(**kw).fit(everything, y)  # each takes its shard
+        params = {**common, "max_iter": 200, "early_stopping": True, "n_iter_no_change": 3}
+        early = gpubp.MLPClassifier(**params, streaming=True).fit(mine, y[part])
+        resident = gpubp.MLPClassifier(**params, streaming=False).fit(X[part], y[part])
+        np.savez(
+            out / f"streamed-rank{rank}.npz",
+            *clf.coefs_,
+            *clf.intercepts_,
+            replicated=replicated.coefs_[0],
+            scores=np.array(early.validation_scores_),
+            resident_scores=np.array(resident.validation_scores_),
+        )
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none
         gpubp.MLPClassifier(**common).fit(X[part], y[part])

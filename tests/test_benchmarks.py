@@ -244,3 +244,30 @@ def test_deploy_agreement_covers_every_activation_and_output(tmp_path):
     rows = json.loads((tmp_path / "deploy-agreement.json").read_text())
     assert len(rows) == 16 and {r["task"] for r in rows} >= {"multilabel", "regression"}
     assert all(r["sklearn"] < 1e-5 and r["onnx"] < 1e-5 for r in rows)
+
+
+def test_the_streaming_benchmark_runs_small(tmp_path):
+    """benchmarks.streaming at toy sizes: each part writes its table; one memory worker
+    (the memory part runs nine) measures a streamed epoch."""
+    import numpy as np
+
+    for part in (
+        ["epoch", "--rounds", "1", "--rows", "300"],
+        ["files", "--rows", "2000"],
+        ["shuffle", "--rows", "3000", "--epochs", "2"],
+    ):
+        out = run_module("benchmarks.streaming", *part, "--out", str(tmp_path))
+        assert out.returncode == 0, out.stderr
+    shuffle = json.loads((tmp_path / "streaming-shuffle.json").read_text())
+    assert set(shuffle["curves"]) == {"full", "buffered", "False"}
+    for stem in ("epoch", "files", "shuffle"):
+        assert "| " in (tmp_path / f"streaming-{stem}.md").read_text()
+    np.save(tmp_path / "X.npy", np.zeros((500, 4), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.arange(500) % 3)
+    out = run_module(
+        "benchmarks.streaming", "memory-worker", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"),
+        "streamed",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0 < measured["baseline"] <= measured["peak"] and measured["seconds"] > 0

@@ -111,6 +111,20 @@ def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(tmp_pat
             np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
 
 
+def test_streamed_shards_train_the_weights_of_one_process(tmp_path):
+    """Each rank's X memory-mapped and read a chunk at a time: the weights of one process,
+    also when every rank maps all the rows, and early stopping's scores are those of the
+    ranks' resident data."""
+    out = launch("streamed", tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
+    ranks = ranks_trained_as(one, tmp_path, "streamed")
+    for saved in ranks:
+        np.testing.assert_allclose(saved["replicated"], one.coefs_[0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(saved["scores"], saved["resident_scores"])
+        assert 1 < len(saved["scores"]) < 200
+
+
 def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
     args = ["train", "--data", "diabetes", "--hidden", "8", "--epochs", "4", "--quiet"]
     args += ["--dtype", "float64", "--batch-size", "50", "--seed", "3"]

@@ -349,6 +349,8 @@ class BaseMLP(BaseEstimator):
             named("y", self._encode_targets, first, incremental)
 
         def encode(block):
+            if not len(block):  # a data-parallel batch may hold none of this rank's rows
+                return np.empty((0, self.n_outputs_), dtype=self.dtype)
             block = named(
                 "y",
                 check_array,
@@ -365,7 +367,7 @@ class BaseMLP(BaseEstimator):
             source, ys, encode, converter(self.dtype), self.n_outputs_, self.dtype, w_host=w_host
         )
         if comm is not None and replicated(
-            comm, source.take, source.n, source.shape, [ys.take], w_host
+            comm, source.take, source.n, source.shape, ys.take, w_host
         ):
             data = data.with_rows(np.arange(source.n)[shard(source.n, comm.rank, comm.size)])
         data.offset, data.n_total = shards(comm, data.n, data.n_features, self.n_outputs_)

@@ -32,11 +32,12 @@ def shards(comm, n: int, p: int, K: int) -> tuple[int, int | None]:
 
 def fingerprint(take, n: int, shape, Y, w) -> str:
     """A digest of X's shape and of up to 64 evenly spaced rows of X (``take(rows)`` gives
-    them on the host), Y and w (one read)."""
+    them on the host), Y (an array, or a function of the rows like ``take``) and w."""
     rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
     digest = hashlib.blake2b(repr(tuple(shape)).encode(), digest_size=16)
     sample = take(rows)
-    for a in (sample, None if Y is None else Y[rows], None if w is None else w[rows]):
+    targets = Y(rows) if callable(Y) else Y[rows]
+    for a in (sample, targets, None if w is None else w[rows]):
         if a is not None:
             digest.update(np.ascontiguousarray(a).tobytes())
     return digest.hexdigest()
