@@ -11,9 +11,10 @@ on N, 2N and 4N rows of 256 float32 features, each fit in a fresh process: X rea
 whole into memory (resident) against X memory-mapped (streamed, with the full
 permutation and with the buffered shuffle).
 ``epoch``: configurations (a) and (b) on 60,000 rows, one ``partial_fit`` epoch from
-memory against one from a page-cached memmap, alternating, medians.
-``files``: what ``gpubp train`` spends on a Parquet and on a CSV file per GiB: the
-pass that copies the features out, and one epoch from the copy.
+memory against one from a page-cached memmap, alternating, medians and the median of
+each round's ratio (the shared VM runs in slow spells that move a whole round).
+``files``: what ``gpubp train`` spends on a Parquet and on a CSV file per GiB, both
+read in chunks: the pass that copies the features out, and one epoch from the copy.
 ``shuffle``: label-sorted rows, the validation loss after each epoch with the full
 permutation, the buffered shuffle and no shuffle.
 Results go to benchmarks/results/streaming-*.{json,md} (``--out`` another folder).
@@ -204,6 +205,7 @@ def epoch(args) -> None:
                 times["memory"] += _partial_fit_epochs(X, y, config, 1)
                 times["memmap"] += _partial_fit_epochs(X_file, y, config, 1)
             med = {k: statistics.median(v) for k, v in times.items()}
+            per_round = [a / b for a, b in zip(times["memory"], times["memmap"])]
             rows.append(
                 {
                     "config": key,
@@ -211,15 +213,17 @@ def epoch(args) -> None:
                     "times": times,
                     "median": med,
                     "memory_over_memmap": med["memory"] / med["memmap"],
+                    "per_round": statistics.median(per_round),
                 }
             )
             print(rows[-1], flush=True)
     lines = _table(
         ["config", "epoch from memory (s)", "epoch from a page-cached memmap (s)",
-         "speed of the memmap epoch"],
+         "speed of the memmap epoch (ratio of medians)", "(median of the rounds' ratios)"],
         [
             [f"({r['config']}) {r['describe']}", f"{r['median']['memory']:.3f}",
-             f"{r['median']['memmap']:.3f}", f"{r['memory_over_memmap']:.2f}x"]
+             f"{r['median']['memmap']:.3f}", f"{r['memory_over_memmap']:.2f}x",
+             f"{r['per_round']:.2f}x"]
             for r in rows
         ],
     )  # fmt: skip
@@ -233,8 +237,9 @@ def files(args) -> None:
     import numpy as np
     import pandas as pd
 
-    from gpubp import MLPClassifier, cli
+    from gpubp import MLPClassifier, cli, tables
 
+    tables.STREAM_CSV_BYTES = 0  # the CSV read in chunks, as a file over 256 MiB is
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -292,7 +297,10 @@ def shuffle(args) -> None:
     from sklearn.datasets import make_classification
 
     from gpubp import MLPClassifier
+    from gpubp.inputs import data as inputs_data
 
+    if args.block_bytes:
+        inputs_data.BLOCK_BYTES = args.block_bytes
     X, y = make_classification(
         n_samples=args.rows + 20_000, n_features=40, n_informative=20, n_classes=10,
         n_clusters_per_class=1, random_state=0,
@@ -321,7 +329,9 @@ def shuffle(args) -> None:
     full, buffered, none = curves["full"][-1], curves["buffered"][-1], curves["False"][-1]
     lines = [
         f"Label-sorted rows ({args.rows:,} x 40, 10 classes, MLPClassifier((64,)), adam, "
-        f"batch 200), validation log-loss on 20,000 held-out rows after each epoch:",
+        f"batch 200), validation log-loss on 20,000 held-out rows after each epoch; "
+        f"buffered: blocks of {inputs_data.BLOCK_BYTES:,} bytes, buffers of "
+        f"{inputs_data.CHUNK_BYTES:,}:",
         "",
         *_table(
             ["shuffle", *(f"epoch {e + 1}" for e in range(args.epochs))],
@@ -331,7 +341,13 @@ def shuffle(args) -> None:
         f"Buffered over full after {args.epochs} epochs: {buffered / full:.4f}; "
         f"no shuffle over full: {none / full:.4f}.",
     ]
-    data = {"env": _environment(), "curves": curves, "rows": args.rows}
+    data = {
+        "env": _environment(),
+        "curves": curves,
+        "rows": args.rows,
+        "block_bytes": inputs_data.BLOCK_BYTES,
+        "chunk_bytes": inputs_data.CHUNK_BYTES,
+    }
     _write(args, "streaming-shuffle", data, lines)
 
 
@@ -347,13 +363,14 @@ def main(argv=None) -> int:
     w.add_argument("y")
     w.add_argument("mode", choices=("resident", "streamed", "buffered"))
     e = sub.add_parser("epoch")
-    e.add_argument("--rounds", type=int, default=5)
+    e.add_argument("--rounds", type=int, default=11)
     e.add_argument("--rows", type=int, default=60_000)
     f = sub.add_parser("files")
     f.add_argument("--rows", type=int, default=500_000)
     s = sub.add_parser("shuffle")
     s.add_argument("--rows", type=int, default=2_000_000)
     s.add_argument("--epochs", type=int, default=4)
+    s.add_argument("--block-bytes", type=int, help="buffered shuffling's block size")
     for command in (m, e, f, s):
         command.add_argument("--out", default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)

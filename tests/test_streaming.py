@@ -19,7 +19,7 @@ from gpubp import InputError, MLPClassifier, MLPRegressor
 from gpubp.inputs import data as inputs_data
 from gpubp.inputs import sources
 from gpubp.inputs.checks import load_rows
-from gpubp.inputs.data import BUFFER_CHUNKS, BufferedOrder
+from gpubp.inputs.data import BufferedOrder
 from gpubp.inputs.sources import Rows, SelectedRows, as_rows, distinct_values
 
 N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
@@ -27,8 +27,10 @@ N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    """Chunks of 3 batches (X, Y and w in float64 at most), so every epoch has many."""
+    """Chunks of 3 batches (X, Y and w in float64 at most), so every epoch has many, and
+    buffered shuffling's blocks of one batch."""
     monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 3 * BATCH * (P + 4) * 8)
+    monkeypatch.setattr(inputs_data, "BLOCK_BYTES", BATCH * (P + 4) * 4)
     monkeypatch.setattr(sources, "BLOCK_BYTES", 3 * BATCH * (P + 4) * 8)
 
 
@@ -187,28 +189,48 @@ def test_chunked_sources_train_predict_and_score_as_memory_does(tmp_path, kind):
 
 
 def _streamed_data(est, X, y):
-    return est._streamed(as_rows(X), y, None, None, True, False)[0]
+    return est._streamed(as_rows(X, stream_arrays=True), y, None, None, True, False)[0]
 
 
-def test_buffered_order_shuffles_chunks_and_rows_within_a_buffer():
-    n, cs = 1000, 30  # 33 whole chunks and a tail of 10
+def test_buffered_order_shuffles_blocks_and_rows_within_a_buffer():
+    n, bs, m = 1000, 30, 8  # 33 whole blocks, 4 buffers of 8 and one of 1, a tail of 10
     rng = np.random.default_rng(0)
-    order = BufferedOrder(n, cs, rng)
-    blocks = list(order.blocks())
-    everything = np.concatenate(blocks)
+    order = BufferedOrder(n, bs, m, rng)
+    buffers = list(order.blocks())
+    everything = np.concatenate(buffers)
     np.testing.assert_array_equal(np.sort(everything), np.arange(n))  # a permutation
-    chunks = order.chunk_order
-    for b, block in enumerate(blocks[:-1]):
-        mine = chunks[b * BUFFER_CHUNKS : (b + 1) * BUFFER_CHUNKS]
-        assert set(block // cs) == set(mine)  # the rows of exactly these chunks
-        assert len(block) % cs == 0
-        assert not np.array_equal(block, np.sort(block))  # shuffled within the buffer
-    assert set(blocks[-1]) == set(range(33 * cs, n))  # the short tail, alone and last
+    blocks = order.block_order
+    assert len(buffers) == 5
+    for b, buffer in enumerate(buffers):
+        mine = set(blocks[b * m : (b + 1) * m])
+        if b == len(buffers) - 1:
+            mine.add(33)  # the tail's rows join the last buffer
+        assert set(buffer // bs) == mine  # the rows of exactly these blocks
+        assert not np.array_equal(buffer, np.sort(buffer))  # shuffled within the buffer
+        if b < len(buffers) - 1:
+            assert len(buffer) == m * bs
     np.testing.assert_array_equal(order.materialize(), everything)
-    again = BufferedOrder(n, cs, np.random.default_rng(0))
+    again = BufferedOrder(n, bs, m, np.random.default_rng(0))
     np.testing.assert_array_equal(again.materialize(), everything)  # seeded
-    assert not np.array_equal(BufferedOrder(n, cs, rng).materialize(), everything)  # new epoch
-    assert len(BufferedOrder(5, cs, rng).materialize()) == 5  # fewer rows than a chunk
+    assert not np.array_equal(BufferedOrder(n, bs, m, rng).materialize(), everything)  # new epoch
+    assert sorted(BufferedOrder(5, bs, m, rng).materialize()) == list(range(5))  # < a block
+
+
+def test_buffered_shuffle_mixes_sorted_labels_like_a_permutation(monkeypatch):
+    """Label-sorted rows: with many small blocks in a buffer (here 71 of one batch each),
+    every buffer holds every label in about its share (the worst case for reading in
+    order)."""
+    monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 64 * BATCH * (P + 4) * 4)
+    X, y = problem(n=6000, classes=3)
+    order = np.argsort(y, kind="stable")
+    data = _streamed_data(MLPClassifier(batch_size=BATCH), X[order], y[order])
+    epoch = data.epoch_order(np.random.default_rng(0), "buffered", BATCH)
+    share = np.bincount(y) / len(y)
+    buffers = list(data.blocks(epoch, BATCH))
+    assert len(buffers) == 5 and {len(b) for b in buffers[:-1]} == {71 * BATCH}
+    for positions in buffers[:-1]:
+        seen = np.bincount(y[order][positions], minlength=3) / len(positions)
+        np.testing.assert_allclose(seen, share, atol=0.15)
 
 
 def test_buffered_chunks_are_whole_minibatches(tmp_path):
@@ -476,3 +498,18 @@ def test_the_epoch_permutation_is_numpys_in_half_the_memory():
         assert order.dtype == np.int32
         np.testing.assert_array_equal(order, numpys.permutation(n))
         assert ours.integers(2**40) == numpys.integers(2**40)  # the same draws taken
+
+
+def test_a_column_major_x_is_made_row_major_once():
+    """pandas' ``to_numpy`` gives column-major arrays, from which every minibatch's rows
+    are a strided gather (20x slower per epoch, measured): X is laid out by rows once."""
+    from gpubp.inputs.checks import validated
+
+    X, y = problem()
+    est = MLPClassifier()
+    for dtype in ("float32", "float64"):
+        laid_out = validated(
+            est.set_params(dtype=dtype), np.asfortranarray(X), gpubp.get_backend("numpy"), True
+        )
+        assert laid_out.flags.c_contiguous and laid_out.dtype == dtype
+    assert_same_fit(fitted(MLPClassifier, np.asfortranarray(X), y), fitted(MLPClassifier, X, y))

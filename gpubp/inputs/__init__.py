@@ -14,7 +14,7 @@ The estimators call down into it; it knows nothing of estimators beyond the
 attributes scikit-learn's ``validate_data`` sets on them.
 """
 
-from .data import BUFFER_CHUNKS, CHUNK_BYTES, BufferedOrder, Data, Streamed
+from .data import BLOCK_BYTES, CHUNK_BYTES, BufferedOrder, Data, Streamed
 from .sources import Rows, as_rows
 
-__all__ = ["BUFFER_CHUNKS", "CHUNK_BYTES", "BufferedOrder", "Data", "Rows", "Streamed", "as_rows"]
+__all__ = ["BLOCK_BYTES", "CHUNK_BYTES", "BufferedOrder", "Data", "Rows", "Streamed", "as_rows"]

@@ -9,9 +9,9 @@ own while the previous chunk trains, and on CuPy copied to the device through a
 pinned buffer on a second stream (``gpubp.inputs.device``).
 
 The epoch's order is a permutation of the cases (``rng.permutation``, as
-scikit-learn's), or for data read in chunks a ``BufferedOrder``: the chunks in a
-new random order every epoch and the rows of every few chunks shuffled together
-(CorgiPile). A chunk of rows is a whole number of minibatches, so a streamed
+scikit-learn's), or for data read in chunks a ``BufferedOrder``: blocks of about
+BLOCK_BYTES in a new random order every epoch and the rows of a chunk's worth of
+them shuffled together (CorgiPile). A chunk of rows is a whole number of minibatches, so a streamed
 epoch takes the same minibatches, in the same order, as a resident one.
 """
 
@@ -29,7 +29,7 @@ from ..errors import InputError
 from .sources import Rows
 
 CHUNK_BYTES = 2**26  # rows of X, Y and w read, converted and copied at a time, about
-BUFFER_CHUNKS = 8  # buffered shuffling mixes the rows of this many chunks of 1/8 the size
+BLOCK_BYTES = 2**18  # buffered shuffling reads contiguous blocks of about this size
 SHUFFLES = ("full", "buffered")
 
 
@@ -102,13 +102,16 @@ class Data:
         if not shuffle:
             return None
         if shuffle == "buffered":
-            return BufferedOrder(self.n_global, self.chunk_rows(batch_size, BUFFER_CHUNKS), rng)
+            block = self.chunk_rows(batch_size, BLOCK_BYTES)
+            per_buffer = max(1, self.chunk_rows(batch_size) // block)
+            return BufferedOrder(self.n_global, block, per_buffer, rng)
         return permutation(rng, self.n_global)
 
-    def chunk_rows(self, batch_size: int, parts: int = 1) -> int:
-        """Rows per chunk: a whole number of minibatches in about CHUNK_BYTES / parts."""
+    def chunk_rows(self, batch_size: int, nbytes: int = 0) -> int:
+        """Rows per chunk: a whole number of minibatches (at least one) in about ``nbytes``
+        (default CHUNK_BYTES)."""
         row_bytes = max(1, self.row_bytes())
-        per_chunk = CHUNK_BYTES // parts // row_bytes
+        per_chunk = (nbytes or CHUNK_BYTES) // row_bytes
         return max(batch_size, per_chunk // batch_size * batch_size)
 
     def row_bytes(self) -> int:
@@ -134,27 +137,30 @@ def _replace(data, **changes):
 
 
 class BufferedOrder:
-    """An epoch over chunks of ``chunk_rows`` cases: the whole chunks in a random order,
-    every BUFFER_CHUNKS of them (the buffer) shuffled together, the last, shorter chunk
-    shuffled alone at the end. Draws two numbers from ``rng``; holds O(n / chunk_rows)."""
+    """An epoch in buffers (CorgiPile): blocks of ``block_rows`` cases in a random order,
+    the rows of every ``per_buffer`` of them shuffled together; the last, shorter block
+    joins the last buffer. Many small blocks per buffer make each buffer a fair sample
+    of the data even when it is sorted (by label, by time), while each block is still
+    read in one piece. Draws two numbers from ``rng``; holds O(n / block_rows)."""
 
-    def __init__(self, n: int, chunk_rows: int, rng: np.random.Generator):
-        self.n, self.chunk_rows = n, chunk_rows
-        self.chunk_order = rng.permutation(n // chunk_rows)
+    def __init__(self, n: int, block_rows: int, per_buffer: int, rng: np.random.Generator):
+        self.n, self.block_rows, self.per_buffer = n, block_rows, per_buffer
+        self.block_order = rng.permutation(n // block_rows)
         self.seed = int(rng.integers(2**63 - 1))
 
     def blocks(self):
-        """The positions of each buffer, shuffled, in the epoch's order."""
-        cs, order = self.chunk_rows, self.chunk_order
-        b = -1
-        for b, first in enumerate(range(0, len(order), BUFFER_CHUNKS)):
-            positions = np.concatenate(
-                [np.arange(c * cs, (c + 1) * cs) for c in order[first : first + BUFFER_CHUNKS]]
-            )
-            yield positions[np.random.default_rng([self.seed, b]).permutation(len(positions))]
-        tail = np.arange(len(order) * cs, self.n)
-        if len(tail):
-            yield tail[np.random.default_rng([self.seed, b + 1]).permutation(len(tail))]
+        """The positions of each buffer, shuffled, in the epoch's order: a whole number of
+        blocks (so of minibatches) each, but the last."""
+        bs, order, m = self.block_rows, self.block_order, self.per_buffer
+        starts = list(range(0, len(order), m)) or [0]
+        for b, first in enumerate(starts):
+            parts = [np.arange(c * bs, (c + 1) * bs) for c in order[first : first + m]]
+            if b == len(starts) - 1:  # the rows after the last whole block
+                parts.append(np.arange(len(order) * bs, self.n))
+            positions = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+            if len(positions):
+                rng = np.random.default_rng([self.seed, b])
+                yield positions[rng.permutation(len(positions))]
 
     def materialize(self) -> np.ndarray:
         """The whole order as one permutation (for data held in memory)."""

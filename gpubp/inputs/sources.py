@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import is_sparse
 
-MAX_RUNS = 64  # a scattered read from a chunked source: more runs than this read the span
+MAX_RUNS = 64  # a dense scatter of more runs than this reads the span in one piece
 BLOCK_BYTES = 2**26  # what a pass over a source (scaling, checks) reads at a time, about
 
 
@@ -69,9 +69,10 @@ class Rows:
 
     def _sorted(self, unique) -> np.ndarray:
         """Increasing distinct rows: each contiguous run read once, or the whole span when
-        the runs are many (a dense scatter reads less that way than row by row)."""
+        the runs are many and the span at most 4 times the rows (a dense scatter)."""
         breaks = np.flatnonzero(np.diff(unique) != 1) + 1
-        if len(breaks) >= MAX_RUNS:
+        span = int(unique[-1] - unique[0]) + 1
+        if len(breaks) >= MAX_RUNS and span <= 4 * len(unique):
             return self.read(unique[0], unique[-1] + 1)[unique - unique[0]]
         starts = np.concatenate([[0], breaks])
         stops = np.concatenate([breaks, [len(unique)]])
