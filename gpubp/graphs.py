@@ -63,6 +63,12 @@ def for_epoch(net, optimizer, data, objective, batch_size: int):
     return steps
 
 
+def latest(net):
+    """The graphed steps ``net`` last trained with, or None (for tests and benchmarks)."""
+    kept = _CACHE.get(net)
+    return next(reversed(kept.values())) if kept else None
+
+
 def _key(net, optimizer, data, objective, batch_size):
     """What a captured step has baked in: device addresses, shapes, constants."""
     state = [getattr(optimizer, k) for k in optimizer._state] + [net.theta, data.X]

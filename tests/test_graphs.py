@@ -56,7 +56,7 @@ def fit(monkeypatch, graphs_on: bool, epochs=3, **kw):
 def test_graphed_steps_train_exactly_as_single_kernels(monkeypatch, solver):
     on = fit(monkeypatch, True, **SOLVERS[solver])
     off = fit(monkeypatch, False, **SOLVERS[solver])
-    steps = graphs._CACHE.get(on.get_network())
+    steps = graphs.latest(on.get_network())
     assert steps is not None, "the graphed path did not run"
     assert steps.n_steps == 6
     np.testing.assert_array_equal(on.loss_curve_, off.loss_curve_)
@@ -73,9 +73,9 @@ def test_partial_fit_reuses_the_captured_step(monkeypatch):
     X = cupy.asarray(X)  # on the device already: the same X for every call
     est = gpubp.MLPClassifier(hidden_layer_sizes=(8,), batch_size=32, backend="cupy")
     est.partial_fit(X, y, classes=np.arange(4))
-    first = graphs._CACHE.get(est.get_network())
+    first = graphs.latest(est.get_network())
     est.partial_fit(X, y)
-    assert graphs._CACHE.get(est.get_network()) is first
+    assert graphs.latest(est.get_network()) is first
     assert first.launch is not None
 
 
@@ -95,7 +95,7 @@ def test_a_stack_of_networks_runs_graphed_as_alone(monkeypatch):
         objective = Objective(1.0, np.array([0.0, 1e-3, 1e-2]))
         total, steps = run_epoch(net, opt, data, objective, 20, order)
         assert steps == 5
-        assert (graphs._CACHE.get(net) is not None) == on
+        assert (graphs.latest(net) is not None) == on
         results[on] = (gpubp.to_numpy(total), net.get_weights())
     np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6)
     for (Wa, ba), (Wb, bb) in zip(results[True][1], results[False][1]):
@@ -110,9 +110,9 @@ def test_case_weights_and_one_minibatch_take_the_single_kernel_path(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y, sample_weight=np.ones(64))
-        assert graphs._CACHE.get(est.get_network()) is None
+        assert graphs.latest(est.get_network()) is None
         est.set_params(batch_size=64).fit(X, y)
-        assert graphs._CACHE.get(est.get_network()) is None
+        assert graphs.latest(est.get_network()) is None
 
 
 def test_optimiser_rates_are_the_rates_its_steps_use():
@@ -185,6 +185,6 @@ def test_tf32_products_are_tf32_and_float32_ones_are_not():
 @pytest.mark.cuda
 def test_the_step_is_captured_on_a_device(monkeypatch):
     est = fit(monkeypatch, True, solver="adam", epochs=2)
-    steps = graphs._CACHE[est.get_network()]
+    steps = graphs.latest(est.get_network())
     assert steps.why_not_captured == ""
     assert steps.graph is not None

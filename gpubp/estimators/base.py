@@ -30,8 +30,8 @@ from ..inputs.checks import (
     sample_weights,
     validated,
 )
-from ..inputs.data import SHUFFLES, Data, Streamed
-from ..inputs.device import fits_on_device
+from ..inputs.data import SHUFFLES, Data, Streamed, held_out_pieces
+from ..inputs.residency import streamed_source
 from ..inputs.shards import own_rows_if_replicated, replicated, shards
 from ..inputs.sources import Rows, as_rows, distinct_values
 from ..network import DTYPES, MATMUL_PRECISIONS, MLP
@@ -277,28 +277,8 @@ class BaseMLP(BaseEstimator):
         return self
 
     def _streamed_source(self, X, backend) -> Rows | None:
-        """X as Rows when this fit streams it (``streaming``), else None.
-
-        "auto" streams X that lies outside memory (a memmap, HDF5, zarr, Dask, ...)
-        on the NumPy backend, and on CuPy any host X too large for the device.
-        """
-        if self.streaming is False or backend.resident(X) is not None:
-            return None
-        source = as_rows(X, stream_arrays=backend.name == "cupy" or self.streaming is True)
-        if source is None:
-            return None
-        if self.solver not in ("sgd", "adam"):
-            if self.streaming is True:
-                raise InputError(
-                    f"solver={self.solver!r} takes the whole of X in every step; streaming "
-                    "needs solver 'sgd' or 'adam'"
-                )
-            return None
-        if self.streaming is True:
-            return source
-        if backend.name == "cupy":
-            return None if fits_on_device(backend, source, self.dtype) else source
-        return None if source.kind == "array" else source
+        """X as Rows when this fit streams it, else None (``gpubp.inputs.residency``)."""
+        return streamed_source(X, backend, self.streaming, self.solver, self.dtype)
 
     def _resident(self, X, y, sample_weight, backend, comm, first_pass, incremental):
         """(Data on the device, host targets) from X and y checked whole."""
@@ -615,28 +595,7 @@ class BaseMLP(BaseEstimator):
         training.offset, training.n_total = shards(
             comm, training.n, data.n_features, self.n_outputs_
         )
-        if streamed:
-            held_out = data.with_rows(val)
-            step = held_out.chunk_rows(self._batch_size(data.n_global))
-
-            def pieces():
-                for start in range(0, held_out.n, step):
-                    positions = slice(start, min(start + step, held_out.n))
-                    X, Y, w = held_out.gather(positions)
-                    w_dev = None if w is None else backend.to_device(w)
-                    piece = Data(backend.to_device(X), backend.to_device(Y), w_dev, w)
-                    y_piece = y_host.take(held_out.source_rows(positions))
-                    if y_piece.ndim == 2 and y_piece.shape[1] == 1:
-                        y_piece = y_piece[:, 0]
-                    yield piece, y_piece
-
-        else:
-            rows = data.source_rows(val)
-            held = data.subset(backend, backend.to_device(rows), rows)
-            y_val = y_host[val]
-
-            def pieces():
-                yield held, y_val
+        pieces = held_out_pieces(data, val, y_host, backend, self._batch_size(data.n_global))
 
         def validate():
             """The validation score and loss (one each per network of a stack): one read

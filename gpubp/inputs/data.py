@@ -250,6 +250,36 @@ class Streamed(Data):
             yield feed.receive()
 
 
+def held_out_pieces(data: Data, positions, y, backend, batch_size: int):
+    """A function that yields (resident Data, host targets y) for the cases at
+    ``positions`` of ``data``: one copy on the device of them all for resident data (a
+    tenth of it, for early stopping), a chunk at a time for streamed data (``y`` then
+    Rows, its column read as a vector)."""
+    if not data.streamed:
+        rows = data.source_rows(positions)
+        held = data.subset(backend, backend.to_device(rows), rows)
+        labels = y[positions]
+
+        def resident():
+            yield held, labels
+
+        return resident
+    held_out = data.with_rows(positions)
+    step = held_out.chunk_rows(batch_size)
+
+    def streamed():
+        for start in range(0, held_out.n, step):
+            part = slice(start, min(start + step, held_out.n))
+            X, Y, w = held_out.gather(part)
+            w_dev = None if w is None else backend.to_device(w)
+            labels = y.take(held_out.source_rows(part))
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            yield Data(backend.to_device(X), backend.to_device(Y), w_dev, w), labels
+
+    return streamed
+
+
 def prefetched(items, depth: int = 1):
     """``items`` made on a thread of their own, up to ``depth`` ahead of the consumer; an
     error there is raised here, and closing this generator stops the thread."""

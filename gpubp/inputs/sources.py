@@ -157,5 +157,22 @@ def distinct_values(rows: Rows, block_rows: int = 2**14) -> np.ndarray:
     """The distinct values of ``rows`` (class labels), read a block at a time."""
     values = np.unique(rows.read(0, min(block_rows, rows.n)))
     for start in range(block_rows, rows.n, block_rows):
-        values = np.union1d(values, rows.read(start, min(start + block_rows, rows.n)))
+        block = np.unique(rows.read(start, min(start + block_rows, rows.n)))
+        values = np.union1d(values, block)  # of two short arrays: no copy of the block
     return values
+
+
+def target_rows(y, n: int) -> Rows:
+    """y as Rows (read where it lies, or from memory), checked to hold n targets."""
+    from ..backend import to_numpy
+    from ..errors import InputError
+
+    rows = as_rows(y, stream_arrays=True)
+    if rows is None:
+        try:
+            rows = Rows(np.asarray(to_numpy(y)), "array", True)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"y: {exc}") from exc
+    if rows.ndim not in (1, 2) or rows.n != n:
+        raise InputError(f"y: expected {n} targets for the {n} rows of X, got shape {rows.shape}")
+    return rows
