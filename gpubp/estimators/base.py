@@ -1,9 +1,12 @@
-"""What MLPClassifier and MLPRegressor share: parameters, fitting, inputs, weights.
+"""What MLPClassifier and MLPRegressor share: parameters, fitting, weights.
 
-A thin face over the network (``gpubp.network``) and the loop (``gpubp.train``):
-the same parameters, defaults and fitted attributes as scikit-learn, plus
-``backend``, ``dtype``, ``distributed``, ``n_init``, ``ensemble`` and
-``matmul_precision`` (``"tf32"``: the GPU's faster TF32 matrix products, see ``MLP``).
+A thin face over the network (``gpubp.network``), the loop (``gpubp.train``) and
+the input side (``gpubp.inputs``): the same parameters, defaults and fitted
+attributes as scikit-learn, plus ``backend``, ``dtype``, ``distributed``,
+``n_init``, ``ensemble``, ``matmul_precision`` (``"tf32"``: the GPU's faster TF32
+matrix products, see ``MLP``) and ``streaming`` ("auto", True, False: X read from
+where it lies a chunk at a time, see ``gpubp.inputs.residency``); ``shuffle`` also
+takes "full" and "buffered".
 """
 
 from __future__ import annotations
