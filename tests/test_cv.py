@@ -98,13 +98,13 @@ def test_the_cv_scores_are_those_of_each_network_trained_alone(digits):
 
 
 class _Replay:
-    """A generator whose permutations are given."""
+    """A generator whose permutations are given (the loop shuffles 0 .. n - 1 in place)."""
 
     def __init__(self, permutations):
         self.permutations = list(permutations)
 
-    def permutation(self, n):
-        return self.permutations.pop(0)
+    def shuffle(self, order):
+        order[...] = self.permutations.pop(0)
 
 
 def test_cv_results_have_grid_search_cvs_keys_and_the_refit_predicts(digits, tmp_path):
