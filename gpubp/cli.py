@@ -483,9 +483,11 @@ def _chunked_dataset(args, cleanup):
             n += len(table)
     y, classify = target(pd.concat(targets), args.task, args.data)
     shape = (n, len(features))
-    X = np.memmap(path, dtype=np.float64, mode="r", shape=shape) if n * len(features) else None
-    X = SelectedRows(np.empty(shape) if X is None else X, np.arange(n))
-    return X, y, classify, os.path.basename(args.data), None, features
+    if n * len(features):
+        X = np.memmap(path, dtype=np.float64, mode="r", shape=shape)
+    else:  # no features: a file of no bytes cannot be mapped
+        X = np.empty(shape)
+    return SelectedRows(X, np.arange(n)), y, classify, os.path.basename(args.data), None, features
 
 
 def _plot_loss_curve(model, name, path) -> None:

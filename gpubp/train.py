@@ -92,16 +92,15 @@ def run_epoch(
     Streamed data comes a chunk at a time (a whole number of minibatches each, in the
     epoch's order); the steps and the running loss go on across the chunks as over
     resident data, so both take the same steps."""
-    if data.streamed:
-        pieces = ((chunk, None) for chunk in data.chunks(net.backend, order, batch_size))
-    else:
+    run = _Pass(net, optimizer, objective, batch_size, stop)
+    if not data.streamed:
         if isinstance(order, BufferedOrder):
             order = order.materialize()
-        pieces = (piece for piece in [(data, data.source_rows(order))])
-    run = _Pass(net, optimizer, objective, batch_size, stop)
-    with contextlib.closing(pieces):
-        for piece, piece_order in pieces:
-            run.over(piece, piece_order)
+        run.over(data, data.source_rows(order))
+        return run.result()
+    with contextlib.closing(data.chunks(net.backend, order, batch_size)) as chunks:
+        for chunk in chunks:
+            run.over(chunk, None)
             if stop is not None and stop["now"]:
                 break
     return run.result()
@@ -115,11 +114,13 @@ class _Pass:
         self.batch_size, self.stop = batch_size, stop
         self.total, self.steps, self.penalty_weight = 0, 0, 0.0
         self.graph_cases = 0  # cases of the steps run as CUDA graph launches
+        self.grad = net.backend.xp.empty_like(net.theta)
+        self.out = net.views(self.grad)
 
     def over(self, data: Data, order) -> None:
         """The steps over ``data`` (resident) in ``order`` (rows of data.X; None: in turn)."""
         net, optimizer, batch_size, stop = self.net, self.optimizer, self.batch_size, self.stop
-        xp = net.backend.xp
+        grad, out = self.grad, self.out
         first = 0
         graphed = graphs.for_epoch(net, optimizer, data, self.objective, batch_size)
         if graphed is not None:  # the full minibatches, one CUDA graph launch each
@@ -131,8 +132,6 @@ class _Pass:
             order_dev = None
         else:  # the graph's device copy of the order, or one of our own
             order_dev = graphed.order if graphed is not None else net.backend.to_device(order)
-        grad = xp.empty_like(net.theta)
-        out = net.views(grad)
         for start in range(first, data.n, batch_size):
             if stop is not None and stop["now"]:
                 break

@@ -36,7 +36,7 @@ from ..inputs.checks import (
 from ..inputs.data import SHUFFLES, Data, Streamed, held_out_pieces
 from ..inputs.residency import streamed_source
 from ..inputs.shards import own_rows_if_replicated, replicated, shards
-from ..inputs.sources import Rows, as_rows, distinct_values
+from ..inputs.sources import Rows, as_rows, distinct_values, target_rows
 from ..network import DTYPES, MATMUL_PRECISIONS, MLP
 from ..optim import SGD, Adam, moved
 from ..train import History, Objective, fit_lbfgs, fit_stochastic
@@ -312,13 +312,7 @@ class BaseMLP(BaseEstimator):
         """(Streamed data, y as Rows): X and y stay where they lie; y's classes are found
         by a pass over y, and each chunk's targets are encoded as it is read."""
         agree(comm, lambda: check_source(self, source, reset=first_pass))
-        ys = as_rows(y, stream_arrays=True) or Rows(
-            named("y", np.asarray, to_numpy(y)), "array", True
-        )
-        if ys.n != source.n or ys.ndim not in (1, 2):
-            raise InputError(
-                f"y: expected {source.n} targets for the {source.n} rows of X, got shape {ys.shape}"
-            )
+        ys = target_rows(y, source.n)
         flat = ys.ndim == 2 and ys.shape[1] == 1  # a column: one target, as (n,)
         first = ys.read(0, 1)
         if flat:
@@ -755,7 +749,7 @@ class BaseMLP(BaseEstimator):
         net = self.get_network()
         backend = net.backend
         with self._gpu_memory_advice():
-            source = as_rows(X) if backend.resident(X) is None else None
+            source = as_rows(X)  # None for device arrays too
             if source is None:
                 X = validated(self, X, backend, reset=False)
             else:

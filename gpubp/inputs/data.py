@@ -18,6 +18,7 @@ epoch takes the same minibatches, in the same order, as a resident one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import queue
 import threading
 from dataclasses import dataclass
@@ -69,10 +70,13 @@ class Data:
         return w.sum(axis=-1, dtype=np.float64)
 
     def with_rows(self, positions) -> Data:
-        """The cases at ``positions`` of this set, by index: nothing is copied."""
+        """The cases at ``positions`` of this set, by index: nothing is copied (a shallow
+        copy of this Data, or Streamed, with its own rows)."""
         positions = np.asarray(positions, dtype=np.int64)
-        rows = positions if self.rows is None else self.rows[positions]
-        return _replace(self, rows=rows, offset=0, n_total=None)
+        part = copy.copy(self)
+        part.rows = positions if self.rows is None else self.rows[positions]
+        part.offset, part.n_total = 0, None
+        return part
 
     def source_rows(self, order):
         """The rows of X that the positions ``order`` of this set are (None: all, in turn)."""
@@ -130,12 +134,6 @@ def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
     return order
 
 
-def _replace(data, **changes):
-    import dataclasses
-
-    return dataclasses.replace(data, **changes)
-
-
 class BufferedOrder:
     """An epoch in buffers (CorgiPile): blocks of ``block_rows`` cases in a random order,
     the rows of every ``per_buffer`` of them shuffled together; the last, shorter block
@@ -187,15 +185,6 @@ class Streamed(Data):
         R = 1 if self.w_host is None or self.w_host.ndim == 1 else self.w_host.shape[0]
         extra = 0 if self.w_host is None else R
         return self.dtype.itemsize * (self.n_features + self.n_outputs + extra)
-
-    def with_rows(self, positions) -> Streamed:
-        positions = np.asarray(positions, dtype=np.int64)
-        rows = positions if self.rows is None else self.rows[positions]
-        out = Streamed(
-            self.X, self.y, self.encode, self.convert, self.n_outputs, self.dtype,
-            w_host=self.w_host, rows=rows,
-        )  # fmt: skip
-        return out
 
     def subset(self, backend, idx, rows) -> Data:
         """The cases ``rows`` (host integers) read and moved to the device (data-parallel

@@ -68,6 +68,7 @@ class ChunkFeed:
         if self.filled is not None:
             self.filled.synchronize()  # the pinned buffers' last copy is done: refill them
         self.shapes = [None if a is None else a.shape for a in parts]
+        self.w_host = parts[2]  # the batch sums of the weights are taken on the host
         with self.stream:
             if self.drained is not None:
                 self.stream.wait_event(self.drained)
@@ -96,7 +97,7 @@ class ChunkFeed:
             parts.append(self.xp.reshape(buffer.compute[:size], shape))
         self.drained = compute.record()
         X, Y, w = parts
-        return Data(X, Y, w, None if w is None else self._w_host)
+        return Data(X, Y, w, self.w_host)
 
     def _buffer(self, i: int, a) -> _Staged:
         while len(self.buffers) <= i:
@@ -106,6 +107,4 @@ class ChunkFeed:
             if buffer is not None:
                 self.stream.synchronize()  # its last copy must finish before it goes
             buffer = self.buffers[i] = _Staged(self.xp, a.size, a.dtype)
-        if i == 2:
-            self._w_host = a  # the batch sums of the weights are taken on the host
         return buffer
