@@ -6,6 +6,7 @@ scores must be equal bit for bit. Chunks are made small (CHUNK_BYTES) so that
 every epoch crosses several of them, and their last one is short.
 """
 
+import gc
 import tracemalloc
 import warnings
 
@@ -302,13 +303,17 @@ def test_peak_memory_does_not_grow_with_the_rows(tmp_path):
     for n in (20_000, 80_000):
         X, y = problem(n=n, p=20)
         X_file, y_file = memmap(tmp_path, X, f"X{n}.npy"), memmap(tmp_path, y, f"y{n}.npy")
-        tracemalloc.start()
-        fitted(
-            MLPClassifier, X_file, y_file, max_iter=1, batch_size=200, shuffle="buffered",
-            streaming=True,
-        )  # fmt: skip
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
+        measured = []
+        for _ in range(2):  # the lower of two: garbage from before a collection is no growth
+            gc.collect()
+            tracemalloc.start()
+            fitted(
+                MLPClassifier, X_file, y_file, max_iter=1, batch_size=200, shuffle="buffered",
+                streaming=True,
+            )  # fmt: skip
+            measured.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        peaks.append(min(measured))
     assert peaks[1] < 1.25 * peaks[0] + 50_000, peaks
 
 
