@@ -296,25 +296,34 @@ def test_a_streamed_fit_reads_and_converts_x_a_chunk_at_a_time(tmp_path):
     assert resident > X.nbytes / 3  # the measure sees a resident fit's copy in float32
 
 
-def test_peak_memory_does_not_grow_with_the_rows(tmp_path):
-    """Buffered shuffling from a file: 4x the rows, about the same peak (the per-row
-    state left is the case order of the epoch, O(n / chunk))."""
+def test_peak_memory_does_not_grow_with_the_rows(tmp_path, monkeypatch):
+    """Buffered shuffling from a file: 4x the rows, the same peak within the issue's 5%
+    and a constant (the per-row state left is the block order, O(n / block)). Narrow
+    rows in chunks of one minibatch of 1,000 keep the chunks' share of the peak small (it
+    varies with how far the reader thread runs ahead). The constant is the memory the
+    interpreter keeps for reuse: it grows with the steps taken, levels off near 0.25 MB
+    (measured over 80 epochs) and ``gc.collect()`` gives it back. An int32 case order
+    adds 0.6 MB here."""
+    p, row_bytes = 4, 4 * (4 + 3)  # float32 X of 4 features and 3 one-hot targets
+    monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 1000 * row_bytes)
+    monkeypatch.setattr(inputs_data, "BLOCK_BYTES", 1000 * row_bytes)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 1000 * p * 8)
     peaks = []
-    for n in (20_000, 80_000):
-        X, y = problem(n=n, p=20)
+    for n in (50_000, 200_000):
+        X, y = problem(n=n, p=p)
         X_file, y_file = memmap(tmp_path, X, f"X{n}.npy"), memmap(tmp_path, y, f"y{n}.npy")
         measured = []
-        for _ in range(2):  # the lower of two: garbage from before a collection is no growth
+        for _ in range(2):  # the lower of two: the first fit of all also warms up
             gc.collect()
             tracemalloc.start()
             fitted(
-                MLPClassifier, X_file, y_file, max_iter=1, batch_size=200, shuffle="buffered",
+                MLPClassifier, X_file, y_file, max_iter=1, batch_size=1000, shuffle="buffered",
                 streaming=True,
             )  # fmt: skip
             measured.append(tracemalloc.get_traced_memory()[1])
             tracemalloc.stop()
         peaks.append(min(measured))
-    assert peaks[1] < 1.25 * peaks[0] + 50_000, peaks
+    assert peaks[1] < 1.05 * peaks[0] + 400_000, peaks
 
 
 def test_a_source_read_whole_is_read_and_checked_block_by_block():

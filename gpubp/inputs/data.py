@@ -150,7 +150,7 @@ class BufferedOrder:
         """The positions of each buffer, shuffled, in the epoch's order: a whole number of
         blocks (so of minibatches) each, but the last."""
         bs, order, m = self.block_rows, self.block_order, self.per_buffer
-        starts = list(range(0, len(order), m)) or [0]
+        starts = range(0, len(order), m) or range(1)
         for b, first in enumerate(starts):
             parts = [np.arange(c * bs, (c + 1) * bs) for c in order[first : first + m]]
             if b == len(starts) - 1:  # the rows after the last whole block
