@@ -245,6 +245,22 @@ def test_buffered_chunks_are_whole_minibatches(tmp_path):
     assert len(set(sizes[:-1])) == 1 and sizes[0] % BATCH == 0 and sum(sizes) == N
 
 
+def test_a_chunk_counts_x_y_and_each_weight_of_a_row():
+    """Chunks are sized by the bytes of a row in the training dtype: X's features, the
+    targets and the case weights (none, one, or one per network of a stack)."""
+    X, y = problem()
+    n = len(X)
+    resident = inputs_data.Data(X.astype(np.float32), np.zeros((n, 3), np.float32))
+    streamed = inputs_data.Streamed(
+        Rows(X, "array", True), Rows(y, "array", True), None, None, 3, "float32"
+    )
+    for w_host, columns in ((None, 0), (np.ones(n), 1), (np.ones((4, n)), 4)):
+        for data in (resident, streamed):
+            data.w_host = w_host
+            assert data.row_bytes() == 4 * (P + 3 + columns)
+            assert data.chunk_rows(1, 100 * data.row_bytes()) == 100
+
+
 def test_a_bad_value_in_a_streamed_x_is_named_by_its_row(tmp_path):
     X, y = problem()
     X[437, 2] = np.nan

@@ -18,7 +18,6 @@ from sklearn.utils.validation import (
 from ..backend import is_sparse, to_numpy
 from ..distributed import agree
 from ..errors import InputError
-from . import sources
 from .data import check_finite
 from .sources import Rows, as_rows
 
@@ -165,7 +164,7 @@ def load_rows(source: Rows, backend, dtype):
     NumPy backend: nothing is copied)."""
     convert = converter(dtype)
     dtype = np.dtype(dtype)
-    step = max(1, sources.BLOCK_BYTES // max(1, source.nbytes // max(1, source.n)))
+    step = source.block_rows
     if backend.name != "cupy" and source.kind in ("memmap", "array") and source.dtype == dtype:
         for start in range(0, source.n, step):
             rows = slice(start, min(start + step, source.n))

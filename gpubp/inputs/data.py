@@ -121,9 +121,13 @@ class Data:
     def row_bytes(self) -> int:
         Y = self.Y
         K = int(Y.shape[1]) if getattr(Y, "ndim", 2) == 2 else 1
-        R = 1 if self.w_host is None or self.w_host.ndim == 1 else self.w_host.shape[0]
         itemsize = np.dtype(getattr(self.X, "dtype", np.float32)).itemsize
-        return itemsize * (self.n_features + K + (0 if self.w_host is None else R))
+        return itemsize * (self.n_features + K + self.weight_columns())
+
+    def weight_columns(self) -> int:
+        """The case weights' values per row: none, one, or one per network of a stack."""
+        w = self.w_host
+        return 0 if w is None else 1 if w.ndim == 1 else int(w.shape[0])
 
 
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -182,9 +186,7 @@ class Streamed(Data):
         self.n_outputs, self.dtype = n_outputs, np.dtype(dtype)
 
     def row_bytes(self) -> int:
-        R = 1 if self.w_host is None or self.w_host.ndim == 1 else self.w_host.shape[0]
-        extra = 0 if self.w_host is None else R
-        return self.dtype.itemsize * (self.n_features + self.n_outputs + extra)
+        return self.dtype.itemsize * (self.n_features + self.n_outputs + self.weight_columns())
 
     def subset(self, backend, idx, rows) -> Data:
         """The cases ``rows`` (host integers) read and moved to the device (data-parallel

@@ -48,6 +48,10 @@ class Rows:
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def block_rows(self) -> int:
+        return block_rows(self.shape, self.dtype)
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows start .. stop - 1 as a host array in the source's dtype."""
         block = self.array[int(start) : int(stop)]
@@ -100,9 +104,7 @@ class SelectedRows:
 
     @property
     def block_rows(self) -> int:
-        """Rows of about BLOCK_BYTES: what a pass over the selection reads at a time."""
-        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        return max(1, BLOCK_BYTES // max(1, row_bytes))
+        return block_rows(self.shape, self.dtype)
 
     def __getitem__(self, positions) -> np.ndarray:
         """The rows at ``positions`` of this selection (a slice or integers)."""
@@ -112,6 +114,13 @@ class SelectedRows:
     def subset(self, positions, transform=None) -> SelectedRows:
         """The rows at ``positions`` of this selection, with ``transform``."""
         return SelectedRows(self.array, self.rows[positions], transform)
+
+
+def block_rows(shape, dtype) -> int:
+    """Rows of about BLOCK_BYTES of an array of ``shape`` and ``dtype``: what a pass over
+    it reads at a time."""
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+    return max(1, BLOCK_BYTES // max(1, row_bytes))
 
 
 def memory_mapped(a) -> bool:
