@@ -67,26 +67,26 @@ def table_chunks(path, sep: str | None = None, encoding: str = "utf-8", rows: in
     kind = file_kind(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
-    seen = 0
     if kind == "csv":
-        with _csv_errors(path, encoding):
-            reader = pd.read_csv(path, chunksize=rows, **_csv_options(path, sep, encoding))
-            with reader:
-                for table in reader:
-                    table = _tidy(table, 2)
-                    seen += len(table)
-                    if len(table):
-                        yield table
-    elif kind == "parquet":
-        for table in _parquet_chunks(path, rows):
-            seen += len(table)
-            yield table
+        tables = _csv_chunks(path, sep, encoding, rows)
     else:
-        for table in _npy_chunks(path, rows):
-            seen += len(table)
-            yield table
+        tables = (_parquet_chunks if kind == "parquet" else _npy_chunks)(path, rows)
+    seen = 0
+    for table in tables:
+        seen += len(table)
+        yield table
     if not seen:
         raise InputError(f"{path}: expected a header line and at least one row")
+
+
+def _csv_chunks(path, sep, encoding, rows):
+    with _csv_errors(path, encoding):
+        reader = pd.read_csv(path, chunksize=rows, **_csv_options(path, sep, encoding))
+        with reader:
+            for table in reader:
+                table = _tidy(table, 2)
+                if len(table):
+                    yield table
 
 
 def _csv_options(path, sep, encoding) -> dict:

@@ -147,3 +147,20 @@ def test_damaged_data_files_are_one_line_errors(tmp_path, capsys):
         code = cli.main(["train", "--data", str(tmp_path / name), "--target", "t"])
         err = capsys.readouterr().err
         assert code == 1 and words in err and "Traceback" not in err, err
+
+
+def test_chunks_of_blank_lines_are_dropped_and_a_file_of_no_rows_is_an_error(tmp_path):
+    """Blank lines go with their chunk (a chunk of only blank lines yields nothing, the
+    others keep their line numbers); a file with a header and no rows, in any of the
+    three forms, is an InputError."""
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,b\n1,2\n\n\n3,4\n")
+    chunks = list(tables.table_chunks(path, rows=1))
+    assert [list(t.index) for t in chunks] == [[2], [5]]
+    assert [t.values.tolist() for t in chunks] == [[[1, 2]], [[3, 4]]]
+    (tmp_path / "none.csv").write_text("a,b\n\n")
+    pd.DataFrame({"a": [], "b": []}).to_parquet(tmp_path / "none.parquet")
+    np.save(tmp_path / "none.npy", np.empty((0, 2)))
+    for name in ("none.csv", "none.parquet", "none.npy"):
+        with pytest.raises(gpubp.InputError, match="at least one row"):
+            list(tables.table_chunks(tmp_path / name))
