@@ -2,6 +2,7 @@
 (memory-mapped) and CSV files larger than STREAM_CSV_BYTES."""
 
 import csv
+import gc
 import io
 import tracemalloc
 
@@ -49,7 +50,8 @@ def predictions(path):
 
 
 def parquet_run(tmp_path, n, capsys, p=6):
-    """(train output, model, frame, peak bytes of train, of predict) for n rows."""
+    """(train output, model, frame, peak bytes of train, of predict above what it started
+    with) for n rows."""
     df = frame(n=n, p=p)
     data, folder = tmp_path / f"d{n}.parquet", tmp_path / f"m{n}"
     df.to_parquet(data, row_group_size=5000)
@@ -57,10 +59,12 @@ def parquet_run(tmp_path, n, capsys, p=6):
     tracemalloc.start()
     out = run("train", "--data", str(data), "--out", str(folder), *args, capsys=capsys)
     training = tracemalloc.get_traced_memory()[1]
+    gc.collect()  # what train left for the collector is not predict's
     tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
     run("predict", str(folder / "model.safetensors"), str(data), "--out",
         str(tmp_path / f"p{n}.csv"), capsys=capsys)  # fmt: skip
-    predicting = tracemalloc.get_traced_memory()[1]
+    predicting = tracemalloc.get_traced_memory()[1] - before
     tracemalloc.stop()
     model = gpubp.load(folder / "model.safetensors")
     assert not list(folder.glob(".gpubp-data-*"))  # the temporary copy is gone
@@ -80,7 +84,7 @@ def test_a_parquet_file_trains_and_predicts_in_bounded_memory(tmp_path, capsys):
     """4x the rows, about the same memory: what the command allocates (NumPy's and pandas'
     arrays, as tracemalloc counts them) grows by far less than the features do (50
     float64 columns, 400 bytes a row; the labels and the split's indices stay in memory,
-    about 40 bytes a row)."""
+    about 40 bytes a row); predict's, from where train left it, by far less again."""
     if standin_installed():
         pytest.skip("the stand-in's device copy of X is host memory too")
     parquet_run(tmp_path, 2000, capsys, p=50)  # imports and first compilations
@@ -88,7 +92,8 @@ def test_a_parquet_file_trains_and_predicts_in_bounded_memory(tmp_path, capsys):
     _, _, _, train_4n, predict_4n = parquet_run(tmp_path, 40_000, capsys, p=50)
     more_features = 30_000 * 50 * 8
     assert train_4n - train_n < more_features / 4, (train_n, train_4n)
-    assert predict_4n - predict_n < more_features / 4, (predict_n, predict_4n)
+    # predict writes each chunk's predictions as it goes: gathering them first adds 0.5 MB
+    assert predict_4n - predict_n < more_features / 50, (predict_n, predict_4n)
 
 
 def test_a_large_csv_is_read_in_chunks_with_the_csv_rules(tmp_path, capsys, monkeypatch):
