@@ -26,6 +26,26 @@ class InputError(ValueError, TypeError):
     """
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint folder cannot be written or read, or holds another run's checkpoint."""
+
+
+PREEMPTED = 75  # the exit status of a preempted run (EX_TEMPFAIL: try again later)
+
+
+class Preempted(SystemExit):
+    """Training was preempted (SIGTERM or SIGUSR1) and its checkpoint written: exits the
+    process with status ``PREEMPTED`` (75) unless caught; a job script tests for it and
+    requeues, and the same command goes on from the checkpoint."""
+
+    def __init__(self, message: str):
+        super().__init__(PREEMPTED)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class DeviceMemoryError(MemoryError):
     """The GPU ran out of memory; the message says what to try."""
 

@@ -10,6 +10,7 @@ it, and neither ever unpickles.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -165,7 +166,9 @@ def write_atomically(path, write, *, by_name=False) -> None:
     """Call ``write(f)`` on a new binary file beside ``path`` (``write(name)``, its name,
     with ``by_name``, for writers that open the file themselves) and rename it onto
     ``path`` when complete: an error or interruption leaves what was at ``path`` as it
-    was. Permissions follow the umask; errors name ``path``, never the temporary file."""
+    was. The file is flushed to the disk before the rename and the folder after it, so
+    that after a crash (even of the machine) ``path`` holds the old file or the new one,
+    whole. Permissions follow the umask; errors name ``path``, never the temporary file."""
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
@@ -179,13 +182,40 @@ def write_atomically(path, write, *, by_name=False) -> None:
             os.close(fd)
             write(tmp)
             os.chmod(tmp, mode)  # a writer that replaces the file sets its own permissions
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         else:
             with os.fdopen(fd, "wb") as f:
                 write(f)
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        os.unlink(tmp)
+        _remove(tmp)
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
-        os.unlink(tmp)
+        _remove(tmp)
         raise
+    sync_folder(folder)
+
+
+def sync_folder(folder) -> None:
+    """Flush a folder's entries (a rename, a removal) to the disk, where the system allows."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

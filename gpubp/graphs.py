@@ -134,9 +134,9 @@ class GraphedSteps:
         self.total += trace.loss * B
         fused.INCREMENT(self.k, self.k)
 
-    def run(self, optimizer, Y, order, stop, total=0):
-        """The full minibatches: (``total`` plus their summed losses, on the device; steps
-        taken).
+    def run(self, optimizer, Y, order, stop, total=0, first=0):
+        """The full minibatches from minibatch ``first`` on: (``total`` plus their summed
+        losses, on the device; steps taken).
 
         ``optimizer`` may be a copy of the one the step was captured with (its state
         arrays the same, as the key checks); ``Y`` the targets, encoded again; ``order``
@@ -159,16 +159,17 @@ class GraphedSteps:
             elif not self.in_turn:  # a streamed chunk's rows in turn: uploaded once
                 self.order[...] = to_device(np.arange(self.n))
             self.in_turn = order is None
-            rates = optimizer.rates(self.n_steps).reshape(self.n_steps, -1)
+            rates = optimizer.rates(self.n_steps - first).reshape(self.n_steps - first, -1)
+            rates = np.concatenate([np.repeat(rates[:1], first, axis=0), rates])  # row k: step k
             if self._rates_from is None or not np.array_equal(rates, self._rates_from):
                 self.rates[...] = to_device(rates, dtype=self.rates.dtype)
                 self._rates_from = rates
-            self.k[...] = 0
+            self.k[...] = first
             self.total[...] = total
             steps = 0
-            for _ in range(self.n_steps):
-                if stop is not None and stop["now"]:
-                    break
+            for _ in range(self.n_steps - first):
+                if stop is not None and stop["now"] and (stop["quit"] or steps):
+                    break  # a checkpoint's pause once a step is taken (``train._Pass``)
                 if self.launch is None:
                     self.step()  # the first step runs as is: kernels compiled, handles made
                     self.launch = self._capture()

@@ -154,6 +154,22 @@ class _Optimizer:
         copy.__dict__.update(state)
         return copy
 
+    def state(self) -> dict:
+        """Everything the optimiser keeps between steps, for a checkpoint: its state
+        arrays (theta's array module), rates, step counts and settings."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("fused", "_rate_column")}
+
+    def load_state(self, state: dict, to_device) -> None:
+        """Take back what ``state`` gave (its arrays through ``to_device``, into the
+        arrays this optimiser has), so that the next step is the one that would have come."""
+        for key, value in state.items():
+            if key in self._state and getattr(self, key) is not None:
+                getattr(self, key)[...] = to_device(value)
+            elif key == "learning_rate":
+                self._set_learning_rate(value)
+            else:
+                setattr(self, key, value)
+
     def iteration_ends(self, t: int) -> None:
         """Called after each epoch with t, the number of cases seen so far."""
 

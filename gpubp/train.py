@@ -71,6 +71,7 @@ STOP_REASONS = {
     "no_improvement": "the {what} did not improve by tol={tol} for {n} consecutive epochs",
     "max_iter": "max_iter={max_iter} reached without converging",
     "interrupted": "interrupted by the user (Ctrl-C)",
+    "preempted": "preempted (SIGTERM or SIGUSR1)",
     "partial_fit": "partial_fit runs one epoch",
     "converged": "lbfgs converged: {message}",
     "not_converged": "lbfgs stopped without converging: {message}",
@@ -83,24 +84,46 @@ def _say_why_stopped(reason, count, unit, **words) -> None:
     print(f"training stopped after {count} {unit}: {text}", file=sys.stderr)
 
 
+@dataclass
+class EpochSums:
+    """How far an epoch has gone: the rows of its order passed (batches whose cases all
+    weigh 0 included), the steps taken and what they summed. A paused or resumed epoch
+    goes on from here, and ends with the sums it would have had."""
+
+    rows: int = 0
+    steps: int = 0
+    total: Any = 0  # the summed batch losses (a device scalar once a step is taken)
+    penalty_weight: Any = 0.0
+    graph_cases: int = 0  # cases of the steps run as CUDA graph launches
+
+
 def run_epoch(
-    net, optimizer, data: Data, objective: Objective, batch_size: int, order=None, stop=None
+    net,
+    optimizer,
+    data: Data,
+    objective: Objective,
+    batch_size: int,
+    order=None,
+    stop=None,
+    sums: EpochSums | None = None,
 ):
     """One pass over the data in minibatches: the summed batch losses (device) and the
     number of steps taken, fewer than the batches when ``stop["now"]`` was set.
 
-    Streamed data comes a chunk at a time (a whole number of minibatches each, in the
-    epoch's order); the steps and the running loss go on across the chunks as over
-    resident data, so both take the same steps."""
-    run = _Pass(net, optimizer, objective, batch_size, stop)
+    ``sums`` (updated in place) carries the steps already taken: the pass goes on from
+    the next one. Streamed data comes a chunk at a time (a whole number of minibatches
+    each, in the epoch's order); the steps and the running loss go on across the
+    chunks as over resident data, so both take the same steps."""
+    run = _Pass(net, optimizer, objective, batch_size, stop, sums)
     if not data.streamed:
         if isinstance(order, BufferedOrder):
             order = order.materialize()
-        run.over(data, data.source_rows(order))
+        run.over(data, data.source_rows(order), run.sums.rows)
         return run.result()
-    with contextlib.closing(data.chunks(net.backend, order, batch_size)) as chunks:
+    chunks = data.chunks(net.backend, order, batch_size, skip=run.sums.rows)
+    with contextlib.closing(chunks):
         for chunk in chunks:
-            run.over(chunk, None)
+            run.over(chunk, None, 0)
             if stop is not None and stop["now"]:
                 break
     return run.result()
@@ -109,31 +132,35 @@ def run_epoch(
 class _Pass:
     """The minibatch steps of one epoch, over one or more pieces of the data."""
 
-    def __init__(self, net, optimizer, objective: Objective, batch_size: int, stop):
+    def __init__(self, net, optimizer, objective: Objective, batch_size: int, stop, sums=None):
         self.net, self.optimizer, self.objective = net, optimizer, objective
         self.batch_size, self.stop = batch_size, stop
-        self.total, self.steps, self.penalty_weight = 0, 0, 0.0
-        self.graph_cases = 0  # cases of the steps run as CUDA graph launches
+        self.sums = EpochSums() if sums is None else sums
+        self.entry = self.sums.rows
         self.grad = net.backend.xp.empty_like(net.theta)
         self.out = net.views(self.grad)
 
-    def over(self, data: Data, order) -> None:
-        """The steps over ``data`` (resident) in ``order`` (rows of data.X; None: in turn)."""
+    def over(self, data: Data, order, first: int) -> None:
+        """The steps over ``data`` (resident) in ``order`` (rows of data.X; None: in turn),
+        from its row ``first`` (a multiple of the batch size)."""
         net, optimizer, batch_size, stop = self.net, self.optimizer, self.batch_size, self.stop
-        grad, out = self.grad, self.out
-        first = 0
+        grad, out, sums = self.grad, self.out, self.sums
         graphed = graphs.for_epoch(net, optimizer, data, self.objective, batch_size)
-        if graphed is not None:  # the full minibatches, one CUDA graph launch each
-            self.total, steps = graphed.run(optimizer, data.Y, order, stop, self.total)
-            self.steps += steps
-            self.graph_cases += steps * batch_size
-            first = steps * batch_size
-        if order is None:
-            order_dev = None
-        else:  # the graph's device copy of the order, or one of our own
-            order_dev = graphed.order if graphed is not None else net.backend.to_device(order)
+        if graphed is not None and first < graphed.n_steps * batch_size:
+            # the full minibatches, one CUDA graph launch each
+            sums.total, steps = graphed.run(
+                optimizer, data.Y, order, stop, sums.total, first // batch_size
+            )
+            sums.steps += steps
+            sums.rows += steps * batch_size
+            sums.graph_cases += steps * batch_size
+            first += steps * batch_size
+            order_dev = graphed.order  # the graph's device copy of the order
+        elif order is not None:
+            order_dev = net.backend.to_device(order)
         for start in range(first, data.n, batch_size):
-            if stop is not None and stop["now"]:
+            # a quit at once; a checkpoint once this pass has moved on, so it always does
+            if stop is not None and stop["now"] and (stop["quit"] or sums.rows > self.entry):
                 break
             end = min(start + batch_size, data.n)
             if order is None:
@@ -146,6 +173,7 @@ class _Pass:
             if np.ndim(S):  # a stack's networks, each with its own weight sum
                 active = S > 0
                 S = np.where(active, S, 1.0)
+            sums.rows += end - start
             if not np.any(active if active is not None else S > 0):
                 continue  # every case of this batch has weight 0: nothing to learn from
             scale, decay = self.objective.constants(S)
@@ -153,25 +181,33 @@ class _Pass:
                 batch.X, batch.Y, scale, decay, batch.w, out, penalty=False
             )
             optimizer.step(net.theta, grad, active)
-            self.total = self.total + trace.loss * (end - start)
-            self.penalty_weight = self.penalty_weight + decay * (end - start) * (
+            sums.total = sums.total + trace.loss * (end - start)
+            sums.penalty_weight = sums.penalty_weight + decay * (end - start) * (
                 1 if active is None else active
             )
-            self.steps += 1
+            sums.steps += 1
 
     def result(self):
         """(summed losses with the weight-decay term, steps taken)."""
-        net, total = self.net, self.total
-        weight = self.penalty_weight
-        if self.graph_cases:
-            weight = self.objective.constants(float(self.batch_size))[1] * self.graph_cases + weight
+        net, sums = self.net, self.sums
+        total, weight = sums.total, sums.penalty_weight
+        if sums.graph_cases:
+            weight = self.objective.constants(float(self.batch_size))[1] * sums.graph_cases + weight
         if np.any(weight):
             total = total + net.per_network(weight, 0) * net.penalty()
-        return total, self.steps
+        return total, sums.steps
 
 
 def run_epoch_distributed(
-    net, optimizer, data: Data, objective: Objective, batch_size: int, order, comm
+    net,
+    optimizer,
+    data: Data,
+    objective: Objective,
+    batch_size: int,
+    order,
+    comm,
+    stop=None,
+    sums: EpochSums | None = None,
 ):
     """One pass over the global minibatches, this rank computing its cases of each.
 
@@ -181,62 +217,93 @@ def run_epoch_distributed(
     totals, so every rank takes the same optimiser step. A stack all-reduces
     one gradient, loss and weight sum per network; a network whose cases in the
     batch all weigh 0 skips the step, as in ``run_epoch``.
+
+    The same all-reduce carries each rank's stop requests (``stop["save"]``,
+    ``stop["quit"]``): when any rank has one, every rank stops after the same step
+    (read on the host every step for NumPy buffers, every STOP_EVERY steps on the
+    device), with the requests of all of them in its ``stop``.
     """
     xp, to_device = net.backend.xp, net.backend.to_device
+    sums = EpochSums() if sums is None else sums
     R = net.n_networks or 1
     P = net.theta.shape[-1]
-    buf = xp.empty(R * (P + 2), dtype=net.theta.dtype)
+    buf = xp.empty(R * (P + 2) + 2, dtype=net.theta.dtype)
     grad = xp.reshape(buf[: R * P], net.theta.shape)
-    losses, sums = buf[R * P : R * (P + 1)], buf[R * (P + 1) :]
+    losses, sums_w = buf[R * P : R * (P + 1)], buf[R * (P + 1) : R * (P + 2)]
+    votes = buf[R * (P + 2) :]
+    on_host = isinstance(buf, np.ndarray)
     out = net.views(grad)
     lo, hi = data.offset, data.offset + data.n
     stack = net.n_networks is not None
     decaying = bool(np.any(objective.alpha))
-    total, steps, penalty_weight = 0, 0, 0.0
     if isinstance(order, BufferedOrder):
         order = order.materialize()
-    for start in range(0, data.n_global, batch_size):
+    for start in range(sums.rows, data.n_global, batch_size):
         end = min(start + batch_size, data.n_global)
         cases = np.arange(start, end) if order is None else order[start:end]
         rows = data.source_rows(cases[(cases >= lo) & (cases < hi)] - lo)
         batch = data.subset(net.backend, to_device(rows), rows)
         trace = net.backprop_unchecked(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         losses[...] = xp.reshape(trace.loss, (R,))
-        sums[...] = to_device(np.broadcast_to(batch.weight_sum(), (R,)), dtype=buf.dtype)
+        sums_w[...] = to_device(np.broadcast_to(batch.weight_sum(), (R,)), dtype=buf.dtype)
+        votes[0], votes[1] = _requests(stop)  # on the device: two fills, no copy
         comm.allreduce(buf)
+        sums.rows = end
         active = None
         if stack:  # the weight sums on the host: which networks step
-            S = net.backend.to_host(sums).astype(np.float64)
+            S = net.backend.to_host(sums_w).astype(np.float64)
             active = S > 0
-            if not active.any():
-                continue
             S = np.where(active, S, 1.0)
-            grad /= net.per_network(S, 1)
-            loss = losses / net.per_network(S, 0)
-        else:
-            S = sums[0]  # on the device: the global weight sum
-            grad /= S
-            loss = losses[0] / S
-        if decaying:
-            _, decay = objective.constants(S)
-            net.add_penalty_gradient(out, 2 * decay)
-            penalty_weight = penalty_weight + decay * (end - start) * (
-                1 if active is None else active
-            )
-        optimizer.step(net.theta, grad, active)
-        total = total + loss * (end - start)
-        steps += 1
+        if active is None or active.any():
+            if stack:
+                grad /= net.per_network(S, 1)
+                loss = losses / net.per_network(S, 0)
+            else:
+                S = sums_w[0]  # on the device: the global weight sum
+                grad /= S
+                loss = losses[0] / S
+            if decaying:
+                _, decay = objective.constants(S)
+                net.add_penalty_gradient(out, 2 * decay)
+                sums.penalty_weight = sums.penalty_weight + decay * (end - start) * (
+                    1 if active is None else active
+                )
+            optimizer.step(net.theta, grad, active)
+            sums.total = sums.total + loss * (end - start)
+            sums.steps += 1
+        if stop is not None and (on_host or sums.steps % STOP_EVERY == 0):
+            agreed = votes if on_host else net.backend.to_host(votes)
+            if agreed.any():
+                stop["save"] = stop["save"] or bool(agreed[0])
+                stop["quit"] = stop["quit"] or ("preempted" if agreed[1] else "")
+                stop["now"] = True
+                break
+    total = sums.total
     if decaying:
-        total = total + net.per_network(penalty_weight, 0) * net.penalty()
-    return total, steps
+        total = total + net.per_network(sums.penalty_weight, 0) * net.penalty()
+    return total, sums.steps
 
 
-def any_epoch(net, optimizer, data: Data, objective: Objective, batch_size, order, stop, comm):
-    """``run_epoch``, or with a communicator ``run_epoch_distributed`` (which does not
-    stop mid-epoch: every rank must take the same steps): (total, steps)."""
+STOP_EVERY = 32  # steps between the device reads of the ranks' stop requests (CuPy)
+
+
+def _requests(stop) -> tuple[float, float]:
+    """This rank's (save, quit) requests as numbers to sum over the ranks."""
+    if stop is None or not stop["now"]:
+        return (0.0, 0.0)
+    return (float(bool(stop["save"])), float(bool(stop["quit"])))
+
+
+def any_epoch(
+    net, optimizer, data: Data, objective: Objective, batch_size, order, stop, comm, sums=None
+):
+    """``run_epoch``, or with a communicator ``run_epoch_distributed`` (where every rank
+    stops at the same step): (total, steps)."""
     if comm is None:
-        return run_epoch(net, optimizer, data, objective, batch_size, order, stop)
-    return run_epoch_distributed(net, optimizer, data, objective, batch_size, order, comm)
+        return run_epoch(net, optimizer, data, objective, batch_size, order, stop, sums)
+    return run_epoch_distributed(
+        net, optimizer, data, objective, batch_size, order, comm, stop, sums
+    )
 
 
 def fit_stochastic(
@@ -256,6 +323,7 @@ def fit_stochastic(
     incremental: bool = False,
     verbose: bool = False,
     comm=None,
+    run=None,
 ) -> None:
     """Epochs of minibatch steps with scikit-learn's stopping rules.
 
@@ -267,31 +335,38 @@ def fit_stochastic(
     optimiser's own schedule declines to go on. With ``validate`` the best
     weights are restored at the end. A non-finite loss raises DivergenceError
     with the weights of the last finite epoch in place.
+
+    ``run`` (``gpubp.checkpoint.Run``) writes checkpoints: at epoch ends when due, when
+    its timer asks (after the step in progress), and when training is interrupted or
+    preempted (SIGTERM, SIGUSR1); a resumed run goes on from its ``position``.
     """
     progress = None
     if verbose and not incremental:
         from tqdm import tqdm
 
         progress = tqdm(total=max_iter, desc="epochs", unit="epoch", mininterval=0.5)
-    history.n_iter = 0
+    if run is None or run.saved is None:
+        history.n_iter = 0
+    elif progress is not None:
+        progress.update(history.n_iter)
     reason = "max_iter"
     try:
-        with interrupt_after_the_step() as stop:
-            for _ in range(max_iter):
-                order = data.epoch_order(rng, shuffle, batch_size)
-                start_theta = net.theta.copy()
+        with interrupt_after_the_step(preemptible=run is not None) as stop:
+            if run is not None:
+                run.watch(stop)
+            while history.n_iter < max_iter:
+                epoch = Epoch(net, data, rng, shuffle, batch_size, run)
                 # A diverging epoch is reported below, once, as DivergenceError.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    total, steps = any_epoch(
-                        net, optimizer, data, objective, batch_size, order, stop, comm
-                    )
+                    total, steps = epoch.take_steps(optimizer, objective, stop, comm)
                     loss = float(total) / data.n_global
-                if stop["now"]:
-                    reason = "interrupted"
+                start_theta = epoch.start_theta
+                if stop["quit"]:
+                    reason = stop["quit"]
                     warn_at_caller(
-                        f"training interrupted by the user after {history.n_iter} complete "
-                        f"epochs and {steps} steps of the next; the weights are those of the "
-                        "last completed step"
+                        f"training {STOP_REASONS[reason].split(' (')[0]} after {history.n_iter} "
+                        f"complete epochs and {steps} steps of the next; the weights are those "
+                        "of the last completed step"
                     )
                     break
                 if not math.isfinite(loss):
@@ -311,6 +386,8 @@ def fit_stochastic(
                 if incremental:
                     reason = "partial_fit"
                     break
+                if run is not None:
+                    run.epoch_ended(history.n_iter)
     finally:
         if progress is not None:
             progress.close()
@@ -325,7 +402,7 @@ def fit_stochastic(
             n=n_iter_no_change,
             max_iter=max_iter,
         )
-    if reason == "interrupted":
+    if reason in ("interrupted", "preempted"):
         return
     if reason == "max_iter":
         warn_at_caller(
@@ -352,28 +429,87 @@ def _record_epoch(net, history, loss, n, tol, validate, progress) -> None:
         progress.update(1)
 
 
+@dataclass
+class Position:
+    """Where a run is inside an epoch: the generator's state before the epoch drew its
+    order, the sums of the steps taken, and the weights the epoch started from."""
+
+    epoch_rng: dict
+    sums: EpochSums
+    start_theta: Any
+
+
+class Epoch:
+    """An epoch of the loop: its order, and its steps with the pauses that a run's
+    checkpoints ask for (``stop["save"]``); on a quit, a checkpoint of where it stopped.
+    A resumed run's first epoch starts from the run's ``position``."""
+
+    def __init__(self, net, data: Data, rng, shuffle, batch_size: int, run=None):
+        position = None if run is None else run.take_position()
+        if position is not None:
+            rng.bit_generator.state = position.epoch_rng
+        self.rng_state = rng.bit_generator.state
+        self.order = data.epoch_order(rng, shuffle, batch_size)
+        if position is None:
+            self.sums, self.start_theta = EpochSums(), net.theta.copy()
+        else:
+            self.sums, self.start_theta = position.sums, position.start_theta
+        self.net, self.data, self.batch_size, self.checkpoints = net, data, batch_size, run
+
+    def position(self) -> Position:
+        return Position(self.rng_state, self.sums, self.start_theta)
+
+    def take_steps(self, optimizer, objective: Objective, stop, comm):
+        """``any_epoch`` from where the epoch is: (total, steps)."""
+        net, data, sums = self.net, self.data, self.sums
+        while True:
+            total, steps = any_epoch(
+                net, optimizer, data, objective, self.batch_size, self.order, stop, comm, sums
+            )
+            if not stop["save"] or stop["quit"] or sums.rows >= data.n_global:
+                break  # (a checkpoint asked for at the epoch's end waits a step)
+            self.checkpoints.pause(self.position())  # and go on
+        if stop["quit"] and self.checkpoints is not None:
+            self.checkpoints.pause(self.position())
+        return total, steps
+
+
+PREEMPTING = ("SIGTERM", "SIGUSR1")  # the signals a batch scheduler sends before it stops a job
+
+
 @contextlib.contextmanager
-def interrupt_after_the_step():
-    """Ctrl-C sets ``stop["now"]`` instead of raising, so no step is cut in half.
+def interrupt_after_the_step(preemptible: bool = False):
+    """Ctrl-C sets ``stop["now"]`` and ``stop["quit"] = "interrupted"`` instead of raising,
+    so no step is cut in half; with ``preemptible``, SIGTERM and SIGUSR1 set
+    ``stop["quit"] = "preempted"``. ``stop["save"]`` asks for a checkpoint and going on.
 
     A second Ctrl-C raises KeyboardInterrupt at once. Only the main thread can
     catch signals; elsewhere this does nothing.
     """
-    stop = {"now": False}
+    stop = {"now": False, "save": False, "quit": ""}
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
-    def handler(signum, frame):
-        if stop["now"]:
+    def interrupt(signum, frame):
+        if stop["quit"] == "interrupted":
             raise KeyboardInterrupt
+        stop["quit"] = stop["quit"] or "interrupted"
         stop["now"] = True
 
-    previous = signal.signal(signal.SIGINT, handler)
+    def preempt(signum, frame):
+        stop["quit"] = stop["quit"] or "preempted"
+        stop["now"] = True
+
+    handlers = {signal.SIGINT: interrupt}
+    if preemptible:
+        handlers.update({getattr(signal, name): preempt for name in PREEMPTING})
+    previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _update_no_improvement(net, history: History, tol: float, validate) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .errors import warn_at_caller
-from .train import Data, Objective, any_epoch, interrupt_after_the_step
+from .train import STOP_REASONS, Data, Epoch, Objective, interrupt_after_the_step
 
 
 @dataclass
@@ -40,6 +40,8 @@ class StackHistory:
     best_validation_score: np.ndarray | None = None
     best_validation_loss: np.ndarray | None = None
     best_theta: object = None
+    epoch: int = 0  # epochs run by this fit
+    kept: object = None  # the weights of the networks that stopped, put back at the end
 
     def __post_init__(self):
         R = self.n_networks
@@ -86,42 +88,48 @@ def fit_stack(
     incremental: bool = False,
     verbose: bool = False,
     comm=None,
+    run=None,
 ) -> None:
     """Up to ``max_iter`` epochs; scikit-learn's stopping rules, network by network.
 
     ``validate`` returns each network's validation score and loss; with it each
     network ends with the weights of its best validation score. With ``comm``
-    (``gpubp.distributed``) the epochs are data-parallel over the ranks' rows.
+    (``gpubp.distributed``) the epochs are data-parallel over the ranks' rows. ``run``
+    (``gpubp.checkpoint.Run``) writes checkpoints as in ``gpubp.train.fit_stochastic``.
     """
     R, backend = net.n_networks, net.backend
-    history.running[:] = True
-    kept = net.theta.copy()  # rows of stopped networks, put back at the end
-    interrupted = False
+    if run is None or run.saved is None:
+        history.running[:] = True
+        history.epoch = 0
+        history.kept = net.theta.copy()
+    kept = history.kept
+    quit = ""
     progress = None
     if verbose and not incremental:
         from tqdm import tqdm
 
         progress = tqdm(total=max_iter, desc=f"epochs of {R} networks", unit="epoch")
+        progress.update(history.epoch)
     try:
-        with interrupt_after_the_step() as stop:
-            for _ in range(max_iter):
+        with interrupt_after_the_step(preemptible=run is not None) as stop:
+            if run is not None:
+                run.watch(stop)
+            while history.epoch < max_iter:
                 if not history.running.any():
                     break
-                order = data.epoch_order(rng, shuffle, batch_size)
-                start_theta = net.theta.copy()
+                epoch = Epoch(net, data, rng, shuffle, batch_size, run)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    total, _ = any_epoch(
-                        net, optimizer, data, objective, batch_size, order, stop, comm
-                    )
+                    total, _ = epoch.take_steps(optimizer, objective, stop, comm)
                     losses = backend.to_host(total).astype(np.float64) / data.n_global
-                if stop["now"]:
-                    interrupted = True
+                if stop["quit"]:
+                    quit = stop["quit"]
                     warn_at_caller(
-                        "training interrupted by the user; each network keeps the weights of "
-                        "its last completed step"
+                        f"training {STOP_REASONS[quit].split(' (')[0]}; each network keeps the "
+                        "weights of its last completed step"
                     )
                     break
-                _record(net, history, losses, data.n_global, tol, validate, kept, start_theta)
+                history.epoch += 1
+                _record(net, history, losses, data.n_global, tol, validate, kept, epoch.start_theta)
                 optimizer.iteration_ends(history.t)
                 tired = history.running & (history.no_improvement_count > n_iter_no_change)
                 if tired.any():
@@ -133,11 +141,13 @@ def fit_stack(
                     progress.update(1)
                 if incremental:
                     break
+                if run is not None:
+                    run.epoch_ended(history.epoch)
     finally:
         if progress is not None:
             progress.close()
     still = history.running.copy()
-    reason = "interrupted" if interrupted else "partial_fit" if incremental else "max_iter"
+    reason = quit or ("partial_fit" if incremental else "max_iter")
     for r in np.flatnonzero(still):
         history.stop_reasons[r] = reason
     done = ~still
@@ -150,7 +160,7 @@ def fit_stack(
             f"optimization hasn't converged yet ({int(still.sum())} of {R} networks).",
             ConvergenceWarning,
         )
-    if validate is not None and history.best_theta is not None and not interrupted:
+    if validate is not None and history.best_theta is not None and not quit:
         improved = np.isfinite(history.best_validation_score)
         rows = backend.to_device(np.flatnonzero(improved))
         net.theta[rows] = history.best_theta[rows]

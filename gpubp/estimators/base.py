@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,8 +25,9 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
 from ..backend import get_backend, is_sparse, out_of_memory, to_numpy
+from ..checkpoint import Run, fingerprint
 from ..distributed import MODES, agree, communicator, shard
-from ..errors import DeviceMemoryError, InputError, warn_at_caller
+from ..errors import DeviceMemoryError, InputError, Preempted, warn_at_caller
 from ..inputs.checks import (
     check_source,
     converter,
@@ -55,6 +58,33 @@ ACTIVATIONS = {
 OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
 PREDICT_CHUNK_BYTES = 2**28  # predict's activations per chunk of rows, at most
+
+
+NOT_IDENTITY = ("verbose", "backend", "checkpoint", "checkpoint_every")  # may change on resume
+
+
+def _plain(value):
+    """A parameter's value as JSON (tuples as lists; a generator by its kind)."""
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return type(value).__name__
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _after(run, reason) -> None:
+    """The checkpoint that ends a fit: the last one of a run that is over; a preempted
+    run (its checkpoint written) leaves the process with status 75."""
+    if reason == "preempted":
+        raise Preempted(
+            f"training preempted; its checkpoint is in {run.folder.path}: run the same fit "
+            "again to go on"
+        )
+    if reason != "interrupted":
+        run.finish()
 
 
 def shared_seed(comm, random_state):
@@ -111,6 +141,8 @@ class BaseMLP(BaseEstimator):
         "ensemble": [StrOptions({"best", "average"})],
         "matmul_precision": [StrOptions(set(MATMUL_PRECISIONS))],
         "streaming": ["boolean", StrOptions({"auto"})],
+        "checkpoint": [None, str, os.PathLike],
+        "checkpoint_every": [str, Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -146,6 +178,8 @@ class BaseMLP(BaseEstimator):
         ensemble="best",
         matmul_precision="float32",
         streaming="auto",
+        checkpoint=None,
+        checkpoint_every="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -177,6 +211,8 @@ class BaseMLP(BaseEstimator):
         self.ensemble = ensemble
         self.matmul_precision = matmul_precision
         self.streaming = streaming
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -258,6 +294,10 @@ class BaseMLP(BaseEstimator):
         else:
             data, y_host = self._streamed(source, y, sample_weight, comm, first_pass, incremental)
         rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
+        run = self._checkpoints(data, backend, comm, incremental, first_pass)
+        if run is not None and run.start_rng() is not None:
+            rng.bit_generator.state = run.start_rng()  # the same weights and split as then
+        start_rng = rng.bit_generator.state
         if first_pass:
             if self.n_init > 1 and incremental and self.ensemble == "best":
                 raise InputError(
@@ -272,12 +312,40 @@ class BaseMLP(BaseEstimator):
         if net.n_networks is not None:  # n_init random starts as one stack
             if is_sparse(data.X):
                 data.X = data.X.toarray()
-            self._fit_starts(net, data, y_host, objective, rng, incremental, comm)
+            self._fit_starts(net, data, y_host, objective, rng, incremental, comm, run, start_rng)
         elif self.solver == "lbfgs":
             self.n_iter_, self.loss_, self.stop_reason_ = self._fit_lbfgs(net, data, objective)
         else:  # publishes its own results, also when training stops with an error
-            self._fit_stochastic(net, data, y_host, objective, rng, incremental, comm)
+            self._fit_stochastic(
+                net, data, y_host, objective, rng, incremental, comm, run, start_rng
+            )
         return self
+
+    def _checkpoints(self, data, backend, comm, incremental, first_pass):
+        """The fit's ``gpubp.checkpoint.Run`` (None without ``checkpoint``): the newest
+        checkpoint in the folder read, and refused if another run wrote it."""
+        if self.checkpoint is None:
+            return None
+        if incremental:
+            raise InputError(
+                "checkpoint works with fit, not partial_fit: save the model between calls "
+                "with gpubp.save"
+            )
+        if self.solver == "lbfgs":
+            raise InputError("checkpoint needs solver 'sgd', 'adam' or 'gd', not lbfgs")
+        params = self.get_params()
+        identity = {
+            "estimator": type(self).__name__,
+            **{k: _plain(v) for k, v in params.items() if k not in NOT_IDENTITY},
+            "n_features": data.n_features,
+            "n_outputs": self.n_outputs_,
+            "classes": _plain(getattr(self, "classes_", None)),
+            "ranks": 1 if comm is None else comm.size,
+            "new weights": bool(first_pass),
+            "data": fingerprint(data, backend, comm),
+        }
+        writer = comm is None or comm.rank == 0
+        return agree(comm, lambda: Run(self.checkpoint, self.checkpoint_every, identity, writer))
 
     def _streamed_source(self, X, backend) -> Rows | None:
         """X as Rows when this fit streams it, else None (``gpubp.inputs.residency``)."""
@@ -403,7 +471,9 @@ class BaseMLP(BaseEstimator):
         if hasattr(self, "_optimizer"):
             del self._optimizer
 
-    def _fit_stochastic(self, net, data, y_host, objective, rng, incremental, comm):
+    def _fit_stochastic(
+        self, net, data, y_host, objective, rng, incremental, comm, run=None, start_rng=None
+    ):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         self._ready_optimizer(net, incremental)
@@ -412,6 +482,13 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping:
             data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
         batch_size = self._batch_size(data.n_global)
+        if run is not None:
+            run.bind(net, self._optimizer, history, rng, start_rng)
+            if run.saved is not None:
+                run.restore(net.backend.to_device)
+            if run.finished:  # this run is over: nothing to train
+                self._publish_history()
+                return
         try:
             fit_stochastic(
                 net,
@@ -426,11 +503,18 @@ class BaseMLP(BaseEstimator):
                 incremental=incremental,
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
                 comm=comm,
+                run=run,
             )
         finally:
             self._publish_history()
+            if run is not None:
+                run.close()
+        if run is not None:
+            _after(run, history.stop_reason)
 
-    def _fit_starts(self, net, data, y_host, objective, rng, incremental, comm=None):
+    def _fit_starts(
+        self, net, data, y_host, objective, rng, incremental, comm=None, run=None, start_rng=None
+    ):
         """Train n_init random starts as one stack; keep the best start, or all of them."""
         history = self._history
         if not isinstance(history, StackHistory):  # a loaded ensemble: fresh counters
@@ -451,6 +535,30 @@ class BaseMLP(BaseEstimator):
                 if incremental:
                     raise ValueError("partial_fit does not support early_stopping=True")
                 data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
+            if run is not None:
+                run.bind(net, self._optimizer, history, rng, start_rng)
+                if run.saved is not None:
+                    run.restore(net.backend.to_device)
+            if run is None or not run.finished:
+                self._fit_stack(
+                    net, data, objective, history, rng, validate, comm, run, incremental
+                )
+        self.init_losses_ = history.final_losses
+        if self.ensemble == "best":
+            r = choose_start(history)
+            self.best_init_ = r
+            self._net = net.network(r)
+            if self.solver != "lbfgs":
+                self._optimizer = self._optimizer.network(r)
+            self._history = history_of(history, r)
+        self._publish_history()
+        if run is not None and not run.finished:
+            reasons = set(history.stop_reasons)
+            _after(run, next((r for r in ("preempted", "interrupted") if r in reasons), ""))
+
+    def _fit_stack(self, net, data, objective, history, rng, validate, comm, run, incremental):
+        """``fit_stack`` with these parameters; the checkpoints' timer stopped after."""
+        try:
             fit_stack(
                 net,
                 self._optimizer,
@@ -464,16 +572,11 @@ class BaseMLP(BaseEstimator):
                 incremental=incremental,
                 verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
                 comm=comm,
+                run=run,
             )
-        self.init_losses_ = history.final_losses
-        if self.ensemble == "best":
-            r = choose_start(history)
-            self.best_init_ = r
-            self._net = net.network(r)
-            if self.solver != "lbfgs":
-                self._optimizer = self._optimizer.network(r)
-            self._history = history_of(history, r)
-        self._publish_history()
+        finally:
+            if run is not None:
+                run.close()
 
     def _ready_optimizer(self, net, incremental) -> None:
         """A new optimiser for net, or for a partial_fit the last one, its state moved to

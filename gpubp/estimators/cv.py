@@ -349,6 +349,8 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         ensemble="best",
         matmul_precision="float32",
         streaming="auto",
+        checkpoint=None,
+        checkpoint_every="auto",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -381,6 +383,8 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
             ensemble=ensemble,
             matmul_precision=matmul_precision,
             streaming=streaming,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits
@@ -436,6 +440,8 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
         ensemble="best",
         matmul_precision="float32",
         streaming="auto",
+        checkpoint=None,
+        checkpoint_every="auto",
     ):
         super().__init__(
             loss=loss,
@@ -469,6 +475,8 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
             ensemble=ensemble,
             matmul_precision=matmul_precision,
             streaming=streaming,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits

@@ -57,6 +57,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         ensemble="best",
         matmul_precision="float32",
         streaming="auto",
+        checkpoint=None,
+        checkpoint_every="auto",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -89,6 +91,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             ensemble=ensemble,
             matmul_precision=matmul_precision,
             streaming=streaming,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )
         self.loss = loss
 

@@ -206,20 +206,38 @@ class Streamed(Data):
         w = None if self.w_host is None else np.ascontiguousarray(self.w_host[..., rows])
         return self.convert(X, rows), self.encode(y), w
 
-    def blocks(self, order, batch_size: int):
-        """The positions of each chunk of this epoch, in order."""
+    def blocks(self, order, batch_size: int, skip: int = 0):
+        """The positions of each chunk of this epoch, in order, after its first ``skip``
+        positions (a resumed epoch's rows already passed)."""
         if isinstance(order, BufferedOrder):
-            yield from order.blocks()
-            return
-        step = self.chunk_rows(batch_size)
-        for start in range(0, self.n, step):
-            stop = min(start + step, self.n)
-            yield slice(start, stop) if order is None else order[start:stop]
+            pieces = order.blocks()
+        else:
+            step = self.chunk_rows(batch_size)
+            pieces = (
+                slice(start, min(start + step, self.n))
+                if order is None
+                else order[start : start + step]
+                for start in range(0, self.n, step)
+            )
+        for positions in pieces:
+            size = (
+                positions.stop - positions.start if isinstance(positions, slice) else len(positions)
+            )
+            if skip >= size:
+                skip -= size
+                continue
+            if skip and isinstance(positions, slice):
+                positions = slice(positions.start + skip, positions.stop)
+            elif skip:
+                positions = positions[skip:]
+            skip = 0
+            yield positions
 
-    def chunks(self, backend, order, batch_size: int):
-        """Resident ``Data`` for each chunk of the epoch, on the backend's device: read on a
-        thread of their own one chunk ahead; on CuPy through ``device.ChunkFeed``."""
-        host = prefetched(self.gather(p) for p in self.blocks(order, batch_size))
+    def chunks(self, backend, order, batch_size: int, skip: int = 0):
+        """Resident ``Data`` for each chunk of the epoch (after its first ``skip`` positions),
+        on the backend's device: read on a thread of their own one chunk ahead; on CuPy
+        through ``device.ChunkFeed``."""
+        host = prefetched(self.gather(p) for p in self.blocks(order, batch_size, skip))
         with contextlib.closing(host):
             if backend.name != "cupy":
                 for X, Y, w in host:
