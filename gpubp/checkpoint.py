@@ -131,7 +131,7 @@ class Folder:
         for path in self.files():
             try:
                 description, arrays = read(path)
-            except (ModelFileError, OSError, ValueError, KeyError) as exc:
+            except Exception as exc:  # any way of failing to read: a damaged file
                 damaged.append(f"{path} ({exc})")
                 continue
             if damaged:

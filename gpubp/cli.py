@@ -24,9 +24,18 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import __version__
 from .backend import BACKENDS
+from .checkpoint import cadence
 from .config import show_config
 from .distributed import DistributedError
-from .errors import BackendError, DivergenceError, ModelFileError
+from .errors import (
+    PREEMPTED,
+    BackendError,
+    CheckpointError,
+    DivergenceError,
+    InputError,
+    ModelFileError,
+    Preempted,
+)
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .file_formats import container, write_atomically
 from .inputs.sources import SelectedRows
@@ -58,11 +67,15 @@ def main(argv=None) -> int:
         DivergenceError,
         ModelFileError,
         DistributedError,
+        CheckpointError,
     ) as exc:
         if isinstance(exc, BrokenPipeError):
             return _reader_left()
         print(f"gpubp {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Preempted as exc:
+        print(f"gpubp {args.command}: {exc}; no model written", file=sys.stderr)
+        return PREEMPTED
     except KeyboardInterrupt:
         saved = "; no model written" if args.command == "train" else ""
         print(f"gpubp {args.command}: interrupted{saved}", file=sys.stderr)
@@ -135,6 +148,19 @@ def _parser() -> argparse.ArgumentParser:
         help=f"folder for {MODEL} and {LOSS_CURVE}; an interrupted run writes {PARTIAL_MODEL}",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write checkpoints to DIR and, run again, go on from the newest one there (bit "
+        f"for bit); SIGTERM or SIGUSR1 writes one and exits with status {PREEMPTED}",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_every,
+        default="auto",
+        help="N epochs, or seconds such as 30s (at the next step); default auto: at the end "
+        "of an epoch, at most once a minute",
+    )
     train.add_argument(
         "--distributed",
         choices=("mpi", "nccl", "auto"),
@@ -222,6 +248,14 @@ _positive_int = _positive(int, "a positive integer")
 _positive_float = _positive(float, "a positive number")
 
 
+def _every(text):
+    try:
+        cadence(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("checkpoint_every=", "")) from None
+    return text
+
+
 def _batch_size(text):
     return "auto" if text == "auto" else _positive_int(text)
 
@@ -263,6 +297,8 @@ def _train_with(args, cleanup) -> int:
         backend=args.backend,
         dtype=args.dtype,
         distributed=args.distributed,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
     )
     start = time.perf_counter()
     with warnings.catch_warnings():  # both are reported below, in the command's words

@@ -8,6 +8,9 @@ with MPI only to set NCCL up. mpi4py is imported only when asked for.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +18,8 @@ import numpy as np
 from .errors import InputError
 
 MODES = ("mpi", "nccl", "auto")
+TIMEOUT_VARIABLE = "GPUBP_COLLECTIVE_TIMEOUT"  # seconds one all-reduce of a step may wait
+DEFAULT_TIMEOUT = 600.0  # longer than any step, or checkpoint write, that a rank waits for
 
 
 class DistributedError(RuntimeError):
@@ -32,6 +37,10 @@ class MPIComm:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self._seconds = 0.0
+        self.watchdog = None
+        if self.size > 1:
+            abort_on_uncaught_exceptions()
+            self.watchdog = Watchdog(collective_timeout(), self.rank)
 
     @property
     def seconds(self) -> float:
@@ -44,11 +53,13 @@ class MPIComm:
     def allreduce(self, buf):
         """Sum ``buf`` over the ranks, in place (NumPy; CuPy through the host)."""
         start = time.perf_counter()
-        if isinstance(buf, np.ndarray):
-            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
-        else:
-            host = buf.get()
-            self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+        host = buf if isinstance(buf, np.ndarray) else buf.get()
+        if self.watchdog is not None:
+            self.watchdog.since = time.monotonic()
+        self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+        if self.watchdog is not None:
+            self.watchdog.since = None
+        if host is not buf:
             buf.set(host)
         self._seconds += time.perf_counter() - start
         return buf
@@ -130,6 +141,72 @@ class NCCLComm(MPIComm):
         end.record(stream)
         self._events.append((start, end))
         return buf
+
+
+def collective_timeout() -> float:
+    """GPUBP_COLLECTIVE_TIMEOUT (seconds; default DEFAULT_TIMEOUT)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        seconds = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise DistributedError(f"{TIMEOUT_VARIABLE}={text!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise DistributedError(f"{TIMEOUT_VARIABLE}={text!r} must be more than 0 seconds")
+    return seconds
+
+
+def abort_job(code: int = 1) -> None:
+    """End every rank of the MPI job (MPI_Abort), where one of several is running."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return
+    if MPI.COMM_WORLD.Get_size() > 1:
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(code)
+
+
+_HOOKED = []
+
+
+def abort_on_uncaught_exceptions() -> None:
+    """An exception that ends this rank ends the job (as ``python -m mpi4py`` does): the
+    other ranks would otherwise wait in their next all-reduce for ever."""
+    if _HOOKED:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        previous(kind, value, traceback)
+        abort_job(1)
+
+    sys.excepthook = hook
+    _HOOKED.append(hook)
+
+
+class Watchdog:
+    """Ends the job when this rank has waited more than ``seconds`` in one all-reduce of a
+    training step (``since``: when the wait began, None outside one): a rank that stopped
+    without a word (suspended, cut off, hung) would otherwise keep the others waiting."""
+
+    def __init__(self, seconds: float, rank: int):
+        self.seconds, self.rank, self.since = seconds, rank, None
+        thread = threading.Thread(target=self._watch, name="gpubp-watchdog", daemon=True)
+        thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.seconds / 4))
+            since = self.since
+            if since is not None and time.monotonic() - since > self.seconds:
+                print(
+                    f"gpubp: rank {self.rank} waited more than {self.seconds:g} s for the other "
+                    f"ranks in an all-reduce ({TIMEOUT_VARIABLE}); one of them has stopped: "
+                    "ending the job",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                abort_job(1)
+                os._exit(1)
 
 
 _COMMUNICATORS: dict = {}  # one per (mode, backend) and process: NCCL's is costly to build

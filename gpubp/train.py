@@ -221,13 +221,13 @@ def run_epoch_distributed(
     The same all-reduce carries each rank's stop requests (``stop["save"]``,
     ``stop["quit"]``): when any rank has one, every rank stops after the same step
     (read on the host every step for NumPy buffers, every STOP_EVERY steps on the
-    device), with the requests of all of them in its ``stop``.
+    device), with what they agreed on in ``stop["agreed"]``: (save, quit).
     """
     xp, to_device = net.backend.xp, net.backend.to_device
     sums = EpochSums() if sums is None else sums
     R = net.n_networks or 1
     P = net.theta.shape[-1]
-    buf = xp.empty(R * (P + 2) + 2, dtype=net.theta.dtype)
+    buf = xp.empty(R * (P + 2) + 3, dtype=net.theta.dtype)
     grad = xp.reshape(buf[: R * P], net.theta.shape)
     losses, sums_w = buf[R * P : R * (P + 1)], buf[R * (P + 1) : R * (P + 2)]
     votes = buf[R * (P + 2) :]
@@ -246,7 +246,7 @@ def run_epoch_distributed(
         trace = net.backprop_unchecked(batch.X, batch.Y, objective.loss_factor, 0.0, batch.w, out)
         losses[...] = xp.reshape(trace.loss, (R,))
         sums_w[...] = to_device(np.broadcast_to(batch.weight_sum(), (R,)), dtype=buf.dtype)
-        votes[0], votes[1] = _requests(stop)  # on the device: two fills, no copy
+        votes[0], votes[1], votes[2] = _requests(stop)  # on the device: fills, no copy
         comm.allreduce(buf)
         sums.rows = end
         active = None
@@ -274,9 +274,8 @@ def run_epoch_distributed(
         if stop is not None and (on_host or sums.steps % STOP_EVERY == 0):
             agreed = votes if on_host else net.backend.to_host(votes)
             if agreed.any():
-                stop["save"] = stop["save"] or bool(agreed[0])
-                stop["quit"] = stop["quit"] or ("preempted" if agreed[1] else "")
-                stop["now"] = True
+                quit = "preempted" if agreed[1] else "interrupted" if agreed[2] else ""
+                stop["agreed"] = (bool(agreed[0]), quit)
                 break
     total = sums.total
     if decaying:
@@ -287,11 +286,12 @@ def run_epoch_distributed(
 STOP_EVERY = 32  # steps between the device reads of the ranks' stop requests (CuPy)
 
 
-def _requests(stop) -> tuple[float, float]:
-    """This rank's (save, quit) requests as numbers to sum over the ranks."""
+def _requests(stop) -> tuple[float, float, float]:
+    """This rank's requests (save, preempted, interrupted) as numbers to sum over the ranks."""
     if stop is None or not stop["now"]:
-        return (0.0, 0.0)
-    return (float(bool(stop["save"])), float(bool(stop["quit"])))
+        return (0.0, 0.0, 0.0)
+    quit = stop["quit"]
+    return (float(bool(stop["save"])), float(quit == "preempted"), float(quit == "interrupted"))
 
 
 def any_epoch(
@@ -361,8 +361,8 @@ def fit_stochastic(
                     total, steps = epoch.take_steps(optimizer, objective, stop, comm)
                     loss = float(total) / data.n_global
                 start_theta = epoch.start_theta
-                if stop["quit"]:
-                    reason = stop["quit"]
+                if epoch.quit:
+                    reason = epoch.quit
                     warn_at_caller(
                         f"training {STOP_REASONS[reason].split(' (')[0]} after {history.n_iter} "
                         f"complete epochs and {steps} steps of the next; the weights are those "
@@ -448,7 +448,7 @@ class Epoch:
         position = None if run is None else run.take_position()
         if position is not None:
             rng.bit_generator.state = position.epoch_rng
-        self.rng_state = rng.bit_generator.state
+        self.rng_state = None if run is None else rng.bit_generator.state  # for a checkpoint
         self.order = data.epoch_order(rng, shuffle, batch_size)
         if position is None:
             self.sums, self.start_theta = EpochSums(), net.theta.copy()
@@ -460,16 +460,22 @@ class Epoch:
         return Position(self.rng_state, self.sums, self.start_theta)
 
     def take_steps(self, optimizer, objective: Objective, stop, comm):
-        """``any_epoch`` from where the epoch is: (total, steps)."""
+        """``any_epoch`` from where the epoch is: (total, steps). ``quit`` says why it
+        stopped early ("interrupted", "preempted"; "" if it did not): with several ranks,
+        what they agreed on, so that all of them stop at the same step."""
         net, data, sums = self.net, self.data, self.sums
         while True:
             total, steps = any_epoch(
                 net, optimizer, data, objective, self.batch_size, self.order, stop, comm, sums
             )
-            if not stop["save"] or stop["quit"] or sums.rows >= data.n_global:
+            if comm is None:
+                save, self.quit = stop["save"], stop["quit"]
+            else:
+                save, self.quit = stop.pop("agreed", (False, ""))
+            if not save or self.quit or sums.rows >= data.n_global:
                 break  # (a checkpoint asked for at the epoch's end waits a step)
             self.checkpoints.pause(self.position())  # and go on
-        if stop["quit"] and self.checkpoints is not None:
+        if self.quit and self.checkpoints is not None:
             self.checkpoints.pause(self.position())
         return total, steps
 

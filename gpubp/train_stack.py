@@ -121,8 +121,8 @@ def fit_stack(
                 with np.errstate(over="ignore", invalid="ignore"):
                     total, _ = epoch.take_steps(optimizer, objective, stop, comm)
                     losses = backend.to_host(total).astype(np.float64) / data.n_global
-                if stop["quit"]:
-                    quit = stop["quit"]
+                if epoch.quit:
+                    quit = epoch.quit
                     warn_at_caller(
                         f"training {STOP_REASONS[quit].split(' (')[0]}; each network keeps the "
                         "weights of its last completed step"

@@ -38,6 +38,7 @@ SCENARIOS = {
     ),
     "adam_streamed": dict(solver="adam", learning_rate_init=0.01, streamed=True),
     "adam_stack": dict(solver="adam", learning_rate_init=0.01, n_init=3),
+    "sgd_cv": dict(solver="sgd", cv=3, alphas=[1e-4, 0.1], max_iter=8, cross_validated=True),
     "sgd_stack_early": dict(
         solver="sgd", n_init=2, early_stopping=True, n_iter_no_change=2, tol=1e-3, max_iter=15
     ),
@@ -50,6 +51,7 @@ def problem(name, folder: Path):
     regressor = settings.pop("regressor", False)
     weighted = settings.pop("weighted", False)
     streamed = settings.pop("streamed", False)
+    cross_validated = settings.pop("cross_validated", False)
     if regressor:
         X, y = load_diabetes(return_X_y=True)
         y = (y - y.mean()) / y.std()
@@ -57,7 +59,7 @@ def problem(name, folder: Path):
     else:
         X, y = load_digits(return_X_y=True)
         X, y = X[:600] / 16, y[:600]
-        Estimator = gpubp.MLPClassifier
+        Estimator = gpubp.MLPClassifierCV if cross_validated else gpubp.MLPClassifier
     X = X.astype(np.float32)
     if streamed:
         path = folder / f"{name}.X.npy"
@@ -86,6 +88,8 @@ def outcome(model) -> dict:
         out["best_validation_score"] = np.array(model.best_validation_score_)
     if getattr(model, "best_loss_", None) is not None:
         out["best_loss"] = np.array(model.best_loss_)
+    if hasattr(model, "cv_results_"):
+        out["cv_scores"] = np.array(model.cv_results_["mean_test_score"])
     if hasattr(model, "init_losses_"):
         out["init_losses"] = np.array(model.init_losses_)
     for key, value in model._optimizer.state().items():

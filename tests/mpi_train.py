@@ -3,6 +3,8 @@
 python tests/mpi_train.py SCENARIO OUTDIR
 """
 
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +38,32 @@ STACKS = {
         SOLVERS["adam"], n_init=2, early_stopping=True, max_iter=50, n_iter_no_change=3, tol=1e-4
     ),
 }
+
+
+def fail():
+    raise RuntimeError("rank 1 failed")
+
+
+FAULTS = {
+    "raises": fail,
+    "killed": lambda: os.kill(os.getpid(), signal.SIGKILL),
+    "vanishes": lambda: os.kill(os.getpid(), signal.SIGSTOP),  # stopped, not dead
+}
+
+
+def at_step(n, act):
+    """Call ``act()`` before this process's optimisers take their n-th step."""
+    steps = [0]
+    for kind in (gpubp.optim.SGD, gpubp.optim.Adam):
+        original = kind.step
+
+        def step(self, *args, original=original):
+            steps[0] += 1
+            if steps[0] == n:
+                act()
+            return original(self, *args)
+
+        kind.step = step
 
 
 def problem():
@@ -117,6 +145,25 @@ def run(scenario, out, rank, size):
             replicated=replicated.coefs_[0],
             scores=np.array(early.validation_scores_),
             resident_scores=np.array(resident.validation_scores_),
+        )
+    elif scenario in FAULTS:  # rank 1 fails at its 20th step
+        if rank == 1:
+            at_step(20, FAULTS[scenario])
+        gpubp.MLPClassifier(**{**common, **SOLVERS["sgd"], "max_iter": 500}).fit(X[part], y[part])
+    elif scenario.startswith("checkpoint"):  # rank 1 is preempted (SIGUSR1) at its 17th step
+        kw = {**common, **SOLVERS["adam"]}
+        if scenario != "checkpoint-none":
+            kw.update(checkpoint=str(out / "checkpoints"), checkpoint_every="0s")
+        if scenario == "checkpoint-preempted" and rank == 1:
+            at_step(17, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        clf = gpubp.MLPClassifier(**kw).fit(X[part], y[part])
+        np.savez(
+            out / f"{scenario}-rank{rank}.npz",
+            *clf.coefs_,
+            *clf.intercepts_,
+            loss=np.array(clf.loss_curve_),
+            t=clf.t_,
+            m=clf._optimizer.state()["m"],
         )
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none

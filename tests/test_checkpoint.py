@@ -7,14 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_run import SCENARIOS, outcome, problem
+from checkpoint_run import SCENARIOS
 
 import gpubp
-from gpubp.checkpoint import Folder, Run, cadence, pack, read, unpack
+from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
 from gpubp.errors import PREEMPTED, CheckpointError, InputError
 
 HERE = Path(__file__).resolve().parent
@@ -23,9 +24,8 @@ ALL = list(SCENARIOS)
 
 
 def start(out, every, names):
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    )
+    paths = [str(HERE), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return subprocess.Popen(
         [sys.executable, str(RUN), str(out), every, *names],
         stdout=subprocess.PIPE,
@@ -101,3 +101,285 @@ def test_runs_killed_at_epoch_ends_and_preempted_resume_bit_for_bit(tmp_path, un
     kill_chain(tmp_path / "t", "auto", names, rng, kills=2, window=2.0, sig=signal.SIGTERM)
     for folder in ("k", "t"):
         assert_same(results(tmp_path / folder, names), {n: uninterrupted[n] for n in names})
+
+
+# -- in one process ------------------------------------------------------------------------
+
+
+def small(**kw):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(np.float32), y[:300]
+    settings = dict(hidden_layer_sizes=(8,), random_state=0, batch_size=50, max_iter=5, tol=0.0)
+    return gpubp.MLPClassifier(**dict(settings, **kw)), X, y
+
+
+def coefs(model):
+    return [np.asarray(W) for W in model.coefs_]
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_epoch(monkeypatch, n):
+    """Make a fit stop with Crash after the checkpoint at the end of epoch n."""
+    original = Run.epoch_ended
+
+    def ended(self, n_iter):
+        original(self, n_iter)
+        if n_iter == n:
+            raise Crash
+
+    monkeypatch.setattr(Run, "epoch_ended", ended)
+
+
+@pytest.mark.parametrize(
+    "every, expected",
+    [
+        ("auto", dict(seconds=60.0, at_epoch_end=True, epochs=None)),
+        (1, dict(epochs=1, seconds=None)),
+        ("3", dict(epochs=3, seconds=None)),
+        ("30s", dict(seconds=30.0, at_epoch_end=False)),
+        ("0.5s", dict(seconds=0.5, at_epoch_end=False)),
+    ],
+)
+def test_checkpoint_every_reads_epochs_and_seconds(every, expected):
+    c = cadence(every)
+    assert {k: getattr(c, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("every", [0, "0", True, "x", "-1s", "1m", 1.5])
+def test_a_cadence_that_is_neither_is_refused(every):
+    with pytest.raises(InputError, match="checkpoint_every"):
+        cadence(every)
+
+
+def test_the_state_packs_and_unpacks_as_it_was():
+    state = {
+        "total": np.float32(1.25),
+        "sum": np.array(2.5, dtype=np.float32),
+        "curve": [0.1, float("inf"), None],
+        "rng": np.random.default_rng(3).bit_generator.state,
+        "rows": np.arange(4, dtype=np.int32),
+        "t": 7,
+    }
+    arrays = {}
+    tree = pack(state, arrays)
+    import json
+
+    back = unpack(json.loads(json.dumps(tree)), arrays, lambda a: a)
+    assert back["total"].dtype == np.float32 and back["total"].shape == () and back["total"] == 1.25
+    assert back["sum"].dtype == np.float32 and back["sum"].shape == ()
+    assert back["curve"] == [0.1, float("inf"), None] and back["t"] == 7
+    assert back["rng"] == state["rng"]
+    assert back["rows"].dtype == np.int32 and np.array_equal(back["rows"], np.arange(4))
+
+
+def test_a_crashed_fit_run_again_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    model, X, y = small(solver="sgd", learning_rate="invscaling", learning_rate_init=0.3)
+    expected = model.fit(X, y)
+    crash_after_epoch(monkeypatch, 2)
+    again, _, _ = small(
+        solver="sgd", learning_rate="invscaling", learning_rate_init=0.3, checkpoint=tmp_path
+    )
+    again.set_params(checkpoint_every=1)
+    with pytest.raises(Crash):
+        again.fit(X, y)
+    monkeypatch.undo()
+    again.fit(X, y)
+    assert all(np.array_equal(a, b) for a, b in zip(coefs(again), coefs(expected)))
+    assert again.loss_curve_ == expected.loss_curve_ and again.n_iter_ == 5
+
+
+def test_a_finished_fit_does_not_train_again(tmp_path, monkeypatch):
+    model, X, y = small(checkpoint=tmp_path)
+    model.fit(X, y)
+    weights, curve = coefs(model), list(model.loss_curve_)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run trained again")
+
+    monkeypatch.setattr(gpubp.train.Epoch, "take_steps", no_training)
+    fresh, _, _ = small(checkpoint=tmp_path)
+    fresh.fit(X, y)
+    assert all(np.array_equal(a, b) for a, b in zip(coefs(fresh), weights))
+    assert fresh.loss_curve_ == curve and fresh.n_iter_ == 5 and fresh.stop_reason_ == "max_iter"
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(hidden_layer_sizes=(9,)), "hidden_layer_sizes was \\[8\\] and is now \\[9\\]"),
+        (dict(solver="sgd"), "solver was adam and is now sgd"),
+        (dict(batch_size=30), "batch_size was 50 and is now 30"),
+        (dict(dtype="float64"), "dtype was float32 and is now float64"),
+        (dict(data="X"), "the training data"),
+        (dict(data="w"), "the training data"),
+        (dict(data="y"), "the training data"),
+    ],
+)
+def test_another_runs_checkpoint_is_refused_saying_what_changed(tmp_path, change, words):
+    model, X, y = small(checkpoint=tmp_path)
+    model.fit(X, y)
+    change = dict(change)
+    what = change.pop("data", None)
+    other, X2, y2 = small(checkpoint=tmp_path, **change)
+    w = None
+    if what == "X":
+        X2 = X2.copy()
+        X2[150, 3] += 0.5
+    elif what == "y":
+        y2 = y2.copy()
+        y2[[0, 1]] = y2[[1, 0]]
+    elif what == "w":
+        w = np.ones(len(y2))
+        w[7] = 2.0
+    with pytest.raises(CheckpointError, match=words) as caught:
+        other.fit(X2, y2, sample_weight=w)
+    assert "start afresh" in str(caught.value)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch):
+    model, X, y = small(solver="sgd", checkpoint=tmp_path, checkpoint_every=1)
+    expected = small(solver="sgd")[0].fit(X, y)
+    crash_after_epoch(monkeypatch, 3)
+    with pytest.raises(Crash):
+        model.fit(X, y)
+    monkeypatch.undo()
+    newest, before = Folder(tmp_path).files()
+    raw = bytearray(Path(newest).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    Path(newest).write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="cannot be read; going on from .*checkpoint-00000002"):
+        model.fit(X, y)
+    assert all(np.array_equal(a, b) for a, b in zip(coefs(model), coefs(expected)))
+    for path in Folder(tmp_path).files():
+        Path(path).write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="no checkpoint in .* can be read"):
+        model.fit(X, y)
+
+
+def test_a_full_disk_says_so_and_leaves_the_last_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    model, X, y = small(solver="sgd", checkpoint=tmp_path, checkpoint_every=1)
+    original = Run.epoch_ended
+    real_savez = np.savez
+
+    def full(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def ended(self, n_iter):
+        if n_iter == 3:
+            monkeypatch.setattr(np, "savez", full)
+        original(self, n_iter)
+
+    monkeypatch.setattr(Run, "epoch_ended", ended)
+    with pytest.raises(
+        CheckpointError, match="No space left on device.*checkpoint-00000002.npz is intact"
+    ):
+        model.fit(X, y)
+    monkeypatch.setattr(np, "savez", real_savez)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-00000001.npz", "checkpoint-00000002.npz"]
+    description, _ = read(tmp_path / "checkpoint-00000002.npz")
+    assert description["state"]["history"]["n_iter"] == 2
+
+
+def test_a_folder_that_cannot_be_written_is_refused_at_the_start(tmp_path):
+    (tmp_path / "file").write_text("")
+    model, X, y = small(checkpoint=tmp_path / "file" / "checkpoints")
+    with pytest.raises(CheckpointError, match="cannot write checkpoints to"):
+        model.fit(X, y)
+    assert not hasattr(model, "coefs_") or model.n_iter_ == 0
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "partial_fit"])
+def test_checkpoints_need_fit_and_a_stochastic_solver(tmp_path, solver):
+    model, X, y = small(checkpoint=tmp_path, solver="lbfgs" if solver == "lbfgs" else "adam")
+    with pytest.raises(InputError, match="lbfgs|partial_fit"):
+        if solver == "lbfgs":
+            model.fit(X, y)
+        else:
+            model.partial_fit(X, y, classes=np.unique(y))
+
+
+def test_writes_killed_at_random_points_always_leave_a_checkpoint_that_loads(tmp_path):
+    """200 writes killed (SIGKILL) at random moments: the newest file that remains reads
+    whole and holds the values its description says; the leftovers are cleared."""
+    from gpubp.checkpoint import FORMAT, VERSION
+
+    def write(folder, k):
+        arrays = {"a0": np.full(100_000, k, dtype=np.float64)}
+        folder.write({"format": FORMAT, "version": VERSION, "identity": {}, "state": k}, arrays)
+
+    folder = Folder(tmp_path)
+    write(folder, 0)
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    mid_write = 0
+    for kill in range(1, 201):
+        pid = os.fork()
+        if pid == 0:  # the child writes until it is killed
+            try:
+                for k in range(kill * 10_000, kill * 10_000 + 10_000):
+                    write(folder, k)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0, 0.02))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        mid_write += any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            description, arrays, _ = Folder(tmp_path, writer=False).latest()
+        assert np.all(arrays["a0"] == description["state"])
+    assert mid_write >= 20  # many kills fell inside a write
+    folder = Folder(tmp_path)  # a writer clears what killed writes left
+    write(folder, -1)
+    assert len(os.listdir(tmp_path)) == KEPT  # no temporary files, no older checkpoints
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def command(*args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpubp.cli", "train", "--quiet", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tmp_path):
+    args = ["--data", "digits", "--epochs", "25", "--hidden", "16", "--tol", "0"]
+    finish(command(*args, "--out", "plain", cwd=tmp_path))
+    run = command(
+        *args, "--out", "run", "--checkpoint", "ckpt", "--checkpoint-every", "0s", cwd=tmp_path
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "ckpt").glob("checkpoint-*.npz")):
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == PREEMPTED, err
+    assert (
+        "preempted" in err
+        and "ckpt" in err
+        and not (tmp_path / "run" / "model.safetensors").exists()
+    )
+    finish(command(*args, "--out", "run", "--checkpoint", "ckpt", cwd=tmp_path))
+    plain = gpubp.load(tmp_path / "plain" / "model.safetensors", backend="numpy")
+    resumed = gpubp.load(tmp_path / "run" / "model.safetensors", backend="numpy")
+    assert all(np.array_equal(a, b) for a, b in zip(plain.coefs_, resumed.coefs_))
+    assert plain.loss_curve_ == resumed.loss_curve_
+
+
+def test_the_command_refuses_a_cadence_it_cannot_read(tmp_path):
+    run = command("--checkpoint", "c", "--checkpoint-every", "soon", cwd=tmp_path)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 2 and "--checkpoint-every" in err and "30s" in err

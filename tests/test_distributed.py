@@ -326,3 +326,42 @@ def test_two_ranks_sharing_the_gpu_train_over_mpi_as_one_process_on_the_cpu(tmp_
         one = single_process(gpubp.MLPClassifier, "y", backend="numpy", **kw)
         ranks = ranks_trained_as(one, tmp_path, name)
         np.testing.assert_allclose(ranks[0]["loss"], one.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "scenario, said",
+    [
+        ("raises", "RuntimeError: rank 1 failed"),
+        ("killed", "signal 9"),
+        ("vanishes", "rank 0 waited more than 2 s for the other ranks"),
+    ],
+)
+def test_a_rank_that_fails_ends_every_rank_within_30_s(tmp_path, scenario, said):
+    """Rank 1 raises, is killed (SIGKILL) or is stopped (SIGSTOP: it neither dies nor
+    answers) at its 20th step: the job ends, non-zero, instead of waiting for ever."""
+    import time
+
+    start = time.monotonic()
+    out = launch(scenario, tmp_path, timeout=60, GPUBP_COLLECTIVE_TIMEOUT="2")
+    assert out.returncode != 0
+    assert time.monotonic() - start < 30
+    assert said in out.stdout + out.stderr
+
+
+def test_two_ranks_preempted_resume_bit_for_bit(tmp_path):
+    """Rank 1 alone gets SIGUSR1: both stop after the same step, rank 0 writes the
+    checkpoint, both exit 75; run again, the job ends with the uninterrupted job's bits."""
+    from gpubp.errors import PREEMPTED
+
+    plain = launch("checkpoint-none", tmp_path)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    preempted = launch("checkpoint-preempted", tmp_path)
+    assert preempted.returncode == PREEMPTED, preempted.stdout + preempted.stderr
+    assert not list(tmp_path.glob("checkpoint-preempted-rank*.npz"))
+    again = launch("checkpoint", tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for rank in range(2):
+        want = np.load(tmp_path / f"checkpoint-none-rank{rank}.npz")
+        got = np.load(tmp_path / f"checkpoint-rank{rank}.npz")
+        for key in want.files:
+            np.testing.assert_array_equal(got[key], want[key])

@@ -75,15 +75,17 @@ def _plain(value):
         return repr(value)
 
 
-def _after(run, reason) -> None:
-    """The checkpoint that ends a fit: the last one of a run that is over; a preempted
-    run (its checkpoint written) leaves the process with status 75."""
-    if reason == "preempted":
+def finish_run(run, reasons) -> None:
+    """After the loop of ``run`` (a ``gpubp.checkpoint.Run``) stopped for ``reasons`` (one,
+    or a stack's list): the last checkpoint of a run that is over; a preempted run (its
+    checkpoint written) raises Preempted, which leaves the process with status 75."""
+    reasons = {reasons} if isinstance(reasons, str) else set(reasons)
+    if "preempted" in reasons:
         raise Preempted(
             f"training preempted; its checkpoint is in {run.folder.path}: run the same fit "
             "again to go on"
         )
-    if reason != "interrupted":
+    if "interrupted" not in reasons:
         run.finish()
 
 
@@ -333,19 +335,27 @@ class BaseMLP(BaseEstimator):
             )
         if self.solver == "lbfgs":
             raise InputError("checkpoint needs solver 'sgd', 'adam' or 'gd', not lbfgs")
-        params = self.get_params()
-        identity = {
+        identity = self._identity(data, backend, comm, {"new weights": bool(first_pass)})
+        return self._run(self.checkpoint, identity, comm)
+
+    def _identity(self, data, backend, comm, more: dict) -> dict:
+        """What a checkpoint of this fit must have been written for: the estimator, its
+        parameters (but NOT_IDENTITY), the shapes, classes, ranks and data, and ``more``."""
+        return {
             "estimator": type(self).__name__,
-            **{k: _plain(v) for k, v in params.items() if k not in NOT_IDENTITY},
+            **{k: _plain(v) for k, v in self.get_params().items() if k not in NOT_IDENTITY},
             "n_features": data.n_features,
             "n_outputs": self.n_outputs_,
             "classes": _plain(getattr(self, "classes_", None)),
             "ranks": 1 if comm is None else comm.size,
-            "new weights": bool(first_pass),
+            **more,
             "data": fingerprint(data, backend, comm),
         }
+
+    def _run(self, folder, identity, comm):
+        """The ``gpubp.checkpoint.Run`` in ``folder`` (rank 0 writes, every rank reads)."""
         writer = comm is None or comm.rank == 0
-        return agree(comm, lambda: Run(self.checkpoint, self.checkpoint_every, identity, writer))
+        return agree(comm, lambda: Run(folder, self.checkpoint_every, identity, writer))
 
     def _streamed_source(self, X, backend) -> Rows | None:
         """X as Rows when this fit streams it, else None (``gpubp.inputs.residency``)."""
@@ -510,7 +520,7 @@ class BaseMLP(BaseEstimator):
             if run is not None:
                 run.close()
         if run is not None:
-            _after(run, history.stop_reason)
+            finish_run(run, history.stop_reason)
 
     def _fit_starts(
         self, net, data, y_host, objective, rng, incremental, comm=None, run=None, start_rng=None
@@ -553,8 +563,7 @@ class BaseMLP(BaseEstimator):
             self._history = history_of(history, r)
         self._publish_history()
         if run is not None and not run.finished:
-            reasons = set(history.stop_reasons)
-            _after(run, next((r for r in ("preempted", "interrupted") if r in reasons), ""))
+            finish_run(run, history.stop_reasons)
 
     def _fit_stack(self, net, data, objective, history, rng, validate, comm, run, incremental):
         """``fit_stack`` with these parameters; the checkpoints' timer stopped after."""

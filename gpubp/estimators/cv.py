@@ -10,6 +10,8 @@ refitted on all the data as an ``MLPClassifier`` / ``MLPRegressor``.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from numbers import Integral
 
@@ -20,6 +22,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import Interval
 
 from ..backend import get_backend, is_sparse, to_numpy
+from ..checkpoint import Folder
 from ..distributed import agree, communicator
 from ..errors import InputError
 from ..inputs.checks import inputs, named, sample_weights
@@ -27,7 +30,7 @@ from ..inputs.shards import own_rows_if_replicated, shards
 from ..network import MLP, count_parameters
 from ..train import Data, Objective
 from ..train_stack import StackHistory, fit_stack
-from .base import ACTIVATIONS, generator, shared_seed
+from .base import ACTIVATIONS, finish_run, generator, shared_seed
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
@@ -107,6 +110,7 @@ class _CrossValidated:
         splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
         rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
+        runs = self._checkpoint_runs(rng, folds, comm)
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
         # network k = ((setting * folds) + fold) * n_init + start
@@ -125,7 +129,7 @@ class _CrossValidated:
         F = np.empty((len(grid), len(y_all), K))
         losses = np.empty(len(grid))
         started = time.perf_counter()
-        for chunk in self._chunks(grid, sizes, n):
+        for i, chunk in enumerate(self._chunks(grid, sizes, n)):
             alphas = np.array([settings[grid[k][0]][0] for k in chunk])
             rates = np.array([settings[grid[k][0]][1] for k in chunk])
             w = np.zeros((len(chunk), len(y_all)), dtype=self.dtype)
@@ -145,18 +149,33 @@ class _CrossValidated:
             )
             history = StackHistory(len(chunk))
             data = Data(X, Y_dev, backend.to_device(w), w, offset, n_total)
-            fit_stack(
-                net,
-                self._new_optimizer(net, rates),
-                data,
-                Objective(self._loss_factor(K), alphas),
-                history,
-                batch_size=self._batch_size(len(y_all)),
-                rng=np.random.default_rng(shuffle_seed),
-                **self._stopping_rule(data),
-                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
-                comm=comm,
-            )
+            optimizer = self._new_optimizer(net, rates)
+            chunk_rng = np.random.default_rng(shuffle_seed)
+            run = None if runs is None else runs(i, chunk, data, backend)
+            if run is not None:
+                run.bind(net, optimizer, history, chunk_rng, runs.start_rng)
+                if run.saved is not None:
+                    run.restore(backend.to_device)
+            if run is None or not run.finished:
+                try:
+                    fit_stack(
+                        net,
+                        optimizer,
+                        data,
+                        Objective(self._loss_factor(K), alphas),
+                        history,
+                        batch_size=self._batch_size(len(y_all)),
+                        rng=chunk_rng,
+                        **self._stopping_rule(data),
+                        verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                        comm=comm,
+                        run=run,
+                    )
+                finally:
+                    if run is not None:
+                        run.close()
+                if run is not None:
+                    finish_run(run, history.stop_reasons)
             _, T = net.propagate(X)
             F_here = backend.to_host(net.g(T))
             F[chunk] = F_here if comm is None else np.concatenate(comm.allgather(F_here), axis=1)
@@ -167,10 +186,34 @@ class _CrossValidated:
             single = self._single().set_params(
                 alpha=self.alpha_, learning_rate_init=self.learning_rate_init_
             )
+            if self.checkpoint is not None:
+                single.set_params(checkpoint=os.path.join(self.checkpoint, "refit"))
             weights = None if sample_weight is None else w_host
             self.best_estimator_ = single.fit(X, y_host, weights)
             self._adopt(self.best_estimator_)
         return self
+
+    def _checkpoint_runs(self, rng, folds, comm):
+        """None without ``checkpoint``; else a function that gives the ``Run`` of chunk i of
+        the networks (in the folder's ``chunk-i``). The generator goes back to where the
+        first chunk's run started, so that the seeds drawn are those of that run."""
+        if self.checkpoint is None:
+            return None
+        folds_key = hashlib.blake2b(
+            repr([(t.tolist(), v.tolist()) for t, v in folds]).encode(), digest_size=16
+        ).hexdigest()
+
+        def runs(i, chunk, data, backend):
+            more = {"chunk": i, "networks": list(chunk), "folds": folds_key}
+            identity = self._identity(data, backend, comm, more)
+            return self._run(os.path.join(self.checkpoint, f"chunk-{i}"), identity, comm)
+
+        first = os.path.join(self.checkpoint, "chunk-0")
+        saved = Folder(first, writer=False).latest() if os.path.isdir(first) else None
+        if saved is not None:
+            rng.bit_generator.state = saved[0]["state"]["start_rng"]
+        runs.start_rng = rng.bit_generator.state
+        return runs
 
     def _chunks(self, grid, sizes, n):
         """Lists of network indices, each small enough for STACK_BYTES."""
