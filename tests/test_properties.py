@@ -24,7 +24,7 @@ def _valid_file(tmp_path_factory, suffix):
     model = gpubp.MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
     path = tmp_path_factory.mktemp("model") / f"m{suffix}"
     gpubp.save(model, path)
-    return path.read_bytes(), X, suffix
+    return path.read_bytes(), X, suffix, gpubp.load(path, backend="numpy").predict_proba(X)
 
 
 @pytest.fixture(scope="module", params=[".safetensors", ".npz"])
@@ -121,7 +121,9 @@ corruptions = st.one_of(
 @FILES
 @given(corruption=corruptions)
 def test_load_gives_a_model_or_model_file_error_and_nothing_else(valid, tmp_path, corruption):
-    blob, X, suffix = valid
+    """A damaged file is refused, or (the damage fell where nothing is read) predicts
+    exactly as the undamaged one; an edited description gives a model or an error."""
+    blob, X, suffix, expected = valid
     kind, arg = corruption
     path = tmp_path / f"bad{suffix}"
     if kind == "truncate":
@@ -139,9 +141,65 @@ def test_load_gives_a_model_or_model_file_error_and_nothing_else(valid, tmp_path
         model = gpubp.load(path, backend="numpy")
     except gpubp.ModelFileError:
         return
-    with np.errstate(all="ignore"):  # flipped weight bytes may be huge, yet well-formed
+    with np.errstate(all="ignore"):  # an edited description may ask for other outputs
         P = model.predict_proba(X)
     assert P.shape == (len(X), len(model.classes_))
+    if kind != "meta":
+        assert np.array_equal(P, expected)
+
+
+def _weight_spans(blob, suffix):
+    """{weight name: (first byte, end)} of each weight's values in a model file."""
+    if suffix == ".safetensors":
+        size = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8 : 8 + size])
+        return {
+            k: (8 + size + v["data_offsets"][0], 8 + size + v["data_offsets"][1])
+            for k, v in header.items()
+            if k[:2] in ("W_", "b_")
+        }
+    spans = {}
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        for info in z.infolist():
+            if info.filename[:2] in ("W_", "b_"):
+                start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+                spans[info.filename[:-4]] = (start + info.file_size - 4, start + info.file_size)
+    return spans
+
+
+def test_a_changed_byte_in_any_weight_is_refused(valid, tmp_path):
+    blob, _, suffix, _ = valid
+    spans = _weight_spans(blob, suffix)
+    assert len(spans) == 4  # W_1, b_1, W_2, b_2
+    for name, (start, end) in spans.items():
+        for where in (start, end - 1):
+            data = bytearray(blob)
+            data[where] ^= 0x01
+            path = tmp_path / f"{name}-{where}{suffix}"
+            path.write_bytes(bytes(data))
+            with pytest.raises(gpubp.ModelFileError):
+                gpubp.load(path, backend="numpy")
+
+
+def test_a_description_that_lost_a_sha256_is_refused(valid, tmp_path):
+    blob, _, suffix, _ = valid
+    if suffix != ".safetensors":
+        pytest.skip("version 1 (.npz) files hold no SHA-256s")
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    source = tmp_path / f"m{suffix}"
+    source.write_bytes(blob)
+    with safe_open(source, framework="np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["gpubp"])
+    for name in meta["arrays"]:
+        edited = json.loads(json.dumps(meta))
+        del edited["arrays"][name]["sha256"]
+        path = tmp_path / f"{name}{suffix}"
+        save_file(tensors, str(path), metadata={"gpubp": json.dumps(edited)})
+        with pytest.raises(gpubp.ModelFileError, match=name):
+            gpubp.load(path, backend="numpy")
 
 
 @settings(max_examples=60, deadline=None)
