@@ -162,6 +162,7 @@ def abort_job(code: int = 1) -> None:
         return
     if MPI.COMM_WORLD.Get_size() > 1:
         sys.stderr.flush()
+        time.sleep(0.5)  # for the launcher to pass on what this rank said before it ends
         MPI.COMM_WORLD.Abort(code)
 
 

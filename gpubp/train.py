@@ -36,6 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from . import graphs
 from .errors import DivergenceError, warn_at_caller
 from .inputs.data import BufferedOrder, Data
+from .progress import progress as progress_bar
 
 
 @dataclass
@@ -321,14 +322,15 @@ def fit_stochastic(
     n_iter_no_change: int,
     validate: Callable[[], tuple[float, float]] | None = None,
     incremental: bool = False,
-    verbose: bool = False,
+    verbose: int = 0,
     comm=None,
     run=None,
 ) -> None:
     """Epochs of minibatch steps with scikit-learn's stopping rules.
 
     ``shuffle``: False (the cases in turn), True or "full" (a permutation each epoch)
-    or "buffered" (``gpubp.inputs.data.BufferedOrder``).
+    or "buffered" (``gpubp.inputs.data.BufferedOrder``). ``verbose``: a progress bar
+    (``gpubp.progress``); 2 or more (not True), also scikit-learn's lines on stdout.
 
     Stops when the training loss (or, with ``validate``, the validation score)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, after the
@@ -340,15 +342,12 @@ def fit_stochastic(
     its timer asks (after the step in progress), and when training is interrupted or
     preempted (SIGTERM, SIGUSR1); a resumed run goes on from its ``position``.
     """
-    progress = None
-    if verbose and not incremental:
-        from tqdm import tqdm
-
-        progress = tqdm(total=max_iter, desc="epochs", unit="epoch", mininterval=0.5)
     if run is None or run.saved is None:
         history.n_iter = 0
-    elif progress is not None:
-        progress.update(history.n_iter)
+    progress = None
+    if verbose and not incremental:
+        progress = progress_bar(max_iter, "epochs", "epoch", history.n_iter)
+    lines = verbose >= 2 and not isinstance(verbose, bool)  # scikit-learn's own lines too
     reason = "max_iter"
     try:
         with interrupt_after_the_step(preemptible=run is not None) as stop:
@@ -376,7 +375,7 @@ def fit_stochastic(
                         "weights from before that epoch are kept. Try a smaller "
                         f"learning_rate_init (it was {optimizer.learning_rate_init})."
                     )
-                _record_epoch(net, history, loss, data.n_global, tol, validate, progress)
+                _record_epoch(net, history, loss, data.n_global, tol, validate, progress, lines)
                 optimizer.iteration_ends(history.t)
                 if history.no_improvement_count > n_iter_no_change:
                     if optimizer.trigger_stopping():
@@ -415,12 +414,16 @@ def fit_stochastic(
         net.theta[...] = net.backend.to_device(history.best_theta, dtype=net.theta.dtype)
 
 
-def _record_epoch(net, history, loss, n, tol, validate, progress) -> None:
+def _record_epoch(net, history, loss, n, tol, validate, progress, lines=False) -> None:
     history.n_iter += 1
     history.t += n
     history.loss = loss
     history.loss_curve.append(loss)
     _update_no_improvement(net, history, tol, validate)
+    if lines:  # scikit-learn's words, on stdout
+        print(f"Iteration {history.n_iter}, loss = {loss:.8f}")
+        if validate is not None:
+            print(f"Validation score: {history.validation_scores[-1]:f}")
     if progress is not None:
         shown = {"loss": f"{loss:.5g}"}
         if validate is not None:
@@ -557,11 +560,7 @@ def fit_lbfgs(
         trace = net.backprop_unchecked(data.X, data.Y, scale, decay, data.w, out)
         return float(trace.loss), backend.to_host(grad).astype(np.float64)
 
-    progress = None
-    if verbose:
-        from tqdm import tqdm
-
-        progress = tqdm(total=max_iter, desc="lbfgs", unit="iter", mininterval=0.5)
+    progress = progress_bar(max_iter, "lbfgs", "iter") if verbose else None
     x0 = backend.to_host(net.theta).astype(np.float64)
     try:
         with interrupt_after_the_step() as stop:

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .errors import warn_at_caller
+from .progress import progress as progress_bar
 from .train import STOP_REASONS, Data, Epoch, Objective, interrupt_after_the_step
 
 
@@ -106,10 +107,7 @@ def fit_stack(
     quit = ""
     progress = None
     if verbose and not incremental:
-        from tqdm import tqdm
-
-        progress = tqdm(total=max_iter, desc=f"epochs of {R} networks", unit="epoch")
-        progress.update(history.epoch)
+        progress = progress_bar(max_iter, f"epochs of {R} networks", "epoch", history.epoch)
     try:
         with interrupt_after_the_step(preemptible=run is not None) as stop:
             if run is not None:

@@ -473,6 +473,46 @@ def test_verbose_shows_a_progress_bar(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_log_gets_lines_not_a_bar(capsys, monkeypatch):
+    """Where stderr is not a terminal (a batch job's log): one line an epoch, at most one
+    every LOG_SECONDS, and the last one always; no carriage returns."""
+    from gpubp import progress
+
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        MLPClassifier((4,), max_iter=4, verbose=True, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("epochs: ")]
+    assert "\r" not in err and len(lines) == 2  # the first epoch, and the last
+    assert lines[0].startswith("epochs: 1/4 epochs, loss=") and lines[1].startswith("epochs: 4/4")
+    monkeypatch.setattr(progress, "LOG_SECONDS", 0.0)
+    with pytest.warns(ConvergenceWarning):
+        MLPClassifier((4,), max_iter=4, verbose=True, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    assert [line[:15] for line in err.splitlines() if line.startswith("epochs")] == [
+        f"epochs: {n}/4 epo" for n in range(1, 5)
+    ]
+
+
+def test_verbose_above_1_prints_scikit_learns_lines_too(capsys):
+    """scikit-learn's test_verbose_sgd: verbose=10 prints "Iteration N, loss = X" on stdout,
+    in fit and in partial_fit."""
+    X, y = [[3, 2], [1, 6]], [1, 0]
+    clf = MLPClassifier(solver="sgd", max_iter=2, verbose=10, hidden_layer_sizes=2)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    out = capsys.readouterr().out
+    assert out == "".join(
+        f"Iteration {n}, loss = {loss:.8f}\n" for n, loss in enumerate(clf.loss_curve_, 1)
+    )
+    clf.partial_fit(X, y)
+    assert capsys.readouterr().out == f"Iteration 1, loss = {clf.loss_curve_[-1]:.8f}\n"
+    MLPClassifier(solver="sgd", max_iter=2, verbose=True, hidden_layer_sizes=2).partial_fit(
+        X, y, classes=[0, 1]
+    )
+    assert capsys.readouterr().out == ""
+
+
 def test_same_random_state_same_model():
     X, y = make_classification(n_samples=40, n_features=4, random_state=0)
     with pytest.warns(ConvergenceWarning):

@@ -511,7 +511,7 @@ class BaseMLP(BaseEstimator):
                 **self._stopping_rule(data),
                 validate=validate,
                 incremental=incremental,
-                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                verbose=self.verbose if comm is None or comm.rank == 0 else 0,
                 comm=comm,
                 run=run,
             )
@@ -579,7 +579,7 @@ class BaseMLP(BaseEstimator):
                 **self._stopping_rule(data),
                 validate=validate,
                 incremental=incremental,
-                verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
+                verbose=self.verbose if comm is None or comm.rank == 0 else 0,
                 comm=comm,
                 run=run,
             )
