@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_run import SCENARIOS
+from checkpoint_run import SCENARIOS, outcome, problem
 
 import gpubp
 from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
@@ -85,6 +85,44 @@ def assert_same(resumed, uninterrupted):
         assert set(got) == set(expected), name
         for key, value in expected.items():
             assert np.array_equal(got[key], value), f"{name}: {key} differs"
+
+
+def crash_at_step(monkeypatch, n):
+    """Make the n-th optimiser step of this process raise Crash."""
+    steps = [0]
+    for kind in (gpubp.optim.SGD, gpubp.optim.Adam):
+        original = kind.step
+
+        def step(self, *args, original=original):
+            steps[0] += 1
+            if steps[0] == n:
+                raise Crash
+            return original(self, *args)
+
+        monkeypatch.setattr(kind, "step", step)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("at", [13, 40])
+def test_a_fit_that_crashed_inside_an_epoch_resumes_bit_for_bit(
+    tmp_path, monkeypatch, uninterrupted, name, at
+):
+    """A checkpoint after every step ("0s"), a crash at step 13 (the first epoch of the
+    scenarios has 15 steps) or 40: run again, the fit ends as the uninterrupted one."""
+    model, X, y, w = problem(name, tmp_path)
+    model.set_params(checkpoint=str(tmp_path / name), checkpoint_every="0s")
+    crash_at_step(monkeypatch, at)
+    with pytest.raises(Crash), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y, sample_weight=w)
+    monkeypatch.undo()
+    assert list((tmp_path / name).rglob("checkpoint-*.npz"))  # (the CV's in subfolders)
+    again, X, y, w = problem(name, tmp_path)
+    again.set_params(checkpoint=str(tmp_path / name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit(X, y, sample_weight=w)
+    assert_same({name: outcome(again)}, {name: uninterrupted[name]})
 
 
 def test_runs_killed_at_random_steps_end_bit_for_bit_as_uninterrupted(tmp_path, uninterrupted):
