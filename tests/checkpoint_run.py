@@ -39,6 +39,9 @@ SCENARIOS = {
     "adam_streamed": dict(solver="adam", learning_rate_init=0.01, streamed=True),
     "adam_stack": dict(solver="adam", learning_rate_init=0.01, n_init=3),
     "sgd_cv": dict(solver="sgd", cv=3, alphas=[1e-4, 0.1], max_iter=8, cross_validated=True),
+    "sgd_stack_stops": dict(  # networks 1 and 2 stop after epoch 4, network 0 after 9
+        solver="sgd", n_init=3, tol=0.03, n_iter_no_change=2, max_iter=20, ensemble="average"
+    ),
     "sgd_stack_early": dict(
         solver="sgd", n_init=2, early_stopping=True, n_iter_no_change=2, tol=1e-3, max_iter=15
     ),
