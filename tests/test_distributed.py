@@ -329,20 +329,20 @@ def test_two_ranks_sharing_the_gpu_train_over_mpi_as_one_process_on_the_cpu(tmp_
 
 
 @pytest.mark.parametrize(
-    "scenario, said",
+    "scenario, said, timeout",
     [
-        ("raises", "RuntimeError: rank 1 failed"),
-        ("killed", "signal 9"),
-        ("vanishes", "rank 0 waited more than 2 s for the other ranks"),
+        ("raises", "RuntimeError: rank 1 failed", "600"),  # the exception aborts the job
+        ("killed", "signal 9", "600"),  # the launcher sees it
+        ("vanishes", "rank 0 waited more than 2 s for the other ranks", "2"),  # the watchdog
     ],
 )
-def test_a_rank_that_fails_ends_every_rank_within_30_s(tmp_path, scenario, said):
+def test_a_rank_that_fails_ends_every_rank_within_30_s(tmp_path, scenario, said, timeout):
     """Rank 1 raises, is killed (SIGKILL) or is stopped (SIGSTOP: it neither dies nor
     answers) at its 20th step: the job ends, non-zero, instead of waiting for ever."""
     import time
 
     start = time.monotonic()
-    out = launch(scenario, tmp_path, timeout=60, GPUBP_COLLECTIVE_TIMEOUT="2")
+    out = launch(scenario, tmp_path, timeout=60, GPUBP_COLLECTIVE_TIMEOUT=timeout)
     assert out.returncode != 0
     assert time.monotonic() - start < 30
     assert said in out.stdout + out.stderr
