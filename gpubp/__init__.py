@@ -3,11 +3,14 @@
 from .backend import Backend, get_backend, to_numpy
 from .config import show_config
 from .errors import (
+    PREEMPTED,
     BackendError,
+    CheckpointError,
     DeviceMemoryError,
     DivergenceError,
     InputError,
     ModelFileError,
+    Preempted,
 )
 from .estimators import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .gradcheck import GradcheckResult, gradcheck
@@ -33,6 +36,7 @@ __all__ = [
     "Backprop",
     "Backend",
     "BackendError",
+    "CheckpointError",
     "DeviceMemoryError",
     "DivergenceError",
     "InputError",
@@ -41,6 +45,8 @@ __all__ = [
     "MLPRegressor",
     "MLPRegressorCV",
     "ModelFileError",
+    "PREEMPTED",
+    "Preempted",
     "GradcheckResult",
     "get_backend",
     "export_onnx",

@@ -51,8 +51,9 @@ FAULTS = {
 }
 
 
-def at_step(n, act):
-    """Call ``act()`` before this process's optimisers take their n-th step."""
+def at_step(n, act, patch=setattr):
+    """Call ``act()`` before this process's optimisers take their n-th step (their ``step``
+    replaced through ``patch``, e.g. a test's ``monkeypatch.setattr``)."""
     steps = [0]
     for kind in (gpubp.optim.SGD, gpubp.optim.Adam):
         original = kind.step
@@ -63,7 +64,7 @@ def at_step(n, act):
                 act()
             return original(self, *args)
 
-        kind.step = step
+        patch(kind, "step", step)
 
 
 def problem():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from checkpoint_run import SCENARIOS, outcome, problem
+from mpi_train import at_step
 
 import gpubp
 from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
@@ -89,17 +90,11 @@ def assert_same(resumed, uninterrupted):
 
 def crash_at_step(monkeypatch, n):
     """Make the n-th optimiser step of this process raise Crash."""
-    steps = [0]
-    for kind in (gpubp.optim.SGD, gpubp.optim.Adam):
-        original = kind.step
 
-        def step(self, *args, original=original):
-            steps[0] += 1
-            if steps[0] == n:
-                raise Crash
-            return original(self, *args)
+    def crash():
+        raise Crash
 
-        monkeypatch.setattr(kind, "step", step)
+    at_step(n, crash, monkeypatch.setattr)
 
 
 @pytest.mark.parametrize("name", ALL)
