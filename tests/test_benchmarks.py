@@ -271,3 +271,15 @@ def test_the_streaming_benchmark_runs_small(tmp_path):
     assert out.returncode == 0, out.stderr
     measured = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < measured["baseline"] <= measured["peak"] and measured["seconds"] > 0
+
+
+def test_the_checkpoint_benchmark_times_fits_and_a_write_and_read(tmp_path):
+    from benchmarks.checkpoints import epoch_costs, write_and_read
+
+    costs = epoch_costs(rows=256, epochs=1, rounds=1, folder=str(tmp_path))
+    assert set(costs) == {"none", "every epoch"} and all(len(v) == 1 for v in costs.values())
+    b = write_and_read("b", 2, str(tmp_path))
+    weights = 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+    assert b["weights"] == weights and b["bytes"] > 3 * 4 * weights  # theta, m and v
+    assert len(b["times"]["write"]) == len(b["times"]["read"]) == 2
+    assert not list(tmp_path.iterdir())  # its folders removed
