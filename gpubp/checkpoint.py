@@ -42,6 +42,7 @@ VERSION = 1
 PATTERN = "checkpoint-{:08d}.npz"
 KEPT = 2  # the newest checkpoints kept: the last one and the one before
 AUTO_SECONDS = 60.0  # "auto": at the end of an epoch, at most once a minute
+ON_DEVICE = ("best_theta", "kept")  # the history's arrays of the backend (weights)
 FINGERPRINT_ROWS = 4096  # the rows of X, y and the weights that a data fingerprint reads
 
 
@@ -171,7 +172,7 @@ def read(path) -> tuple[dict, dict]:
 
 def pack(tree, arrays: dict):
     """``tree`` (dicts, lists, numbers, text, arrays) as JSON-able values, its arrays moved
-    to the host into ``arrays`` and named there; device arrays are marked to go back."""
+    to the host into ``arrays`` and named there."""
     if isinstance(tree, dict):
         return {str(k): pack(v, arrays) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
@@ -185,19 +186,18 @@ def pack(tree, arrays: dict):
     if hasattr(tree, "shape") and hasattr(tree, "dtype"):
         name = f"a{len(arrays)}"
         arrays[name] = np.array(to_numpy(tree), order="C")  # 0-d stays 0-d
-        return {"@array": name, "device": not isinstance(tree, np.ndarray)}
+        return {"@array": name}
     raise TypeError(f"a checkpoint cannot hold {type(tree).__name__}")
 
 
-def unpack(tree, arrays: dict, to_device):
-    """The tree ``pack`` gave, device arrays through ``to_device``."""
+def unpack(tree, arrays: dict):
+    """The tree ``pack`` gave, its arrays NumPy arrays."""
     if isinstance(tree, dict):
         if "@array" in tree:
-            a = arrays[tree["@array"]]
-            return to_device(a) if tree["device"] else a
-        return {k: unpack(v, arrays, to_device) for k, v in tree.items()}
+            return arrays[tree["@array"]]
+        return {k: unpack(v, arrays) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [unpack(v, arrays, to_device) for v in tree]
+        return [unpack(v, arrays) for v in tree]
     return tree
 
 
@@ -285,17 +285,24 @@ class Run:
         self._values = (net, optimizer, history, rng, start_rng)
 
     def restore(self, to_device) -> None:
-        """Put the saved state back into the bound values (arrays through ``to_device``)."""
+        """Put the saved state back into the bound values, the backend's arrays (theta, the
+        optimiser's state, the best and kept weights, an epoch's running loss and starting
+        weights) through ``to_device``: a checkpoint of one backend resumes on the other."""
         net, optimizer, history, rng, _ = self._values
-        state = unpack(*self.saved, to_device)
-        net.theta[...] = state["theta"]
+        state = unpack(*self.saved)
+        net.theta[...] = to_device(state["theta"])
         optimizer.load_state(state["optimizer"], to_device)
         for key, value in state["history"].items():
+            if key in ON_DEVICE and value is not None:
+                value = to_device(value)
             setattr(history, key, _as_field(getattr(history, key), value))
         rng.bit_generator.state = state["rng"]
         if state["position"] is not None:
             p = state["position"]
-            self.position = Position(p["epoch_rng"], EpochSums(**p["sums"]), p["start_theta"])
+            sums = EpochSums(**p["sums"])
+            if isinstance(sums.total, np.ndarray):
+                sums.total = to_device(sums.total)
+            self.position = Position(p["epoch_rng"], sums, to_device(p["start_theta"]))
 
     def take_position(self):
         """The saved place inside an epoch, once (then None): where the first epoch starts."""

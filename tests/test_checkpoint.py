@@ -126,8 +126,8 @@ def test_a_fit_that_crashed_inside_an_epoch_resumes_bit_for_bit(
 
 def test_runs_killed_at_random_steps_end_bit_for_bit_as_uninterrupted(tmp_path, uninterrupted):
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    landed = kill_chain(tmp_path, "0s", ALL, rng, kills=4, window=5.0)
-    assert landed >= 1
+    landed = kill_chain(tmp_path, "0s", ALL, rng, kills=4, window=2.0)
+    assert landed >= 3  # a chain of at least three kills (the fits take longer than 6 s)
     assert_same(results(tmp_path, ALL), uninterrupted)
 
 
@@ -206,7 +206,7 @@ def test_the_state_packs_and_unpacks_as_it_was():
     tree = pack(state, arrays)
     import json
 
-    back = unpack(json.loads(json.dumps(tree)), arrays, lambda a: a)
+    back = unpack(json.loads(json.dumps(tree)), arrays)
     assert back["total"].dtype == np.float32 and back["total"].shape == () and back["total"] == 1.25
     assert back["sum"].dtype == np.float32 and back["sum"].shape == ()
     assert back["curve"] == [0.1, float("inf"), None] and back["t"] == 7
@@ -228,6 +228,29 @@ def test_a_crashed_fit_run_again_ends_as_the_uninterrupted_one(tmp_path, monkeyp
     again.fit(X, y)
     assert all(np.array_equal(a, b) for a, b in zip(coefs(again), coefs(expected)))
     assert again.loss_curve_ == expected.loss_curve_ and again.n_iter_ == 5
+
+
+def test_a_checkpoint_written_on_one_backend_resumes_on_the_other(tmp_path, monkeypatch):
+    """NumPy to CuPy and back (the CuPy stand-in in CI): the resumed fit agrees with the
+    uninterrupted one to float rounding, and runs on the backend it was asked for."""
+    from gpubp.backend import probe_cupy
+
+    if probe_cupy()[0] is None:
+        pytest.skip("needs CuPy and a device (or the CuPy stand-in)")
+    kw = dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.3)
+    for first, second in [("numpy", "cupy"), ("cupy", "numpy")]:
+        folder = tmp_path / first
+        model, X, y = small(**kw, backend=first, checkpoint=folder, checkpoint_every=1)
+        expected = small(**kw, backend=first)[0].fit(X, y)
+        crash_after_epoch(monkeypatch, 2)
+        with pytest.raises(Crash):
+            model.fit(X, y)
+        monkeypatch.undo()
+        resumed = small(**kw, backend=second, checkpoint=folder)[0].fit(X, y)
+        assert resumed.backend_ == second and resumed.n_iter_ == 5
+        for a, b in zip(coefs(resumed), coefs(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(resumed.loss_curve_, expected.loss_curve_, rtol=1e-5)
 
 
 def test_a_finished_fit_does_not_train_again(tmp_path, monkeypatch):
