@@ -91,7 +91,8 @@ def test_ctrl_c_says_so_exits_130_and_keeps_the_earlier_model(tmp_path):
         reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")))
         reader.start()
         deadline = time.monotonic() + 120
-        while not re.search(r"\| *[1-9]\d*/100000", "".join(err)):  # epochs are done
+        # epochs are done: the bar on a terminal, or a log's line (stderr is a pipe here)
+        while not re.search(r"(\| *|epochs: )[1-9]\d*/100000", "".join(err)):
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 break
