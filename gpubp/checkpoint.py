@@ -302,6 +302,8 @@ class Run:
             sums = EpochSums(**p["sums"])
             if isinstance(sums.total, np.ndarray):
                 sums.total = to_device(sums.total)
+            if np.ndim(sums.penalty_weight) == 0 and isinstance(sums.penalty_weight, np.ndarray):
+                sums.penalty_weight = to_device(sums.penalty_weight)  # summed on the device
             self.position = Position(p["epoch_rng"], sums, to_device(p["start_theta"]))
 
     def take_position(self):

@@ -221,8 +221,9 @@ def run_epoch_distributed(
 
     The same all-reduce carries each rank's stop requests (``stop["save"]``,
     ``stop["quit"]``): when any rank has one, every rank stops after the same step
-    (read on the host every step for NumPy buffers, every STOP_EVERY steps on the
-    device), with what they agreed on in ``stop["agreed"]``: (save, quit).
+    (read on the host every step for NumPy buffers; on the device every STOP_EVERY
+    steps and at the epoch's last), with what they agreed on in ``stop["agreed"]``:
+    (save, quit).
     """
     xp, to_device = net.backend.xp, net.backend.to_device
     sums = EpochSums() if sums is None else sums
@@ -272,7 +273,7 @@ def run_epoch_distributed(
             optimizer.step(net.theta, grad, active)
             sums.total = sums.total + loss * (end - start)
             sums.steps += 1
-        if stop is not None and (on_host or sums.steps % STOP_EVERY == 0):
+        if stop is not None and (on_host or sums.steps % STOP_EVERY == 0 or end == data.n_global):
             agreed = votes if on_host else net.backend.to_host(votes)
             if agreed.any():
                 quit = "preempted" if agreed[1] else "interrupted" if agreed[2] else ""

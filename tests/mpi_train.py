@@ -164,7 +164,7 @@ def run(scenario, out, rank, size):
             *clf.intercepts_,
             loss=np.array(clf.loss_curve_),
             t=clf.t_,
-            m=clf._optimizer.state()["m"],
+            m=gpubp.to_numpy(clf._optimizer.state()["m"]),
         )
     elif scenario == "empty":
         part = shard(1, rank, size)  # one row for two ranks: rank 0 holds none
