@@ -445,3 +445,11 @@ def test_the_command_refuses_a_cadence_it_cannot_read(tmp_path):
     run = command("--checkpoint", "c", "--checkpoint-every", "soon", cwd=tmp_path)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 2 and "--checkpoint-every" in err and "30s" in err
+
+
+def test_the_command_refuses_a_checkpoint_folder_it_cannot_write(tmp_path):
+    (tmp_path / "file").write_text("")
+    run = command("--epochs", "2", "--checkpoint", "file/ckpt", "--out", "o", cwd=tmp_path)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and "cannot write checkpoints to file/ckpt" in err
+    assert not (tmp_path / "o" / "model.safetensors").exists()

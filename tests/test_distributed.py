@@ -365,3 +365,6 @@ def test_two_ranks_preempted_resume_bit_for_bit(tmp_path):
         got = np.load(tmp_path / f"checkpoint-rank{rank}.npz")
         for key in want.files:
             np.testing.assert_array_equal(got[key], want[key])
+    one = launch("checkpoint", tmp_path, ranks=1)  # the same job on one rank: refused
+    said = one.stdout + one.stderr
+    assert one.returncode != 0 and "ranks was 2 and is now 1" in said, said
