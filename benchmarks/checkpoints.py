@@ -72,7 +72,7 @@ def write_and_read(name: str, rounds: int, folder: str) -> dict:
     run = Run(where, 1, {"benchmark": name})
     net = model.get_network()
     rng = np.random.default_rng(0)
-    run.bind(net, model._optimizer, model._history, rng, rng.bit_generator.state)
+    run.bind(net, model._optimizer, model._history, rng, rng.bit_generator.state, None)
     times = {"write": [], "read": []}
     for _ in range(rounds):
         start = time.perf_counter()

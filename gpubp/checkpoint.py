@@ -279,13 +279,16 @@ class Run:
         """The generator state the run started from (None: no checkpoint yet)."""
         return None if self.saved is None else self.saved[0]["start_rng"]
 
-    def bind(self, net, optimizer, history, rng, start_rng) -> None:
+    def bind(self, net, optimizer, history, rng, start_rng, to_device) -> None:
         """What a checkpoint holds: net.theta, the optimiser's state, the history, the
-        generator (and its state ``start_rng`` before the fit drew anything)."""
+        generator (and its state ``start_rng`` before the fit drew anything); the saved
+        state, if any, is put back into them."""
         self._values = (net, optimizer, history, rng, start_rng)
+        if self.saved is not None:
+            self._restore(to_device)
 
-    def restore(self, to_device) -> None:
-        """Put the saved state back into the bound values, the backend's arrays (theta, the
+    def _restore(self, to_device) -> None:
+        """The saved state back into the bound values, the backend's arrays (theta, the
         optimiser's state, the best and kept weights, an epoch's running loss and starting
         weights) through ``to_device``: a checkpoint of one backend resumes on the other."""
         net, optimizer, history, rng, _ = self._values

@@ -495,9 +495,7 @@ class BaseMLP(BaseEstimator):
             data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
         batch_size = self._batch_size(data.n_global)
         if run is not None:
-            run.bind(net, self._optimizer, history, rng, start_rng)
-            if run.saved is not None:
-                run.restore(net.backend.to_device)
+            run.bind(net, self._optimizer, history, rng, start_rng, net.backend.to_device)
             if run.finished:  # this run is over: nothing to train
                 self._publish_history()
                 return
@@ -548,9 +546,7 @@ class BaseMLP(BaseEstimator):
                     raise ValueError("partial_fit does not support early_stopping=True")
                 data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
             if run is not None:
-                run.bind(net, self._optimizer, history, rng, start_rng)
-                if run.saved is not None:
-                    run.restore(net.backend.to_device)
+                run.bind(net, self._optimizer, history, rng, start_rng, net.backend.to_device)
             if run is None or not run.finished:
                 self._fit_stack(
                     net, data, objective, history, rng, validate, comm, run, incremental

@@ -153,9 +153,7 @@ class _CrossValidated:
             chunk_rng = np.random.default_rng(shuffle_seed)
             run = None if runs is None else runs(i, chunk, data, backend)
             if run is not None:
-                run.bind(net, optimizer, history, chunk_rng, runs.start_rng)
-                if run.saved is not None:
-                    run.restore(backend.to_device)
+                run.bind(net, optimizer, history, chunk_rng, runs.start_rng, backend.to_device)
             if run is None or not run.finished:
                 try:
                     fit_stack(
