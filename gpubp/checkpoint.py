@@ -35,6 +35,7 @@ import numpy as np
 from .backend import is_sparse, to_numpy
 from .errors import CheckpointError, InputError, ModelFileError, warn_at_caller
 from .file_formats import NpzFile, sha256, sync_folder, write_atomically, write_npz
+from .inputs.shards import sampled_digest
 from .train import EpochSums, Position
 
 FORMAT = "gpubp-checkpoint"
@@ -208,23 +209,19 @@ def fingerprint(data, backend, comm=None) -> str:
     """A digest of the training data: its size, and X, the encoded targets and the case
     weights at FINGERPRINT_ROWS evenly spaced rows (with several ranks, of every rank's
     rows). It reads a few thousand rows; a change elsewhere goes unseen."""
-    n = data.n
-    positions = np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(np.int64))
-    digest = hashlib.blake2b(repr((n, data.n_global, data.n_features)).encode(), digest_size=16)
-    if data.streamed:
-        X, Y, w = data.gather(positions)
-    else:
+
+    def read(positions):
+        if data.streamed:
+            return data.gather(positions)
         rows = data.source_rows(positions)
         part = data.subset(backend, backend.to_device(rows), rows)
-        X, Y, w = part.X, part.Y, part.w_host
-    for a in (X, Y, w):
-        if a is None:
-            continue
-        a = a.toarray() if is_sparse(a) else a
-        a = np.ascontiguousarray(backend.to_host(a) if not isinstance(a, np.ndarray) else a)
-        digest.update(repr((a.shape, a.dtype.str)).encode())
-        digest.update(a.data)
-    own = digest.hexdigest()
+        return [
+            a if a is None or isinstance(a, np.ndarray) else backend.to_host(a)
+            for a in (part.X.toarray() if is_sparse(part.X) else part.X, part.Y, part.w_host)
+        ]
+
+    head = (data.n, data.n_global, data.n_features)
+    own = sampled_digest(head, data.n, FINGERPRINT_ROWS, read)
     if comm is None:
         return own
     return hashlib.blake2b("".join(comm.allgather(own)).encode(), digest_size=16).hexdigest()

@@ -33,13 +33,23 @@ def shards(comm, n: int, p: int, K: int) -> tuple[int, int | None]:
 def fingerprint(take, n: int, shape, Y, w) -> str:
     """A digest of X's shape and of up to 64 evenly spaced rows of X (``take(rows)`` gives
     them on the host), Y (an array, or a function of the rows like ``take``) and w."""
-    rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
-    digest = hashlib.blake2b(repr(tuple(shape)).encode(), digest_size=16)
-    sample = take(rows)
-    targets = Y(rows) if callable(Y) else Y[rows]
-    for a in (sample, targets, None if w is None else w[rows]):
+
+    def read(rows):
+        return take(rows), Y(rows) if callable(Y) else Y[rows], None if w is None else w[rows]
+
+    return sampled_digest(shape, n, 64, read)
+
+
+def sampled_digest(head, n: int, count: int, read) -> str:
+    """A digest of ``head`` and of the host arrays ``read(rows)`` gives (None: none) for up
+    to ``count`` evenly spaced rows of n: each array's shape, dtype and bytes."""
+    rows = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
+    digest = hashlib.blake2b(repr(tuple(head)).encode(), digest_size=16)
+    for a in read(rows):
         if a is not None:
-            digest.update(np.ascontiguousarray(a).tobytes())
+            a = np.ascontiguousarray(a)
+            digest.update(repr((a.shape, a.dtype.str)).encode())
+            digest.update(a.data)
     return digest.hexdigest()
 
 
