@@ -50,6 +50,29 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
+def trained_alone(X, y, seed, alpha, rate, w, permutations, epochs=6):
+    """A network trained alone as one network of a CV stack is: the stack's seed, decay,
+    rate and case weights, shuffled by the permutations the stack's generator drew."""
+    net = MLP([64, 12, 10], "relu", "softmax", dtype="float64", backend="numpy", seed=seed)
+    history = History()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit_stochastic(
+            net,
+            Adam(np, net.theta, rate),
+            Data(X, np.eye(10)[y], w, w),
+            Objective(1.0, alpha),
+            history,
+            batch_size=50,
+            max_iter=epochs,
+            shuffle=True,
+            rng=_Replay(permutations),
+            tol=1e-4,
+            n_iter_no_change=10,
+        )
+    return net, history
+
+
 def test_the_cv_scores_are_those_of_each_network_trained_alone(digits):
     """Setting s, fold f: a network alone with the same seed, decay, rate and case weights
     (its held-out fold weighing 0), shuffled by the same generator, scores the same."""
@@ -70,23 +93,7 @@ def test_the_cv_scores_are_those_of_each_network_trained_alone(digits):
         for f, (train, test) in enumerate(folds):
             w = np.zeros(len(y))
             w[train] = 1
-            net = MLP([64, 12, 10], "relu", "softmax", dtype="float64", backend="numpy", seed=seed)
-            replay = _Replay(permutations)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                fit_stochastic(
-                    net,
-                    Adam(np, net.theta, rate),
-                    Data(X, np.eye(10)[y], w, w),
-                    Objective(1.0, alpha),
-                    History(),
-                    batch_size=50,
-                    max_iter=6,
-                    shuffle=True,
-                    rng=replay,
-                    tol=1e-4,
-                    n_iter_no_change=10,
-                )
+            net, _ = trained_alone(X, y, seed, alpha, rate, w, permutations)
             accuracy = np.mean(np.argmax(net.forward(X[test]), axis=1) == y[test])
             assert model.cv_results_[f"split{f}_test_score"][s] == pytest.approx(accuracy)
     best = np.argmax(model.cv_results_["mean_test_score"])
@@ -95,6 +102,50 @@ def test_the_cv_scores_are_those_of_each_network_trained_alone(digits):
         model.best_params_["alpha"],
         model.best_params_["learning_rate_init"],
     )
+
+
+def test_with_n_init_best_each_fold_is_scored_by_its_start_of_lowest_loss(digits):
+    """n_init=2, ensemble="best": each setting and fold scores the start whose training
+    loss ended lower, as its two starts trained alone show."""
+    X, y = digits
+    cv = StratifiedKFold(3)
+    model = MLPClassifierCV(
+        (12,), alphas=[1e-4, 0.3], cv=cv, n_init=2, max_iter=3, random_state=5,
+        batch_size=50, dtype="float64", learning_rate_init=0.05,
+    ).fit(X, y)
+    rng = np.random.default_rng(5)
+    seeds = [int(s) for s in rng.integers(2**32, size=2)]
+    shuffle = np.random.default_rng(rng.integers(2**32))
+    permutations = [shuffle.permutation(len(y)) for _ in range(3)]
+    chose_the_other = 0
+    for s, alpha in enumerate([1e-4, 0.3]):
+        for f, (train, test) in enumerate(cv.split(X, y)):
+            w = np.zeros(len(y))
+            w[train] = 1
+            losses, accuracies = [], []
+            for seed in seeds:
+                net, history = trained_alone(X, y, seed, alpha, 0.05, w, permutations, epochs=3)
+                losses.append(history.loss)
+                accuracies.append(np.mean(np.argmax(net.forward(X[test]), axis=1) == y[test]))
+            score = model.cv_results_[f"split{f}_test_score"][s]
+            assert score == pytest.approx(accuracies[int(np.argmin(losses))])
+            chose_the_other += accuracies[0] != accuracies[1]
+    assert chose_the_other  # the starts score apart somewhere: picking the wrong one shows
+
+
+def test_the_refit_has_the_chosen_parameters(digits):
+    """best_estimator_ is the plain estimator with best_params_, trained as one would train
+    it: learning_rate_init is the chosen rate, not the CV estimator's own (1e-5 here)."""
+    X, y = digits
+    kw = dict(max_iter=4, random_state=0, learning_rate_init=1e-5)
+    model = MLPClassifierCV((8,), alphas=[1e-4, 1e-1], learning_rate_inits=[1e-3, 3e-2], **kw)
+    model.fit(X, y)
+    best = model.best_estimator_
+    params = best.get_params()
+    assert {k: params[k] for k in model.best_params_} == model.best_params_
+    assert best.learning_rate_init != 1e-5
+    alone = MLPClassifier((8,), **{**kw, **model.best_params_}).fit(X, y)
+    np.testing.assert_array_equal(best.coefs_[0], alone.coefs_[0])
 
 
 class _Replay:
@@ -203,6 +254,26 @@ def test_n_init_average_averages_the_starts_probabilities(digits):
     )
     with pytest.raises(InputError, match="partial_fit"):
         MLPClassifier((8,), n_init=2).partial_fit(X, y, classes=np.arange(10))
+
+
+def test_with_early_stopping_the_start_of_lowest_validation_loss_is_kept(digits):
+    """n_init with early stopping: ensemble="best" keeps the start whose validation loss
+    (at its kept weights) is lowest, here not the one of lowest training loss; the
+    averaged ensemble trains the same stack and reports its longest start's epochs."""
+    X, y = digits[0][:300], digits[1][:300]
+    kw = dict(n_init=4, early_stopping=True, max_iter=40, random_state=0, n_iter_no_change=3)
+    kw.update(learning_rate_init=0.02)
+    average = MLPClassifier((8,), ensemble="average", **kw).fit(X, y)
+    stack = average._history
+    by_validation = int(np.argmin(stack.best_validation_loss))
+    assert by_validation != int(np.argmin(stack.final_losses))
+    best = MLPClassifier((8,), **kw).fit(X, y)
+    assert best.best_init_ == by_validation
+    kept = average.get_network().network(by_validation)
+    np.testing.assert_array_equal(best.coefs_[0], kept.get_weights()[0][0])
+    assert len(set(stack.n_iter)) > 1  # the starts stopped at different epochs
+    assert average.n_iter_ == len(average.loss_curve_) == stack.n_iter.max()
+    assert len(average.validation_scores_) == average.n_iter_
 
 
 def test_n_init_one_is_todays_estimator(digits):

@@ -2,12 +2,13 @@
 as gpubp does."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from sklearn import neural_network
 from sklearn.datasets import load_diabetes, load_digits
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -104,6 +105,23 @@ def test_the_copy_is_independent_valid_and_trains_on(digits):
     np.testing.assert_array_equal(again.predict_proba(X), before)
     sk.set_params(warm_start=True, max_iter=2, solver="adam").fit(X, Y)
     assert sk.n_iter_ == est.n_iter_ - 1 + 2  # went on from the copied weights and count
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_warm_started_copy_goes_on_where_no_epoch_improves(digits, early_stopping):
+    """With tol so large that no epoch improves, scikit-learn's warm start counts epochs
+    without improvement from the copy's count (and, with early stopping, keeps the best
+    weights from the copy's): the copy carries that state for every stochastic solver."""
+    X, y = digits
+    kw = dict(max_iter=4, random_state=0, early_stopping=early_stopping)
+    est = MLPClassifier((8,), **kw).fit(X, y)
+    sk = est.to_sklearn().set_params(warm_start=True, max_iter=3, tol=1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X, y)
+    assert sk.n_iter_ == 3 and sk._no_improvement_count == 3
+    if early_stopping:
+        assert len(sk.validation_scores_) == len(est.validation_scores_) + 3
 
 
 def test_feature_names_carry_over(digits):

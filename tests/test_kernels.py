@@ -139,6 +139,7 @@ def test_fused_kernels_match_the_reference_formulas(dtype):
     T = cp.asarray(rng.normal(scale=5, size=(70, 7)).astype(dtype))
     T[0, 0] = 1000
     T[1, 1] = -1000
+    T[3, -1] = 200  # the largest logit in the last column
     Y = cp.asarray(rng.dirichlet(np.ones(7), size=70).astype(dtype))
     for (output, loss), kernel in kernels.LOSSES.items():
         for got, want in zip(kernel(T, Y), functions.LOSSES[loss](cp, output, T, Y)):
@@ -276,7 +277,7 @@ def test_the_softmax_cross_entropy_kernel_computes_its_formula_on_the_host(host_
     rng = np.random.default_rng(1)
     N, K, threads = 70, 7, 32
     T = rng.normal(scale=5, size=(N, K))
-    T[0, 0], T[1, 1] = 1000.0, -1000.0
+    T[0, 0], T[1, 1], T[3, -1] = 1000.0, -1000.0, 200.0
     Y = rng.dirichlet(np.ones(K), size=N)
     F, D = np.full((N, K), np.nan), np.full((N, K), np.nan)
     R = np.full(N, np.nan)
