@@ -248,6 +248,7 @@ def softmax_cross_entropy(T, Y):
 
 
 LOSSES = {("softmax", "cross_entropy"): softmax_cross_entropy}
+OUTPUT_ERRORS = {}  # none fused here: T += b and delta *= scale stay passes of their own
 
 
 def column_sums(D, out=None):

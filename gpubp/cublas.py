@@ -57,8 +57,7 @@ def _symbol(lib, *names):
 class Cublas:
     """A cuBLAS handle of our own on the current device, and GEMMs through it."""
 
-    def __init__(self, path: str):
-        lib = ctypes.CDLL(path)
+    def __init__(self, lib, path: str):
         self._create = _symbol(lib, "cublasCreate_v2", "cublasCreate")
         self._set_stream = _symbol(lib, "cublasSetStream_v2", "cublasSetStream")
         self._set_workspace = _symbol(lib, "cublasSetWorkspace_v2", "cublasSetWorkspace")
@@ -120,7 +119,7 @@ class Cublas:
             tuple(out.shape) != shape
             or out.dtype != a.dtype
             or out.strides[-1] != out.itemsize
-            or out.strides[-2] != N * out.itemsize
+            or (M > 1 and out.strides[-2] != N * out.itemsize)  # one row: any stride
         ):
             return None
         if min(M, N, K) == 0:
@@ -183,6 +182,6 @@ def load() -> tuple[Cublas | None, str]:
         path = _library_path()
         if path is None:
             return None, "no libcublas found"
-        return Cublas(path), ""
+        return Cublas(ctypes.CDLL(path), path), ""
     except Exception as exc:  # any failure only costs the direct calls, never correctness
         return None, f"{type(exc).__name__}: {exc}"

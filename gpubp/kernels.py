@@ -42,11 +42,23 @@ DERIVATIVE = {  # g <- g * sigma'(z), in place: call with g as input and output
 }
 
 _SOFTMAX_CE = r"""
+// One thread per case i of N (n_cases per network of a stack: network i / n_cases).
+// Adds the output bias in place first where has_b (network j's bias at b + j b_stride),
+// and scales delta by the case's network's scale (scales[j], or scale where n_scales is 0).
+// Y has y_rows rows: case i's targets are row i % y_rows (shared by a stack's networks).
 template <typename T>
-__device__ void softmax_ce(const T* t, const T* y, T* f, T* r, T* d, int N, int K) {
-    int i = blockDim.x * blockIdx.x + threadIdx.x;
+__device__ void softmax_ce(T* t, const T* b, long long b_stride, int has_b, const T* y,
+                           long long y_rows, const T* scales, long long n_scales, T scale,
+                           T* f, T* r, T* d, long long N, long long n_cases, int K) {
+    long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x;
     if (i >= N) return;
-    t += (long long)i * K; y += (long long)i * K; f += (long long)i * K; d += (long long)i * K;
+    long long j = i / n_cases;
+    t += i * K; f += i * K; d += i * K; y += (i % y_rows) * K;
+    if (has_b) {
+        b += j * b_stride;
+        for (int k = 0; k < K; ++k) t[k] = t[k] + b[k];
+    }
+    T c = n_scales == 0 ? scale : scales[n_scales == 1 ? 0 : j];
     T m = t[0];
     for (int k = 1; k < K; ++k) m = t[k] > m ? t[k] : m;
     T s = 0;
@@ -58,15 +70,24 @@ __device__ void softmax_ce(const T* t, const T* y, T* f, T* r, T* d, int N, int 
         loss += y[k] * (log_s - (t[k] - m));
     }
     r[i] = loss;
-    for (int k = 0; k < K; ++k) d[k] = f[k] * y_sum - y[k];
+    for (int k = 0; k < K; ++k) {
+        T delta = f[k] * y_sum - y[k];
+        d[k] = c * delta;
+    }
 }
-extern "C" __global__ void softmax_ce_float(const float* t, const float* y, float* f,
-                                           float* r, float* d, int N, int K) {
-    softmax_ce<float>(t, y, f, r, d, N, K);
+extern "C" __global__ void softmax_ce_float(
+        float* t, const float* b, long long b_stride, int has_b, const float* y,
+        long long y_rows, const float* scales, long long n_scales, float scale, float* f,
+        float* r, float* d, long long N, long long n_cases, int K) {
+    softmax_ce<float>(t, b, b_stride, has_b, y, y_rows, scales, n_scales, scale, f, r, d, N,
+                      n_cases, K);
 }
-extern "C" __global__ void softmax_ce_double(const double* t, const double* y, double* f,
-                                            double* r, double* d, int N, int K) {
-    softmax_ce<double>(t, y, f, r, d, N, K);
+extern "C" __global__ void softmax_ce_double(
+        double* t, const double* b, long long b_stride, int has_b, const double* y,
+        long long y_rows, const double* scales, long long n_scales, double scale, double* f,
+        double* r, double* d, long long N, long long n_cases, int K) {
+    softmax_ce<double>(t, b, b_stride, has_b, y, y_rows, scales, n_scales, scale, f, r, d, N,
+                       n_cases, K);
 }
 """
 _SOFTMAX_CE_MODULE = cp.RawModule(code=_SOFTMAX_CE)
@@ -80,16 +101,42 @@ def _softmax_ce_kernel(dtype):
 def softmax_cross_entropy(T, Y):
     """(F, R_i, delta) of softmax + cross-entropy, one thread per case (a case of each
     network of a stack: Y is broadcast against T's leading axes)."""
-    T = cp.ascontiguousarray(T)
-    Y = cp.ascontiguousarray(cp.broadcast_to(Y.astype(T.dtype, copy=False), T.shape))
+    _, F, R, D = softmax_cross_entropy_output(T, Y)
+    return F, R, D
+
+
+def softmax_cross_entropy_output(A, Y, bias=None, bias_stride=0, scale=1.0):
+    """(T, F, R_i, scale * delta) from the output layer's product A = Z_L W_{L+1}: one
+    kernel adds the bias (T = A + b, in place), takes softmax and cross-entropy, and
+    scales delta. ``bias``: a contiguous vector holding network j's b at j * bias_stride;
+    ``scale``: a number, or one per network (a device array of R or 1)."""
+    T = cp.ascontiguousarray(A)
+    Y = cp.ascontiguousarray(Y.astype(T.dtype, copy=False))
     K = T.shape[-1]
     N = T.size // K
+    n_cases = T.shape[-2] if T.ndim >= 2 and T.shape[-2] else 1
+    y_rows = Y.size // K if K else 1
+    if N and (Y.shape[-1] != K or not y_rows or N % y_rows or y_rows % n_cases):
+        Y, y_rows = cp.ascontiguousarray(cp.broadcast_to(Y, T.shape)), N  # one row per case
     F, D = cp.empty_like(T), cp.empty_like(T)
     R = cp.empty(T.shape[:-1], dtype=T.dtype)
+    if N == 0:
+        return T, F, R, D
+    if isinstance(scale, cp.ndarray):
+        scales = cp.ascontiguousarray(scale.reshape(-1).astype(T.dtype, copy=False))
+        by_value = T.dtype.type(0)
+    else:
+        scales, by_value = R, T.dtype.type(scale)  # R: any pointer of T's type, unread
+    has_b = bias is not None
     kernel = _softmax_ce_kernel(T.dtype)
     threads = 128
-    kernel(((N + threads - 1) // threads,), (threads,), (T, Y, F, R, D, cp.int32(N), cp.int32(K)))
-    return F, R, D
+    args = (
+        T, bias if has_b else R, cp.int64(bias_stride), cp.int32(has_b),
+        Y, cp.int64(y_rows), scales, cp.int64(scales.size if scales is not R else 0),
+        by_value, F, R, D, cp.int64(N), cp.int64(n_cases), cp.int32(K),
+    )  # fmt: skip
+    kernel(((N + threads - 1) // threads,), (threads,), args)
+    return T, F, R, D
 
 
 def _ctype(dtype) -> str:
@@ -114,15 +161,14 @@ def sigmoid_binary_cross_entropy(T, Y):
     return F, cp.sum(r, axis=-1), D
 
 
+OUTPUT_ERRORS = {  # by (output, loss): T = A + b, F, R_i and scaled delta in one kernel
+    ("softmax", "cross_entropy"): softmax_cross_entropy_output,
+}
+
 LOSSES = {  # by (output, loss); squared error keeps the reference formulas
     ("softmax", "cross_entropy"): softmax_cross_entropy,
     ("sigmoid", "binary_cross_entropy"): sigmoid_binary_cross_entropy,
 }
-
-
-def column_sums(D, out=None):
-    """db = the sum of D over its cases (axis -2), into ``out`` when given."""
-    return cp.sum(D, axis=-2, out=out)
 
 
 AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary
@@ -181,6 +227,26 @@ def matmul(a, b, out=None, precision="float32"):
         if result is not None:
             return result
     return cp.matmul(a, b, out=out)
+
+
+_ONES = {}  # (device id, N, dtype) -> a row of N ones
+
+
+def column_sums(D, out=None):
+    """db = the sum of D over its cases (axis -2), into ``out`` when given: the product
+    1^T D through cuBLAS (capturable, and it reads D at memory speed, where a sum over
+    axis -2 reads it a column at a time); ``cupy.sum`` where cuBLAS cannot be called."""
+    direct, _ = direct_cublas()
+    if direct is not None and D.ndim in (2, 3):
+        key = (cp.cuda.Device().id, D.shape[-2], D.dtype.name)
+        if key not in _ONES:
+            _ONES[key] = cp.ones((1, D.shape[-2]), dtype=D.dtype)
+        lead = D.shape[:-2]
+        row = None if out is None else out[..., None, :]  # (..., 1, K) views of db
+        result = direct.matmul(_ONES[key], D, row)
+        if result is not None:
+            return out if out is not None else result.reshape(*lead, D.shape[-1])
+    return cp.sum(D, axis=-2, out=out)
 
 
 GATHER_ROWS = cp.ElementwiseKernel(  # dst = rows order[k*batch : (k+1)*batch] of src

@@ -363,8 +363,9 @@ class MLP:
     # gives them; scale and decay are Python floats, or for a stack one number per
     # network (a host or device vector).
 
-    def propagate(self, X):
-        """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T (unchecked)."""
+    def propagate(self, X, output_bias: bool = True):
+        """Forward pass: the hidden outputs Z_0 = X, Z_1, ..., Z_L and T (unchecked); with
+        ``output_bias=False``, Z_L W_{L+1} in place of T (a fused loss adds b_{L+1})."""
         xp, sigma, fused = self.backend.xp, ACTIVATIONS[self.activation], self.backend.fused
         Z = [X]
         for W, b in zip(self.W[:-1], self._bias[:-1]):
@@ -375,7 +376,8 @@ class MLP:
             A += b
             Z.append(sigma(xp, A))
         T = self.matmul(Z[-1], self.W[-1])
-        T += self._bias[-1]
+        if output_bias:
+            T += self._bias[-1]
         return Z, T
 
     def matmul(self, a, b, out=None):
@@ -452,10 +454,17 @@ class MLP:
         ``penalty=False`` the loss leaves out decay * J (the training loop adds it
         once per epoch); the gradients always include it.
         """
-        xp = self.backend.xp
-        Z, T = self.propagate(X)
-        F, R_i, delta = self.evaluate(T, Y)
-        delta *= self.per_network(scale, 2)
+        xp, fused = self.backend.xp, self.backend.fused
+        output_errors = None if fused is None else fused.OUTPUT_ERRORS.get((self.output, self.loss))
+        if output_errors is None:
+            Z, T = self.propagate(X)
+            F, R_i, delta = self.evaluate(T, Y)
+            delta *= self.per_network(scale, 2)
+        else:  # one kernel: T = A + b_{L+1}, F, R_i and the scaled delta
+            Z, A = self.propagate(X, output_bias=False)
+            P, K = self.n_parameters, self.layer_sizes[-1]
+            bias = xp.reshape(self.theta, (-1,))[P - K :]  # network r's b_{L+1} at r P
+            T, F, R_i, delta = output_errors(A, Y, bias, P, self.per_network(scale, 0))
         if w is not None:
             delta *= xp.reshape(w, (*w.shape, 1))
         gradients, s = self._backward(Z, delta, out)

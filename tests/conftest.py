@@ -108,3 +108,22 @@ class DLPackProducer:
 
     def __dlpack_device__(self):
         return self.device or self.array.__dlpack_device__()
+
+
+@pytest.fixture
+def fake_cublas(monkeypatch):
+    """On the CuPy stand-in: gpubp's direct cuBLAS calls go to ``fake_cublas``'s NumPy
+    GEMMs (the library object, whose ``calls`` record them), so ``gpubp.cublas`` and
+    what calls it run on the CPU."""
+    if not standin_installed():
+        pytest.skip("the fake cuBLAS reads host memory: the CuPy stand-in only")
+    import cupy
+    from fake_cublas import FakeCublasLibrary
+
+    from gpubp import cublas, kernels
+
+    library = FakeCublasLibrary()
+    monkeypatch.setitem(
+        kernels._DIRECT, cupy.cuda.Device().id, (cublas.Cublas(library, "fake"), "")
+    )
+    return library

@@ -44,6 +44,31 @@ def test_cupy_matches_numpy_quantity_by_quantity(activation, output, loss, dtype
     assert_close(gpubp.to_numpy(gpu.forward(X)), cpu.forward(X), dtype, "forward")
 
 
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_a_stack_on_cupy_matches_numpy_with_its_own_scales_and_case_weights(output, loss):
+    """Each network of a stack its own biases, loss scale, decay and case weights: the
+    fused output kernel's per-network reads (bias, scale, shared targets)."""
+    sizes, R = [12, 9, 5], 3
+    X, Y = problem(sizes, output, N=40)
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.0, 2.0, size=(R, 40)).astype(np.float32)
+    scale = np.array([0.5, 1.0, 2.0]) / w.sum(axis=1)
+    decay = np.array([0.0, 1e-2, 1e-1])
+    kw = dict(seed=[4, 5, 6], n_networks=R)
+    gpu = gpubp.MLP(sizes, "tanh", output, loss, backend="cupy", **kw)
+    cpu = gpubp.MLP(sizes, "tanh", output, loss, backend="numpy", **kw)
+    theta = rng.normal(size=cpu.theta.shape).astype(np.float32)  # biases unlike each other
+    gpu.set_theta(theta)
+    cpu.set_theta(theta)
+    got = gpu.backprop_unchecked(
+        *(gpu.backend.to_device(a, dtype=gpu._xp_dtype) for a in (X, Y)), scale, decay,
+        gpu.backend.to_device(w),
+    )  # fmt: skip
+    want = cpu.backprop_unchecked(X.astype(np.float32), Y.astype(np.float32), scale, decay, w)
+    for name, (g, e) in named_quantities(got, want).items():
+        assert_close(gpubp.to_numpy(g), e, "float32", name)
+
+
 def test_inputs_already_on_the_gpu_and_labels_work():
     import cupy
 

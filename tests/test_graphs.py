@@ -188,3 +188,79 @@ def test_the_step_is_captured_on_a_device(monkeypatch):
     steps = graphs.latest(est.get_network())
     assert steps.why_not_captured == ""
     assert steps.graph is not None
+
+
+def _products(xp, dtype):
+    """(a, b) pairs in every layout a network's products use, and the bias gradients'."""
+    Z = _rand(xp, (64, 33), 0).astype(dtype)
+    D = _rand(xp, (64, 17), 1).astype(dtype)
+    theta = _rand(xp, (3, 33 * 17 + 5), 2).astype(dtype)
+    W = theta[:, : 33 * 17].reshape(3, 33, 17)  # a stack's weights: rows of theta
+    Zs = _rand(xp, (3, 64, 33), 3).astype(dtype)
+    ones = xp.ones((1, 64), dtype=dtype)
+    return {
+        "Z W": (Z, W[0]),
+        "Z^T D": (Z.T, D),
+        "D W^T": (D, W[0].T),
+        "X W, shared X": (Z, W),
+        "Z W, stacked": (Zs, W),
+        "Z^T D, stacked": (Zs.swapaxes(-1, -2), xp.stack([D] * 3)),
+        "D W^T, stacked": (xp.stack([D] * 3), W.swapaxes(-1, -2)),
+        "1^T D": (ones, D),
+        "1^T D, stacked": (ones, xp.stack([D, 2 * D, 3 * D])),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_direct_products_give_the_products_on_the_fake_cublas(fake_cublas, dtype):
+    import cupy
+
+    from gpubp import kernels
+
+    direct, _ = kernels.direct_cublas()
+    for name, (a, b) in _products(cupy, dtype).items():
+        got = direct.matmul(a, b)
+        assert got is not None, name
+        want = a.get().astype(np.float64) @ b.get().astype(np.float64)
+        np.testing.assert_allclose(got.get(), want, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert len(fake_cublas.calls) == 9
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_bias_gradients_are_products_with_a_row_of_ones(fake_cublas, stacked):
+    """db written into its place in the flat gradient (a strided row of a stack's),
+    through cuBLAS, and nothing else of the gradient touched."""
+    import cupy
+
+    from gpubp import kernels
+
+    R, N, K, P = 3, 37, 5, 11
+    D = _rand(cupy, (R, N, K) if stacked else (N, K), 4).astype(cupy.float32)
+    grad = cupy.full((R, P) if stacked else (P,), np.nan, dtype=cupy.float32)
+    db = grad[..., 2 : 2 + K]
+    assert kernels.column_sums(D, out=db) is db
+    assert fake_cublas.calls[-1][0] == ("batched" if stacked else "gemm")
+    np.testing.assert_allclose(db.get(), D.get().sum(axis=-2), rtol=1e-5)
+    rest = np.delete(grad.get(), np.s_[2 : 2 + K], axis=-1)
+    assert np.isnan(rest).all()
+    np.testing.assert_allclose(kernels.column_sums(D).get(), D.get().sum(axis=-2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_steps_through_the_direct_products_train_as_numpy(monkeypatch, fake_cublas, solver):
+    """Every product of the graphed step (and the partial minibatch's) through
+    ``gpubp.cublas``'s arguments, as cuBLAS reads them: the NumPy backend's training."""
+    on = fit(monkeypatch, True, **SOLVERS[solver])
+    assert graphs.latest(on.get_network()) is not None
+    assert fake_cublas.calls
+    X, y = digits_like()
+    ref = gpubp.MLPClassifier(
+        hidden_layer_sizes=(16, 8), batch_size=32, max_iter=3, tol=0.0, n_iter_no_change=1000,
+        random_state=0, backend="numpy", alpha=1e-3, **SOLVERS[solver],
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X, y)
+    np.testing.assert_allclose(on.loss_curve_, ref.loss_curve_, rtol=1e-5)
+    for a, b in zip(on.coefs_ + on.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -211,12 +211,15 @@ def as_host_cpp(recorded, raw_code) -> str:
             f"typedef double T;\nfor (long i = 0; i < n; ++i) {{ {' '.join(body)} }}\n}}"
         )
     parts.append(
-        'extern "C" void softmax_ce_host(const double* t, const double* y, double* f, double* r,'
-        " double* d, int N, int K, int blocks, int threads) {\n"
+        'extern "C" void softmax_ce_host(double* t, const double* b, long long b_stride,'
+        " int has_b, const double* y, long long y_rows, const double* scales,"
+        " long long n_scales, double scale, double* f, double* r, double* d, long long N,"
+        " long long n_cases, int K, int blocks, int threads) {\n"
         "blockDim.x = threads;\n"
         "for (blockIdx.x = 0; blockIdx.x < blocks; ++blockIdx.x)\n"
         "  for (threadIdx.x = 0; threadIdx.x < threads; ++threadIdx.x)\n"
-        "    softmax_ce_double(t, y, f, r, d, N, K);\n}"
+        "    softmax_ce_double(t, b, b_stride, has_b, y, y_rows, scales, n_scales, scale, f, r,"
+        " d, N, n_cases, K);\n}"
     )
     return "\n".join(parts)
 
@@ -270,24 +273,42 @@ def test_every_elementwise_kernel_computes_its_formula_when_its_c_runs_on_the_ho
             np.testing.assert_allclose(got, want[out_name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_the_softmax_cross_entropy_kernel_computes_its_formula_on_the_host(host_kernels):
+@pytest.mark.parametrize("case", ["one network", "stack, bias and scales", "stack, own targets"])
+def test_the_softmax_cross_entropy_kernel_computes_its_formula_on_the_host(host_kernels, case):
+    """T = A + b (each network's own b, in place), F, R_i and scale * delta, with Y shared
+    by a stack's networks or one per network."""
     import ctypes
 
     library, _ = host_kernels
     rng = np.random.default_rng(1)
-    N, K, threads = 70, 7, 32
-    T = rng.normal(scale=5, size=(N, K))
-    T[0, 0], T[1, 1], T[3, -1] = 1000.0, -1000.0, 200.0
-    Y = rng.dirichlet(np.ones(K), size=N)
-    F, D = np.full((N, K), np.nan), np.full((N, K), np.nan)
-    R = np.full(N, np.nan)
+    R, n, K, P, threads = (1, 70, 7, 20, 32) if case == "one network" else (3, 23, 7, 20, 32)
+    A = rng.normal(scale=5, size=(R, n, K))
+    A[0, 0, 0], A[0, 1, 1], A[-1, 3, -1] = 1000.0, -1000.0, 200.0
+    theta = rng.normal(size=(R, P))
+    b = theta[:, P - K :]
+    own = case == "stack, own targets"
+    Y = rng.dirichlet(np.ones(K), size=(R, n) if own else (n,))
+    scales = rng.uniform(0.1, 2.0, size=R)
+    has_b = case != "one network"
+    N = R * n
+    T = A.copy()
+    F, D = np.full((R, n, K), np.nan), np.full((R, n, K), np.nan)
+    Ri = np.full((R, n), np.nan)
     blocks = (N + threads - 1) // threads
+    flat = np.ascontiguousarray(theta).reshape(-1)[P - K :]
+    per_network = case == "stack, bias and scales"
     library.softmax_ce_host(
-        *(a.ctypes.data_as(ctypes.c_void_p) for a in (T, Y, F, R, D)),
-        ctypes.c_int(N),
-        ctypes.c_int(K),
-        ctypes.c_int(blocks),
-        ctypes.c_int(threads),
-    )
-    for got, want in zip((F, R, D), functions.LOSSES["cross_entropy"](np, "softmax", T, Y)):
+        *(a.ctypes.data_as(ctypes.c_void_p) for a in (T, flat)),
+        ctypes.c_longlong(P), ctypes.c_int(has_b), Y.ctypes.data_as(ctypes.c_void_p),
+        ctypes.c_longlong(Y.size // K), scales.ctypes.data_as(ctypes.c_void_p),
+        ctypes.c_longlong(R if per_network else 0), ctypes.c_double(0.25),
+        *(a.ctypes.data_as(ctypes.c_void_p) for a in (F, Ri, D)),
+        ctypes.c_longlong(N), ctypes.c_longlong(n), ctypes.c_int(K),
+        ctypes.c_int(blocks), ctypes.c_int(threads),
+    )  # fmt: skip
+    want_T = A + b[:, None, :] if has_b else A
+    np.testing.assert_array_equal(T, want_T)
+    F0, R0, D0 = functions.LOSSES["cross_entropy"](np, "softmax", want_T, Y)
+    c = scales[:, None, None] if per_network else 0.25
+    for got, want in zip((F, Ri, D), (F0, R0, c * D0)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -49,13 +49,24 @@ ELEMENTWISE |= {"gpubp_sgd_momentum": _momentum, "gpubp_sgd_nesterov": _nesterov
 ELEMENTWISE["gpubp_adam"] = _adam
 
 
-def _softmax_ce(threads, t, y, f, r, d, N, K):
-    """One thread per case: rows the grid does not reach stay unwritten, as on a GPU."""
-    rows = min(int(N), threads)
-    t, y, f, d = (a.reshape(-1, int(K)) for a in (t, y, f, d))  # pointers: flat memory
+def _softmax_ce(threads, t, b, b_stride, has_b, y, y_rows, scales, n_scales, scale, f, r, d,
+                N, n_cases, K):  # fmt: skip
+    """One thread per case: rows the grid does not reach stay unwritten, as on a GPU.
+    Case i belongs to network i // n_cases: its bias, its scale; its targets are row
+    i % y_rows of y."""
+    rows, K = min(int(N), threads), int(K)
+    t, y, f, d = (a.reshape(-1, K) for a in (t, y, f, d))  # pointers: flat memory
     r = r.reshape(-1)
-    F, R_i, delta = LOSSES["cross_entropy"](np, "softmax", t[:rows], y[:rows])
-    f[:rows], r[:rows], d[:rows] = F, R_i, delta
+    i = np.arange(rows)
+    j = i // int(n_cases)
+    if has_b:
+        t[:rows] = t[:rows] + b[j[:, None] * int(b_stride) + np.arange(K)]
+    if n_scales == 0:
+        c = np.full(rows, scale)
+    else:
+        c = np.broadcast_to(scales[0] if n_scales == 1 else scales[j], (rows,))
+    F, R_i, delta = LOSSES["cross_entropy"](np, "softmax", t[:rows], y[i % int(y_rows)])
+    f[:rows], r[:rows], d[:rows] = F, R_i, c[:, None] * delta
 
 
 RAW = {"softmax_ce_float": _softmax_ce, "softmax_ce_double": _softmax_ce}
