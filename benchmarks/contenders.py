@@ -7,6 +7,7 @@ and then runs one epoch per ``epoch()`` call, returning when the device is done.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import warnings
 
@@ -15,6 +16,7 @@ import numpy as np
 from .configs import LEARNING_RATE, N_CLASSES, Config
 
 SKLEARN_ACTIVATION = {"sigmoid": "logistic", "relu": "relu"}
+PACKAGE_BEFORE = "gpubp_before"  # gpubp as it was before a change, where a copy is on the path
 
 
 class Unavailable(Exception):
@@ -41,17 +43,28 @@ class Gpubp:
     On CuPy, ``graphs=False`` runs each step one kernel at a time (GPUBP_CUDA_GRAPHS=0,
     set around each of its own epochs) and ``precision="tf32"`` the TF32 products."""
 
-    def __init__(self, backend: str, graphs: bool = True, precision: str = "float32"):
+    def __init__(
+        self, backend: str, graphs: bool = True, precision: str = "float32", package="gpubp"
+    ):
         self.backend, self.graphs, self.precision = backend, graphs, precision
+        self.package = package
         extra = ([] if graphs else ["no graphs"]) + ([] if precision == "float32" else [precision])
-        self.name = f"gpubp ({', '.join([backend, *extra])})"
+        label = "gpubp" if package == "gpubp" else f"gpubp {package.removeprefix('gpubp_')}"
+        self.name = f"{label} ({', '.join([backend, *extra])})"
+
+    def _gpubp(self):
+        """The package timed: gpubp, or an earlier copy of it under another name (for a
+        before/after table in one process: ``PACKAGE_BEFORE``)."""
+        try:
+            return importlib.import_module(self.package)
+        except ImportError as exc:
+            raise Unavailable(f"{self.package} is not importable: {exc}") from None
 
     def load(self):
-        import gpubp  # noqa: F401 - imported before memory is measured
+        self._gpubp()  # imported before memory is measured
 
     def prepare(self, config: Config, X, y):
-        import gpubp
-
+        gpubp = self._gpubp()
         if self.backend == "cupy":
             import cupy
 
@@ -65,8 +78,7 @@ class Gpubp:
 
     @contextlib.contextmanager
     def _graphs(self):
-        from gpubp import graphs
-
+        graphs = importlib.import_module(f"{self.package}.graphs")
         before = os.environ.get(graphs.ENV_VAR)
         os.environ[graphs.ENV_VAR] = "1" if self.graphs else "0"
         try:
@@ -275,12 +287,13 @@ def cpu_contender(key: str):
 
 
 def gpu_contender(key: str):
-    """The GPU contenders by key: gpubp, gpubp-nograph, gpubp-tf32, torch, torch-compile,
-    torch-compile-ro."""
+    """The GPU contenders by key: gpubp, gpubp-nograph, gpubp-tf32, gpubp-before, torch,
+    torch-compile, torch-compile-ro."""
     return {
         "gpubp": lambda: Gpubp("cupy"),
         "gpubp-nograph": lambda: Gpubp("cupy", graphs=False),
         "gpubp-tf32": lambda: Gpubp("cupy", precision="tf32"),
+        "gpubp-before": lambda: Gpubp("cupy", package=PACKAGE_BEFORE),
         "torch": lambda: Torch("cuda"),
         "torch-compile": lambda: Torch("cuda", "default"),
         "torch-compile-ro": lambda: Torch("cuda", "reduce-overhead"),

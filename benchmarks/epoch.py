@@ -52,6 +52,11 @@ def _parser():
     p.add_argument("--epochs", type=int, default=5, help="measured epochs (default 5)")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads (default 2)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument(
+        "--before",
+        action="store_true",
+        help="on the GPU, also time gpubp_before (a copy of gpubp before a change, on the path)",
+    )
     p.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     p.add_argument("--out", default="benchmarks/results", help="folder for JSON, Markdown, PNG")
@@ -86,6 +91,7 @@ def _run(args) -> int:
         keys = ["gpubp", "torch"]
         if gpu:  # the levers of issue 17: CUDA graphs off (before), TF32 products
             keys[1:1] = ["gpubp-nograph"] + (["gpubp-tf32"] if config.gpu_only else [])
+            keys[1:1] = ["gpubp-before"] if args.before else []
         if not (args.no_compile or args.quick):
             keys += ["torch-compile", "torch-compile-ro"] if gpu else ["torch-compile"]
         if not gpu and not args.no_sklearn:

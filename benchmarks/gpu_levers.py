@@ -5,7 +5,9 @@
 1. Many networks for the price of one: a stack of R networks of configuration (a)
    (784-128-10 sigmoid, batch 128, SGD lr 0.1, 60,000 rows) against one network,
    epoch time (median of interleaved rounds) and peak GPU memory in use, with the
-   one network also timed without CUDA graphs.
+   one network also timed without CUDA graphs, the stack of 64 with TF32 products,
+   and (``--before``) both from a copy of gpubp before a change; then one epoch of
+   the one network and of the stack of 64 under PyTorch's profiler, where it is.
 2. What TF32 products cost: the relative error of every gradient (float32 and
    TF32 against float64, same weights and data) for (b) and (d) shapes.
 
@@ -15,62 +17,118 @@ Writes gpu-levers.json and gpu-levers.md to --out.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import sys
 import time
 
+from .contenders import PACKAGE_BEFORE
 from .measure import write_results
 
 
-def stack_rows(rounds: int, Rs=(1, 4, 16, 64)) -> list[dict]:
+class StackEpochs:
+    """Epochs of ``run_epoch`` over R networks of configuration (a) as one stack (None:
+    one network), from ``package`` (gpubp, or a copy of it from before a change)."""
+
+    def __init__(self, data, R, graphs=True, precision="float32", package="gpubp"):
+        import cupy
+        import numpy as np
+
+        gpubp = importlib.import_module(package)
+        self.optim = importlib.import_module(f"{package}.optim")
+        self.train = importlib.import_module(f"{package}.train")
+        self.graphs = importlib.import_module(f"{package}.graphs")
+        self.on, self.rng = graphs, np.random.default_rng(0)
+        label = "one network" if R is None else f"stack of R = {R}"
+        extra = [] if graphs else ["no CUDA graphs"]
+        extra += [] if precision == "float32" else [precision]
+        extra += [] if package == "gpubp" else [package.removeprefix("gpubp_")]
+        self.name = ", ".join([label, *extra])
+        self.R, self.graphed, self.precision, self.package = R, graphs, precision, package
+        self.net = gpubp.MLP(
+            [784, 128, 10], "sigmoid", seed=0, backend="cupy", n_networks=R,
+            matmul_precision=precision,
+        )  # fmt: skip
+        fused = self.net.backend.fused
+        self.opt = self.optim.SGD(cupy, self.net.theta, 0.1, momentum=0.0, fused=fused)
+        self.data = self.train.Data(cupy.asarray(data[0]), cupy.asarray(data[1]))
+
+    def epoch(self):
+        import cupy
+
+        os.environ[self.graphs.ENV_VAR] = "1" if self.on else "0"
+        order = self.rng.permutation(self.data.n)
+        total, _ = self.train.run_epoch(
+            self.net, self.opt, self.data, self.train.Objective(), 128, order
+        )
+        float(cupy.sum(total))
+        os.environ[self.graphs.ENV_VAR] = "1"
+
+
+def stack_cases(before: bool, Rs=(4, 16, 64)) -> list[dict]:
+    """(R, graphs, precision, package) of each row of the stack table."""
+    cases = [dict(R=R) for R in (None, *Rs)]
+    if before:
+        cases += [dict(R=R, package=PACKAGE_BEFORE) for R in (None, Rs[-1])]
+    return cases + [dict(R=Rs[-1], precision="tf32"), dict(R=None, graphs=False)]
+
+
+def stack_rows(rounds: int, before: bool = False, rows: int = 60_000, Rs=(4, 16, 64)):
+    """The stack table's rows, and the runs they timed."""
     import cupy
     import numpy as np
-
-    from gpubp import MLP, graphs
-    from gpubp.optim import SGD
-    from gpubp.train import Data, Objective, run_epoch
 
     from .configs import make_data
     from .contenders import PeakInUse
 
-    X, y = make_data(60_000, 784)
-    data = Data(cupy.asarray(X), cupy.asarray(np.eye(10, dtype=np.float32)[y]))
-    rng = np.random.default_rng(0)
-    cases = [(R, True) for R in Rs] + [(1, False)]
-    nets, opts, peaks = {}, {}, {}
-    for R, on in cases:
-        os.environ[graphs.ENV_VAR] = "1" if on else "0"
-        net = MLP(
-            [784, 128, 10], "sigmoid", seed=0, backend="cupy", n_networks=None if R == 1 else R
-        )
-        opt = SGD(cupy, net.theta, 0.1, momentum=0.0, fused=net.backend.fused)
+    X, y = make_data(rows, 784)
+    data = (X, np.eye(10, dtype=np.float32)[y])
+    runs = []
+    for case in stack_cases(before, Rs):
+        try:
+            run = StackEpochs(data, **case)
+        except ImportError as exc:
+            print(f"skipped {case}: {exc}")
+            continue
         with PeakInUse() as peak:
-            run_epoch(net, opt, data, Objective(), 128, rng.permutation(60_000))  # warm-up
+            run.epoch()  # warm-up: kernels compiled, the step captured
             cupy.cuda.Device().synchronize()
-        nets[R, on], opts[R, on], peaks[R, on] = net, opt, peak.bytes
-    times = {case: [] for case in cases}
+        run.peak = peak.bytes
+        runs.append(run)
+    times = {run.name: [] for run in runs}
     for _ in range(rounds):
-        for R, on in cases:
-            os.environ[graphs.ENV_VAR] = "1" if on else "0"
-            order = rng.permutation(60_000)
+        for run in runs:
             cupy.cuda.Device().synchronize()
             start = time.perf_counter()
-            total, _ = run_epoch(nets[R, on], opts[R, on], data, Objective(), 128, order)
-            float(cupy.sum(total))
-            times[R, on].append(time.perf_counter() - start)
-    os.environ[graphs.ENV_VAR] = "1"
-    one = statistics.median(times[1, True])
-    return [
-        {
-            "R": R,
-            "graphs": on,
-            "epoch_s": statistics.median(times[R, on]),
-            "vs_one_network": statistics.median(times[R, on]) / one,
-            "peak_MB": peaks[R, on] / 1e6,
-        }
-        for R, on in cases
-    ]
+            run.epoch()
+            times[run.name].append(time.perf_counter() - start)
+    one = statistics.median(times["one network"])
+    rows = []
+    for run in runs:
+        t = statistics.median(times[run.name])
+        rows.append(
+            {
+                "name": run.name, "R": run.R or 1, "graphs": run.graphed,
+                "precision": run.precision, "package": run.package,
+                "epoch_s": t, "min_s": min(times[run.name]), "max_s": max(times[run.name]),
+                "vs_one_network": t / one, "peak_MB": run.peak / 1e6,
+            }
+        )  # fmt: skip
+    return rows, runs
+
+
+def stack_profiles(runs) -> dict:
+    """Where a step's time goes for one network and the largest stack (gpubp as it is)."""
+    from .profile_gpu import profile
+
+    largest = max(run.R or 1 for run in runs)
+    out = {}
+    for run in runs:
+        if run.package == "gpubp" and run.graphed and run.precision == "float32":
+            if (run.R or 1) in (1, largest):
+                out[run.name] = profile(run, -(-run.data.n // 128))
+    return out
 
 
 def tf32_errors(rows: int = 1024) -> list[dict]:
@@ -104,21 +162,38 @@ def tf32_errors(rows: int = 1024) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_levers")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", action="store_true", help=f"also time {PACKAGE_BEFORE}")
+    parser.add_argument("--no-profile", action="store_true", help="skip the stack's profile")
+    parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    stack = stack_rows(args.rounds)
-    errors = tf32_errors()
+    stack, runs = stack_rows(args.rounds, args.before, args.rows)
     lines = [
-        "| (a) 784-128-10 sigmoid, batch 128, 60,000 rows | epoch s | / one network | "
-        "peak MB in use |",
-        "|---|---|---|---|",
+        "| (a) 784-128-10 sigmoid, batch 128, 60,000 rows | epoch s | min-max s | "
+        "/ one network | peak MB in use |",
+        "|---|---|---|---|---|",
     ]
     for r in stack:
-        label = f"stack of R = {r['R']}" if r["R"] > 1 else "one network"
-        label += "" if r["graphs"] else ", no CUDA graphs"
         lines.append(
-            f"| {label} | {r['epoch_s']:.4f} | {r['vs_one_network']:.2f}x | {r['peak_MB']:.0f} |"
+            f"| {r['name']} | {r['epoch_s']:.4f} | {r['min_s']:.4f}-{r['max_s']:.4f} | "
+            f"{r['vs_one_network']:.2f}x | {r['peak_MB']:.0f} |"
         )
+    print("\n".join(lines), flush=True)
+    profiles = {} if args.no_profile else stack_profiles(runs)
+    if profiles:
+        lines += [
+            "",
+            "| profiled epoch | wall ms/step | kernels/step | GEMM ms | other kernels ms "
+            "| GPU idle ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in profiles.items():
+            lines.append(
+                f"| {name} | {r['wall_ms']:.3f} | {r['kernels']:.1f} | {r['gemm_ms']:.3f} | "
+                f"{r['other_ms']:.3f} | {r['gpu_idle_ms']:.3f} |"
+            )
+            print(f"{name}: top kernels (ms/step): {r['top_kernels_ms']}", flush=True)
+    errors = tf32_errors()
     lines += [
         "",
         "| gradients at 1,024 rows | float32 vs float64 | TF32 vs float64 |",
@@ -126,7 +201,8 @@ def main(argv=None) -> int:
     ]
     for e in errors:
         lines.append(f"| ({e['config']}) | {e['float32']:.1e} | {e['tf32']:.1e} |")
-    write_results(args.out, "gpu-levers", {"stack": stack, "tf32": errors}, "\n".join(lines) + "\n")
+    results = {"stack": stack, "profiles": profiles, "tf32": errors}
+    write_results(args.out, "gpu-levers", results, "\n".join(lines) + "\n")
     return 0
 
 

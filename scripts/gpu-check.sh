@@ -9,6 +9,7 @@
 #   scripts/gpu-check.sh profile         # where each step's time goes, gpubp and PyTorch eager
 #   scripts/gpu-check.sh levers          # stacks of networks against one; TF32's gradient error
 #   scripts/gpu-check.sh scaling         # CPU against GPU over batch size and width
+#   scripts/gpu-check.sh speed           # issue 17: gpu tests, levers against .before/, epochs, profile
 #
 # Each step has a time limit and a log in $LOGS (default gpu-check-out). Where $OUT
 # is set (the device tool's output folder) the logs are packed after every step into
@@ -57,14 +58,18 @@ PYTEST=(python -m pytest -q -rs -p no:cacheprovider -p no:benchmark tests)
 python -c "import xdist" 2> /dev/null && PYTEST+=(-n 4)
 python -c "import pytest_timeout" 2> /dev/null && PYTEST+=(--timeout 240)
 
-case "$WHAT" in
-tests)
-    mpi_runtime
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # Open MPI, as root there
+card() {
     step card 60 sh -c 'nvidia-smi; python -c "import sys, numpy, scipy, sklearn, cupy, torch
 print(sys.version); print(\"numpy\", numpy.__version__, \"scipy\", scipy.__version__, \"sklearn\", sklearn.__version__)
 print(\"cupy\", cupy.__version__, \"cuda runtime\", cupy.cuda.runtime.runtimeGetVersion(), \"driver\", cupy.cuda.runtime.driverGetVersion())
 print(\"torch\", torch.__version__, torch.version.cuda)"; command -v mpiexec; python -c "import mpi4py; print(\"mpi4py\", mpi4py.__version__)"'
+}
+
+case "$WHAT" in
+tests)
+    mpi_runtime
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # Open MPI, as root there
+    card
     step config 60 python -c "import gpubp; gpubp.show_config()"
     step gpu-tests 150 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
     if ! grep -q " passed" "$LOGS/gpu-tests.log" || grep -q "needs CuPy and a device" "$LOGS/gpu-tests.log"; then
@@ -89,6 +94,22 @@ profile)
 levers)
     step levers 240 python -m benchmarks.gpu_levers --out "$LOGS"
     ;;
+speed)
+    # issue 17 in one call of under 10 minutes: the gpu tests, then the levers against
+    # gpubp_before (a copy of gpubp before the change, carried in .before/), the epoch
+    # table at 60,000 rows (torch.compile for (a) and (b), whose targets name it) and
+    # the profile with graphs
+    export PYTHONPATH="$PWD/.before:$PYTHONPATH"
+    card
+    step gpu-tests 120 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
+    step levers 100 python -m benchmarks.gpu_levers --before --out "$LOGS"
+    for config in a b d c32; do
+        compile=$([ "$config" = a ] || [ "$config" = b ] || echo --no-compile)
+        step "bench-$config" 110 python -m benchmarks.epoch --device gpu --configs "$config" \
+            --threads 16 --no-scaling --before $compile --out "$LOGS/$config"
+    done
+    step profile 80 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 --out "$LOGS"
+    ;;
 scaling)
     step scaling 200 python -c "
 import argparse, json
@@ -98,7 +119,7 @@ json.dump(sweep(args, True, '$LOGS/scaling-gpu.png'), open('$LOGS/scaling-gpu.js
 "
     ;;
 *)
-    echo "usage: scripts/gpu-check.sh tests|agreement|bench [CONFIGS]|profile|levers|scaling" >&2
+    echo "usage: scripts/gpu-check.sh tests|agreement|bench [CONFIGS]|profile|levers|scaling|speed" >&2
     exit 2
     ;;
 esac

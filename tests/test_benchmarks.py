@@ -283,3 +283,49 @@ def test_the_checkpoint_benchmark_times_fits_and_a_write_and_read(tmp_path):
     assert b["weights"] == weights and b["bytes"] > 3 * 4 * weights  # theta, m and v
     assert len(b["times"]["write"]) == len(b["times"]["read"]) == 2
     assert not list(tmp_path.iterdir())  # its folders removed
+
+
+@pytest.mark.gpu
+def test_the_stack_levers_time_every_case_and_a_copy_from_before(monkeypatch, tmp_path):
+    """Rows for one network, each stack, the largest stack in TF32, the one network
+    without graphs, and both from ``gpubp_before`` (here a copy of gpubp itself)."""
+    import shutil
+
+    import numpy as np
+
+    from benchmarks import contenders, gpu_levers
+
+    class NoPeak:  # the stand-in has no memory hooks; the peak is tested on a GPU
+        bytes = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(contenders, "PeakInUse", NoPeak)
+    shutil.copytree(ROOT / "gpubp", tmp_path / "gpubp_before")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows, runs = gpu_levers.stack_rows(1, before=True, rows=300, Rs=(2, 3))
+    names = [r["name"] for r in rows]
+    assert names == [
+        "one network", "stack of R = 2", "stack of R = 3", "one network, before",
+        "stack of R = 3, before", "stack of R = 3, tf32", "one network, no CUDA graphs",
+    ]  # fmt: skip
+    assert [r["R"] for r in rows] == [1, 2, 3, 1, 3, 3, 1]
+    assert rows[0]["vs_one_network"] == 1.0
+    assert runs[3].net.__class__.__module__ == "gpubp_before.network"
+    for run in runs:  # each trained: its weights moved from where its seed put them
+        start = type(run.net)([784, 128, 10], "sigmoid", seed=0, backend="cupy", n_networks=run.R)
+        assert not np.allclose(run.net.get_weights()[0][0], start.get_weights()[0][0])
+    assert all(r["epoch_s"] > 0 and r["min_s"] <= r["epoch_s"] <= r["max_s"] for r in rows)
+
+
+def test_a_gpubp_contender_from_a_package_that_is_not_there_is_unavailable():
+    from benchmarks.contenders import Gpubp, Unavailable
+
+    contender = Gpubp("cupy", package="gpubp_nowhere")
+    assert contender.name == "gpubp nowhere (cupy)"
+    with pytest.raises(Unavailable, match="gpubp_nowhere"):
+        contender.load()
