@@ -101,14 +101,15 @@ speed)
     # the profile with graphs
     export PYTHONPATH="$PWD/.before:$PYTHONPATH"
     card
-    step gpu-tests 120 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
-    step levers 100 python -m benchmarks.gpu_levers --before --out "$LOGS"
-    for config in a b d c32; do
-        compile=$([ "$config" = a ] || [ "$config" = b ] || echo --no-compile)
-        step "bench-$config" 110 python -m benchmarks.epoch --device gpu --configs "$config" \
-            --threads 16 --no-scaling --before $compile --out "$LOGS/$config"
+    step gpu-tests 90 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
+    step levers 90 python -m benchmarks.gpu_levers --before --out "$LOGS"
+    for config in a:120 b:120 d:60 c32:70; do
+        name=${config%:*}
+        compile=$([ "$name" = a ] || [ "$name" = b ] || echo --no-compile)
+        step "bench-$name" "${config#*:}" python -m benchmarks.epoch --device gpu \
+            --configs "$name" --threads 16 --no-scaling --before $compile --out "$LOGS/$name"
     done
-    step profile 80 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 --out "$LOGS"
+    step profile 60 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 --out "$LOGS"
     ;;
 scaling)
     step scaling 200 python -c "
