@@ -287,13 +287,14 @@ def cpu_contender(key: str):
 
 
 def gpu_contender(key: str):
-    """The GPU contenders by key: gpubp, gpubp-nograph, gpubp-tf32, gpubp-before, torch,
-    torch-compile, torch-compile-ro."""
+    """The GPU contenders by key: gpubp, gpubp-nograph, gpubp-tf32, torch, torch-compile,
+    torch-compile-ro; and gpubp@PACKAGE, a copy of gpubp under another name."""
+    if key.startswith("gpubp@"):
+        return Gpubp("cupy", package=key.removeprefix("gpubp@"))
     return {
         "gpubp": lambda: Gpubp("cupy"),
         "gpubp-nograph": lambda: Gpubp("cupy", graphs=False),
         "gpubp-tf32": lambda: Gpubp("cupy", precision="tf32"),
-        "gpubp-before": lambda: Gpubp("cupy", package=PACKAGE_BEFORE),
         "torch": lambda: Torch("cuda"),
         "torch-compile": lambda: Torch("cuda", "default"),
         "torch-compile-ro": lambda: Torch("cuda", "reduce-overhead"),

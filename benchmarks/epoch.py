@@ -54,8 +54,12 @@ def _parser():
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument(
         "--before",
-        action="store_true",
-        help="on the GPU, also time gpubp_before (a copy of gpubp before a change, on the path)",
+        nargs="?",
+        const="gpubp_before",
+        default="",
+        metavar="PACKAGES",
+        help="on the GPU, also time these copies of gpubp from before a change (comma-"
+        "separated package names on the path; default gpubp_before)",
     )
     p.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
@@ -91,7 +95,7 @@ def _run(args) -> int:
         keys = ["gpubp", "torch"]
         if gpu:  # the levers of issue 17: CUDA graphs off (before), TF32 products
             keys[1:1] = ["gpubp-nograph"] + (["gpubp-tf32"] if config.gpu_only else [])
-            keys[1:1] = ["gpubp-before"] if args.before else []
+            keys[1:1] = [f"gpubp@{p}" for p in args.before.split(",") if p]
         if not (args.no_compile or args.quick):
             keys += ["torch-compile", "torch-compile-ro"] if gpu else ["torch-compile"]
         if not gpu and not args.no_sklearn:

@@ -66,15 +66,17 @@ class StackEpochs:
         os.environ[self.graphs.ENV_VAR] = "1"
 
 
-def stack_cases(before: bool, Rs=(4, 16, 64)) -> list[dict]:
-    """(R, graphs, precision, package) of each row of the stack table."""
+def stack_cases(before=(), Rs=(4, 16, 64)) -> list[dict]:
+    """(R, graphs, precision, package) of each row of the stack table; ``before``: the
+    packages (copies of gpubp from before a change) to time one network and the largest
+    stack of too."""
     cases = [dict(R=R) for R in (None, *Rs)]
-    if before:
-        cases += [dict(R=R, package=PACKAGE_BEFORE) for R in (None, Rs[-1])]
+    for package in before:
+        cases += [dict(R=R, package=package) for R in (None, Rs[-1])]
     return cases + [dict(R=Rs[-1], precision="tf32"), dict(R=None, graphs=False)]
 
 
-def stack_rows(rounds: int, before: bool = False, rows: int = 60_000, Rs=(4, 16, 64)):
+def stack_rows(rounds: int, before=(), rows: int = 60_000, Rs=(4, 16, 64)):
     """The stack table's rows, and the runs they timed."""
     import cupy
     import numpy as np
@@ -162,12 +164,20 @@ def tf32_errors(rows: int = 1024) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_levers")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--before", action="store_true", help=f"also time {PACKAGE_BEFORE}")
+    parser.add_argument(
+        "--before",
+        nargs="?",
+        const=PACKAGE_BEFORE,
+        default="",
+        metavar="PACKAGES",
+        help=f"also time these copies of gpubp (comma-separated; default {PACKAGE_BEFORE})",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the stack's profile")
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    stack, runs = stack_rows(args.rounds, args.before, args.rows)
+    before = [p for p in args.before.split(",") if p]
+    stack, runs = stack_rows(args.rounds, before, args.rows)
     lines = [
         "| (a) 784-128-10 sigmoid, batch 128, 60,000 rows | epoch s | min-max s | "
         "/ one network | peak MB in use |",

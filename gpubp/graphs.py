@@ -52,6 +52,8 @@ def for_epoch(net, optimizer, data, objective, batch_size: int):
         return None
     if X.dtype != net.theta.dtype or Y.dtype != net.theta.dtype or data.n // batch_size < 2:
         return None
+    if batch_size * max(X.shape[1], Y.shape[1]) >= 2**32:  # the row gather's 32-bit index
+        return None
     key = _key(net, optimizer, data, objective, batch_size)
     kept = _CACHE.setdefault(net, {})
     steps = kept.pop(key, None)

@@ -9,7 +9,7 @@
 #   scripts/gpu-check.sh profile         # where each step's time goes, gpubp and PyTorch eager
 #   scripts/gpu-check.sh levers          # stacks of networks against one; TF32's gradient error
 #   scripts/gpu-check.sh scaling         # CPU against GPU over batch size and width
-#   scripts/gpu-check.sh speed           # issue 17: gpu tests, levers against .before/, epochs, profile
+#   scripts/gpu-check.sh speed [PARTS]   # issue 17: gpu tests, levers against .before/, epochs, profile
 #
 # Each step has a time limit and a log in $LOGS (default gpu-check-out). Where $OUT
 # is set (the device tool's output folder) the logs are packed after every step into
@@ -96,20 +96,28 @@ levers)
     ;;
 speed)
     # issue 17 in one call of under 10 minutes: the gpu tests, then the levers against
-    # gpubp_before (a copy of gpubp before the change, carried in .before/), the epoch
-    # table at 60,000 rows (torch.compile for (a) and (b), whose targets name it) and
-    # the profile with graphs
+    # copies of gpubp from before a change (carried in .before/; the packages named in
+    # $BEFORE, default gpubp_before), the elementwise kernels' memory speed, the epoch
+    # table at 60,000 rows (torch.compile for (a) and (b), whose targets name it) and the
+    # profile with graphs. $2 picks the parts (default all, in this order).
     export PYTHONPATH="$PWD/.before:$PYTHONPATH"
+    BEFORE=${BEFORE:-gpubp_before}
     card
-    step gpu-tests 90 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
-    step levers 90 python -m benchmarks.gpu_levers --before --out "$LOGS"
-    for config in a:120 b:120 d:60 c32:70; do
-        name=${config%:*}
-        compile=$([ "$name" = a ] || [ "$name" = b ] || echo --no-compile)
-        step "bench-$name" "${config#*:}" python -m benchmarks.epoch --device gpu \
-            --configs "$name" --threads 16 --no-scaling --before $compile --out "$LOGS/$name"
+    for part in $(echo "${2:-tests,levers,kernels,a,b,d,c32,profile}" | tr , ' '); do
+        case "$part" in
+        tests) step gpu-tests 90 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu ;;
+        levers) step levers 90 python -m benchmarks.gpu_levers --before "$BEFORE" --out "$LOGS" ;;
+        kernels) step kernels 60 python -m benchmarks.gpu_kernels --out "$LOGS" ;;
+        profile) step profile 60 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 \
+            --out "$LOGS" ;;
+        *)
+            compile=$([ "$part" = a ] || [ "$part" = b ] || echo --no-compile)
+            step "bench-$part" 120 python -m benchmarks.epoch --device gpu --configs "$part" \
+                --threads 16 --no-scaling --epochs "${EPOCHS:-5}" --before "$BEFORE" $compile \
+                --out "$LOGS/$part"
+            ;;
+        esac
     done
-    step profile 60 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 --out "$LOGS"
     ;;
 scaling)
     step scaling 200 python -c "

@@ -307,7 +307,7 @@ def test_the_stack_levers_time_every_case_and_a_copy_from_before(monkeypatch, tm
     monkeypatch.setattr(contenders, "PeakInUse", NoPeak)
     shutil.copytree(ROOT / "gpubp", tmp_path / "gpubp_before")
     monkeypatch.syspath_prepend(str(tmp_path))
-    rows, runs = gpu_levers.stack_rows(1, before=True, rows=300, Rs=(2, 3))
+    rows, runs = gpu_levers.stack_rows(1, before=["gpubp_before"], rows=300, Rs=(2, 3))
     names = [r["name"] for r in rows]
     assert names == [
         "one network", "stack of R = 2", "stack of R = 3", "one network, before",
@@ -329,3 +329,35 @@ def test_a_gpubp_contender_from_a_package_that_is_not_there_is_unavailable():
     assert contender.name == "gpubp nowhere (cupy)"
     with pytest.raises(Unavailable, match="gpubp_nowhere"):
         contender.load()
+
+
+@pytest.mark.gpu
+def test_the_kernel_bandwidth_table_times_each_kernel_once_warm(monkeypatch):
+    from benchmarks import gpu_kernels
+
+    timed = gpu_kernels.cases(rows=8, width=16, vector=False)
+    names = [name for name, _, _ in timed]
+    assert names[:2] == ["bias + ReLU", "row gather"]
+    for _, nbytes, run in timed:  # each runs with the arguments it is timed with
+        run()
+        assert nbytes > 0
+    assert {"copy (cupy)", "ReLU derivative", "SGD step"} <= set(names)
+    calls = []
+    assert gpu_kernels.median_seconds(lambda: calls.append(1), repeats=3) >= 0
+    assert len(calls) == 4
+
+
+@pytest.mark.cuda
+def test_the_benchmarks_float4_sgd_step_is_the_sgd_step():
+    import cupy
+    import numpy as np
+
+    from benchmarks import gpu_kernels
+    from gpubp import kernels
+
+    rng = np.random.default_rng(0)
+    g, theta = (cupy.asarray(rng.normal(size=4096).astype(np.float32)) for _ in range(2))
+    lr = cupy.full(1, 0.1, dtype=cupy.float32)
+    want = kernels.SGD(g, lr, theta, theta.copy())
+    cupy.RawKernel(gpu_kernels._SGD4, "sgd4")((4,), (256,), (g, lr, theta, cupy.int64(1024)))
+    cupy.testing.assert_allclose(theta, want, rtol=1e-6)

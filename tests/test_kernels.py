@@ -45,7 +45,7 @@ def kernel_sources():
     return module, recorded
 
 
-C_TYPES = {"T": "T", "int64": "long long"}
+C_TYPES = {"T": "T", "int64": "long long", "uint32": "unsigned int"}
 
 
 def params_of(text):
@@ -129,9 +129,14 @@ def test_fused_kernels_match_the_reference_formulas(dtype):
     cp.testing.assert_allclose(  # atol: where G cancels 0.3 W, one rounding is the whole sum
         kernels.AXPY(W, 0.3, G, G.copy()), G + 0.3 * W, rtol=rtol, atol=rtol
     )
+    A3 = cp.asarray(rng.normal(scale=3, size=(3, 64, 33)).astype(dtype))
+    b3 = cp.asarray(rng.normal(size=(3, 1, 33)).astype(dtype))
     for name, sigma in functions.ACTIVATIONS.items():
         Z = kernels.BIAS_ACTIVATION[name](A, b)
         cp.testing.assert_allclose(Z, sigma(cp, A + b), rtol=rtol, atol=rtol)
+        for a, bias in ((A3, b3), (A3, b), (A.T, b[:1]), (A[:, ::2], b[:17])):  # the others
+            got = kernels.BIAS_ACTIVATION[name](a, bias, cp.empty(a.shape, dtype))
+            cp.testing.assert_allclose(got, sigma(cp, a + bias), rtol=rtol, atol=rtol)
         if name in kernels.DERIVATIVE:
             got = kernels.DERIVATIVE[name](Z, G, G.copy())
             want = functions.DERIVATIVES[name](cp, Z, G.copy())
@@ -224,6 +229,35 @@ def as_host_cpp(recorded, raw_code) -> str:
     return "\n".join(parts)
 
 
+def as_host_cpp_indexed(recorded) -> str:
+    """The kernels with raw or integer parameters (bias by column, the row gather, the
+    step's bookkeeping) as host loops over i: ``NAME(n, args)``, args[j] pointing at
+    parameter j's array (raw or elementwise) or value (an integer parameter)."""
+    parts = []
+    for in_params, out_params, operation, name in recorded:
+        params = params_of(in_params) + params_of(out_params)
+        if all(not raw and c == "T" for raw, c, _ in params):
+            continue
+        lines = []
+        for j, (raw, c, n) in enumerate(params):
+            is_out = j >= len(params_of(in_params))
+            if raw:
+                lines.append(f"{c}* {n} = ({c}*)args[{j}];")
+            elif c == "T":
+                lines.append(f"T& {n} = ((T*)args[{j}])[i];" if is_out else
+                             f"const T {n} = ((T*)args[{j}])[i];")  # fmt: skip
+            elif is_out:
+                lines.append(f"{c}& {n} = (({c}*)args[{j}])[i];")
+            else:
+                lines.append(f"const {c} {n} = *({c}*)args[{j}];")
+        parts.append(
+            f'extern "C" void host_{name}(long n, void** args) {{\n'
+            "typedef double T;\n"
+            f"for (ptrdiff_t i = 0; i < n; ++i) {{ {' '.join(lines)}\n{operation};\n}}\n}}"
+        )
+    return "\n#include <cstddef>\n" + "\n".join(parts)
+
+
 @pytest.fixture(scope="module")
 def host_kernels(tmp_path_factory):
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
@@ -232,7 +266,7 @@ def host_kernels(tmp_path_factory):
     module, recorded = kernel_sources()
     folder = tmp_path_factory.mktemp("host_kernels")
     source, library = folder / "kernels.cpp", folder / "kernels.so"
-    source.write_text(as_host_cpp(recorded, module._SOFTMAX_CE))
+    source.write_text(as_host_cpp(recorded, module._SOFTMAX_CE) + as_host_cpp_indexed(recorded))
     out = subprocess.run(
         [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
         capture_output=True,
@@ -312,3 +346,45 @@ def test_the_softmax_cross_entropy_kernel_computes_its_formula_on_the_host(host_
     c = scales[:, None, None] if per_network else 0.25
     for got, want in zip((F, Ri, D), (F0, R0, c * D0)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _run_host(library, name, n, *args):
+    """Call host_NAME over n elements; args are arrays (pointers) or ctypes integers."""
+    import ctypes
+
+    keep = [a if isinstance(a, np.ndarray) else ctypes.pointer(a) for a in args]
+    pointers = (ctypes.c_void_p * len(args))(
+        *(a.ctypes.data if isinstance(a, np.ndarray) else ctypes.addressof(a.contents)
+          for a in keep)
+    )  # fmt: skip
+    getattr(library, f"host_{name}")(ctypes.c_long(n), pointers)
+
+
+def test_the_bias_by_column_and_row_gather_kernels_compute_their_formulas_on_the_host(
+    host_kernels,
+):
+    """The kernels whose CUDA C does its own index arithmetic (32-bit): a column or row
+    slip fails here, without a GPU."""
+    import ctypes
+
+    library, _ = host_kernels
+    formulas = standin_formulas().ELEMENTWISE
+    rng = np.random.default_rng(2)
+    A, b = rng.normal(scale=3, size=(13, 7)), rng.normal(size=7)
+    for name in functions.ACTIVATIONS:
+        Z = np.full_like(A, np.nan)
+        _run_host(library, f"gpubp_bias_rows_{name}", A.size, A, b, ctypes.c_uint(7), Z)
+        want = formulas[f"gpubp_bias_rows_{name}"](A, b, np.uint32(7))["z"]
+        np.testing.assert_allclose(Z, want, rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            Z, functions.ACTIVATIONS[name](np, A + b), rtol=1e-12, atol=1e-12, err_msg=name
+        )
+    src = rng.normal(size=(50, 9))
+    order = rng.permutation(50).astype(np.int64)
+    k, batch = np.array([2], dtype=np.int64), 8
+    dst = np.full((batch, 9), np.nan)
+    _run_host(library, "gpubp_gather_rows", dst.size, src, order, k, ctypes.c_uint(9),
+              ctypes.c_longlong(batch), dst)  # fmt: skip
+    np.testing.assert_array_equal(dst, src[order[16:24]])
+    want = formulas["gpubp_gather_rows"](src, order, k, np.uint32(9), np.int64(batch))["dst"]
+    np.testing.assert_array_equal(dst, want)

@@ -14,6 +14,10 @@ from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
 ELEMENTWISE = {}
 for _name, _sigma in ACTIVATIONS.items():
     ELEMENTWISE[f"gpubp_bias_{_name}"] = lambda a_in, b, _s=_sigma: {"z": _s(np, a_in + b)}
+for _name, _sigma in ACTIVATIONS.items():
+    ELEMENTWISE[f"gpubp_bias_rows_{_name}"] = lambda a_in, b, K, _s=_sigma: {
+        "z": _s(np, a_in + b[np.arange(a_in.size) % int(K)].reshape(a_in.shape))
+    }
 for _name, _prime in DERIVATIVES.items():
     ELEMENTWISE[f"gpubp_d{_name}"] = lambda z, g_in, _p=_prime: {"g": _p(np, z, g_in.copy())}
 
