@@ -212,31 +212,67 @@ AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no te
     "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy"
 )
 
-SGD = cp.ElementwiseKernel(
-    "T g, T lr, T theta_in", "T theta", "theta = theta_in - lr * g", "gpubp_sgd"
-)
-SGD_MOMENTUM = cp.ElementwiseKernel(
-    "T g, T lr, T mu, T v_in, T theta_in",
-    "T v, T theta",
-    "v = mu * v_in - lr * g; theta = theta_in + v;",
-    "gpubp_sgd_momentum",
-)
-SGD_NESTEROV = cp.ElementwiseKernel(
-    "T g, T lr, T mu, T v_in, T theta_in",
-    "T v, T theta",
-    "v = mu * v_in - lr * g; theta = theta_in + mu * v - lr * g;",
-    "gpubp_sgd_nesterov",
-)
-ADAM = cp.ElementwiseKernel(
-    "T g, T lr_t, T b1, T b2, T eps, T m_in, T v_in, T theta_in",
-    "T m, T v, T theta",
-    """
+_STEPS = {  # name: (inputs, outputs, update); the rate (lr or lr_t) is the second input
+    "gpubp_sgd": ("T g, T lr, T theta_in", "T theta", "theta = theta_in - lr * g"),
+    "gpubp_sgd_momentum": (
+        "T g, T lr, T mu, T v_in, T theta_in",
+        "T v, T theta",
+        "v = mu * v_in - lr * g; theta = theta_in + v;",
+    ),
+    "gpubp_sgd_nesterov": (
+        "T g, T lr, T mu, T v_in, T theta_in",
+        "T v, T theta",
+        "v = mu * v_in - lr * g; theta = theta_in + mu * v - lr * g;",
+    ),
+    "gpubp_adam": (
+        "T g, T lr_t, T b1, T b2, T eps, T m_in, T v_in, T theta_in",
+        "T m, T v, T theta",
+        """
     m = b1 * m_in + ((T)1 - b1) * g;
     v = b2 * v_in + ((T)1 - b2) * g * g;
     theta = theta_in - lr_t * m / (sqrt(v) + eps);
     """,
-    "gpubp_adam",
-)
+    ),
+}
+
+
+class _Step:
+    """An optimiser step over theta, called as ``step(g, rate, ..., theta_in, ..., theta)``.
+
+    A stack's rates, one per network as an (R, 1) device array against C-contiguous
+    (R, P) arrays, are read by row (``rate[i / P]``, 32-bit) in a flat loop; any other
+    rate (a number, one device value) broadcasts as CuPy does."""
+
+    def __init__(self, name: str):
+        inputs, outputs, update = _STEPS[name]
+        params = [p.strip() for p in inputs.split(",")]
+        rate = params[1].split()[1]
+        rows = ", ".join([params[0], f"raw T {rate}_rows, uint32 P", *params[2:]])
+        self.broadcast = cp.ElementwiseKernel(inputs, outputs, update, name)
+        self.rows = cp.ElementwiseKernel(
+            rows, outputs, f"const T {rate} = {rate}_rows[(unsigned int)i / P];" + update,
+            f"{name}_rows",
+        )  # fmt: skip
+
+    def __call__(self, g, rate, *rest):
+        arrays = [g, *(a for a in rest if isinstance(a, cp.ndarray))]
+        by_row = (
+            isinstance(rate, cp.ndarray)
+            and g.ndim == 2
+            and rate.shape == (g.shape[0], 1)
+            and rate.flags.c_contiguous
+            and all(a.shape == g.shape and a.flags.c_contiguous for a in arrays)
+            and 0 < g.size < 2**32
+        )
+        if not by_row:
+            return self.broadcast(g, rate, *rest)
+        return self.rows(g, rate, cp.uint32(g.shape[1]), *rest)
+
+
+SGD = _Step("gpubp_sgd")
+SGD_MOMENTUM = _Step("gpubp_sgd_momentum")
+SGD_NESTEROV = _Step("gpubp_sgd_nesterov")
+ADAM = _Step("gpubp_adam")
 
 
 # -- matrix products, and what a CUDA graph of a training step reads from the device --

@@ -204,3 +204,31 @@ def test_gpu_tensors_of_other_libraries_as_x_and_y():
         ref = gpubp.MLPClassifier(**kw).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
     assert clf.score(X_t, y_t) == ref.score(X, y)
+
+
+@pytest.mark.parametrize("solver", ["plain", "nesterov", "momentum", "adam"])
+def test_a_stacks_optimiser_steps_on_cupy_take_each_networks_rate(solver):
+    """(R, P) updates with one rate per network (the fused steps read them by row)."""
+    import cupy
+
+    from gpubp import kernels
+    from gpubp.optim import SGD, Adam
+
+    rng = np.random.default_rng(1)
+    theta0 = rng.normal(size=(3, 7)).astype(np.float32)
+    grads = [rng.normal(size=(3, 7)).astype(np.float32) for _ in range(3)]
+    rates = [0.1, 0.01, 0.5]
+
+    def make(xp, fused):
+        theta = xp.asarray(theta0)
+        if solver == "adam":
+            return theta, Adam(xp, theta, rates, fused=fused)
+        momentum = 0.0 if solver == "plain" else 0.9
+        opt = SGD(xp, theta, rates, momentum=momentum, nesterov=solver == "nesterov", fused=fused)
+        return theta, opt
+
+    (t1, o1), (t2, o2) = make(cupy, kernels), make(np, None)
+    for g in grads:
+        o1.step(t1, cupy.asarray(g))
+        o2.step(t2, g.copy())
+    np.testing.assert_allclose(cupy.asnumpy(t1), t2, rtol=1e-5, atol=1e-6)

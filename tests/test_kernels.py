@@ -388,3 +388,40 @@ def test_the_bias_by_column_and_row_gather_kernels_compute_their_formulas_on_the
     np.testing.assert_array_equal(dst, src[order[16:24]])
     want = formulas["gpubp_gather_rows"](src, order, k, np.uint32(9), np.int64(batch))["dst"]
     np.testing.assert_array_equal(dst, want)
+
+
+@pytest.mark.parametrize(
+    "name,rate",
+    [("gpubp_sgd", "lr"), ("gpubp_sgd_momentum", "lr"), ("gpubp_sgd_nesterov", "lr"),
+     ("gpubp_adam", "lr_t")],
+)  # fmt: skip
+def test_optimiser_steps_with_a_rate_per_network_read_it_by_row_on_the_host(
+    host_kernels, name, rate
+):
+    """A stack's (R, P) update with network r's rate at rate[r]: element i takes row i / P."""
+    import ctypes
+
+    library, recorded = host_kernels
+    inputs, outputs = next((i, o) for i, o, _, n in recorded if n == f"{name}_rows")
+    formulas = standin_formulas().ELEMENTWISE
+    rng = np.random.default_rng(3)
+    R, P = 3, 5
+    rates = np.array([0.1, 0.02, 0.5])
+    values, args = {}, []
+    for _, _, n in params_of(inputs):
+        if n == f"{rate}_rows":
+            args.append(rates)
+        elif n == "P":
+            args.append(ctypes.c_uint(P))
+        else:
+            values[n] = rng.uniform(0.01, 0.99, size=(R, P))
+            args.append(values[n])
+    outs = {n: np.full((R, P), np.nan) for _, _, n in params_of(outputs)}
+    _run_host(library, f"{name}_rows", R * P, *args, *outs.values())
+    per_element = np.repeat(rates, P).reshape(R, P)
+    want = formulas[name](**values, **{rate: per_element})
+    for n, got in outs.items():
+        np.testing.assert_allclose(got, want[n], rtol=1e-12, atol=1e-12, err_msg=n)
+    stand_in = formulas[f"{name}_rows"](**values, **{f"{rate}_rows": rates, "P": np.uint32(P)})
+    for n in outs:
+        np.testing.assert_allclose(stand_in[n], want[n], rtol=1e-12, err_msg=n)

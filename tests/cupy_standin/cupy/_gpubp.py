@@ -53,6 +53,22 @@ ELEMENTWISE |= {"gpubp_sgd_momentum": _momentum, "gpubp_sgd_nesterov": _nesterov
 ELEMENTWISE["gpubp_adam"] = _adam
 
 
+def _by_row(step, rate):
+    """A step whose rate is read by row: element i of the (R, P) arrays takes rate[i // P]."""
+
+    def run(g, P, **args):
+        rows = args.pop(f"{rate}_rows").reshape(-1)
+        per_element = rows[np.arange(g.size) // int(P)].reshape(g.shape)
+        return step(g=g, **{rate: per_element}, **args)
+
+    return run
+
+
+for _name, _rate in [("gpubp_sgd", "lr"), ("gpubp_sgd_momentum", "lr"),
+                     ("gpubp_sgd_nesterov", "lr"), ("gpubp_adam", "lr_t")]:  # fmt: skip
+    ELEMENTWISE[f"{_name}_rows"] = _by_row(ELEMENTWISE[_name], _rate)
+
+
 def _softmax_ce(threads, t, b, b_stride, has_b, y, y_rows, scales, n_scales, scale, f, r, d,
                 N, n_cases, K):  # fmt: skip
     """One thread per case: rows the grid does not reach stay unwritten, as on a GPU.
