@@ -126,8 +126,9 @@ class GraphedSteps:
     def step(self) -> None:
         """Step k of the epoch: its minibatch, forward and backward, the update, the loss."""
         net, fused, B = self.net, self.net.backend.fused, self.batch_size
-        fused.GATHER_ROWS(self.X, self.order, self.k, self.X.shape[1], B, self.Xb)
-        fused.GATHER_ROWS(self.Y, self.order, self.k, self.Y.shape[1], B, self.Yb)
+        width_X, width_Y = np.uint32(self.X.shape[1]), np.uint32(self.Y.shape[1])
+        fused.GATHER_ROWS(self.X, self.order, self.k, width_X, B, self.Xb)
+        fused.GATHER_ROWS(self.Y, self.order, self.k, width_Y, B, self.Yb)
         fused.TABLE_ROW(self.rates, self.k, self.rate_row.size, self.rate_row)
         trace = net.backprop_unchecked(
             self.Xb, self.Yb, self.scale, self.decay, None, self.out, penalty=False

@@ -266,7 +266,7 @@ class _Step:
         )
         if not by_row:
             return self.broadcast(g, rate, *rest)
-        return self.rows(g, rate, cp.uint32(g.shape[1]), *rest)
+        return self.rows(g, rate.reshape(-1), cp.uint32(g.shape[1]), *rest)
 
 
 SGD = _Step("gpubp_sgd")
