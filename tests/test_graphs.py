@@ -141,20 +141,7 @@ def test_direct_cublas_products_match_cupy(dtype):
 
     direct, why = kernels.direct_cublas()
     assert direct is not None, why
-    Z = _rand(cupy, (64, 33), 0).astype(dtype)
-    D = _rand(cupy, (64, 17), 1).astype(dtype)
-    theta = _rand(cupy, (3, 33 * 17 + 5), 2).astype(dtype)
-    W = theta[:, : 33 * 17].reshape(3, 33, 17)  # a stack's weights: rows of theta
-    Zs = _rand(cupy, (3, 64, 33), 3).astype(dtype)
-    cases = {
-        "Z W": (Z, W[0]),
-        "Z^T D": (Z.T, D),
-        "D W^T": (D, W[0].T),
-        "X W, shared X": (Z, W),
-        "Z W, stacked": (Zs, W),
-        "Z^T D, stacked": (Zs.swapaxes(-1, -2), cupy.stack([D] * 3)),
-        "D W^T, stacked": (cupy.stack([D] * 3), W.swapaxes(-1, -2)),
-    }
+    cases = _products(cupy, dtype)
     for name, (a, b) in cases.items():
         got = direct.matmul(a, b)
         assert got is not None, name
