@@ -109,8 +109,10 @@ def test_raw_kernels_check_arguments_against_the_c_signature(cp):
     from gpubp.functions import cross_entropy
 
     code = (
-        'extern "C" __global__ void softmax_ce_float(const float* t, const float* y, '
-        "float* f, float* r, float* d, int N, int K) {}"
+        'extern "C" __global__ void softmax_ce_float(float* t, const float* b, '
+        "long long b_stride, int has_b, const float* y, long long y_rows, const float* scales, "
+        "long long n_scales, float scale, float* f, float* r, float* d, long long N, "
+        "long long n_cases, int K) {}"
     )
     module = cp.RawModule(code=code)
     with cp.counting() as seen:
@@ -120,11 +122,17 @@ def test_raw_kernels_check_arguments_against_the_c_signature(cp):
     T = cp.asarray(rng.normal(size=(5, 3)).astype(np.float32))
     Y = cp.asarray(np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]])
     F, R, D = cp.zeros((5, 3), cp.float32), cp.zeros(5, cp.float32), cp.zeros((5, 3), cp.float32)
-    with pytest.raises(TypeError, match="numpy.int32"):
-        kernel((1,), (8,), (T, Y, F, R, D, 5, 3))  # Python ints would not be C ints
+    i32, i64, one = np.int32, np.int64, np.float32(1)
+    five, three = i64(5), i32(3)
+
+    def args(y=Y, n=five, k=three):
+        return (T, R, i64(0), i32(0), y, five, R, i64(0), one, F, R, D, n, five, k)
+
+    with pytest.raises(TypeError, match="numpy.int64"):
+        kernel((1,), (8,), args(n=5))  # Python ints would not be C integers
     with pytest.raises(TypeError, match="float32 device array"):
-        kernel((1,), (8,), (T, Y.astype(cp.float64), F, R, D, np.int32(5), np.int32(3)))
-    kernel((1,), (4,), (T, Y, F, R, D, np.int32(5), np.int32(3)))  # 4 threads for 5 rows
+        kernel((1,), (8,), args(y=Y.astype(cp.float64)))
+    kernel((1,), (4,), args())  # 4 threads for 5 rows
     want = cross_entropy(np, "softmax", T.get(), Y.get())
     np.testing.assert_allclose(F.get()[:4], want[0][:4], rtol=1e-6)
     assert F.get()[4].tolist() == [0, 0, 0]  # the row no thread reached
