@@ -99,7 +99,9 @@ speed)
     # copies of gpubp from before a change (carried in .before/; the packages named in
     # $BEFORE, default gpubp_before), the elementwise kernels' memory speed, the epoch
     # table at 60,000 rows (torch.compile for (a) and (b), whose targets name it) and the
-    # profile with graphs. $2 picks the parts (default all, in this order).
+    # profile with graphs. $2 picks the parts (default all, in this order). A copy from
+    # before: echo /.before/ >> .git/info/exclude; mkdir -p .before; git archive REV gpubp
+    # | tar -x -C .before; mv .before/gpubp .before/gpubp_before (then carry .before).
     export PYTHONPATH="$PWD/.before:$PYTHONPATH"
     BEFORE=${BEFORE:-gpubp_before}
     card
