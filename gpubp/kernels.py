@@ -302,7 +302,7 @@ def matmul(a, b, out=None, precision="float32"):
     return cp.matmul(a, b, out=out)
 
 
-_ONES = {}  # (device id, N, dtype) -> a row of N ones
+_ONES = {}  # (device id, N, dtype) -> a row of N ones; kept: captured graphs read it by address
 
 
 def column_sums(D, out=None):
