@@ -19,6 +19,26 @@ SKLEARN_ACTIVATION = {"sigmoid": "logistic", "relu": "relu"}
 PACKAGE_BEFORE = "gpubp_before"  # gpubp as it was before a change, where a copy is on the path
 
 
+def add_before_argument(parser) -> None:
+    """``--before [PACKAGES]``: copies of gpubp from before a change to time beside it, as
+    a list of package names (comma-separated; given bare, ``PACKAGE_BEFORE``)."""
+    parser.add_argument(
+        "--before",
+        nargs="?",
+        type=lambda text: [p for p in text.split(",") if p],
+        const=[PACKAGE_BEFORE],
+        default=[],
+        metavar="PACKAGES",
+        help="also time these copies of gpubp from before a change (comma-separated package "
+        f"names on the path; default {PACKAGE_BEFORE})",
+    )
+
+
+def package_label(package: str) -> str:
+    """How a table names a copy of gpubp: ``gpubp_before`` is "before"."""
+    return package.removeprefix("gpubp_")
+
+
 class Unavailable(Exception):
     """This contender cannot run here; the message says why."""
 
@@ -49,7 +69,7 @@ class Gpubp:
         self.backend, self.graphs, self.precision = backend, graphs, precision
         self.package = package
         extra = ([] if graphs else ["no graphs"]) + ([] if precision == "float32" else [precision])
-        label = "gpubp" if package == "gpubp" else f"gpubp {package.removeprefix('gpubp_')}"
+        label = "gpubp" if package == "gpubp" else f"gpubp {package_label(package)}"
         self.name = f"{label} ({', '.join([backend, *extra])})"
 
     def _gpubp(self):

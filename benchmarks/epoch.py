@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 
+from .contenders import add_before_argument
 from .measure import cpu_model
 
 
@@ -52,15 +53,7 @@ def _parser():
     p.add_argument("--epochs", type=int, default=5, help="measured epochs (default 5)")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads (default 2)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    p.add_argument(
-        "--before",
-        nargs="?",
-        const="gpubp_before",
-        default="",
-        metavar="PACKAGES",
-        help="on the GPU, also time these copies of gpubp from before a change (comma-"
-        "separated package names on the path; default gpubp_before)",
-    )
+    add_before_argument(p)  # on the GPU
     p.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     p.add_argument("--out", default="benchmarks/results", help="folder for JSON, Markdown, PNG")
@@ -95,7 +88,7 @@ def _run(args) -> int:
         keys = ["gpubp", "torch"]
         if gpu:  # the levers of issue 17: CUDA graphs off (before), TF32 products
             keys[1:1] = ["gpubp-nograph"] + (["gpubp-tf32"] if config.gpu_only else [])
-            keys[1:1] = [f"gpubp@{p}" for p in args.before.split(",") if p]
+            keys[1:1] = [f"gpubp@{p}" for p in args.before]
         if not (args.no_compile or args.quick):
             keys += ["torch-compile", "torch-compile-ro"] if gpu else ["torch-compile"]
         if not gpu and not args.no_sklearn:

@@ -17,7 +17,7 @@ import importlib
 import statistics
 import sys
 
-from .contenders import PACKAGE_BEFORE
+from .contenders import PACKAGE_BEFORE, package_label
 from .measure import write_results
 
 _SGD4 = r"""
@@ -74,7 +74,7 @@ def cases(rows: int = 4096, width: int = 4096, vector: bool = True):
         pass
     for package in packages:
         kernels = importlib.import_module(f"{package}.kernels")
-        tag = "" if package == "gpubp" else " (before)"
+        tag = "" if package == "gpubp" else f" ({package_label(package)})"
         relu = kernels.BIAS_ACTIVATION["relu"]
         out += [
             (f"bias + ReLU{tag}", 2 * n * item, lambda r=relu: r(A, b, Z)),

@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from .contenders import PACKAGE_BEFORE
+from .contenders import add_before_argument, package_label
 from .measure import write_results
 
 
@@ -43,7 +43,7 @@ class StackEpochs:
         label = "one network" if R is None else f"stack of R = {R}"
         extra = [] if graphs else ["no CUDA graphs"]
         extra += [] if precision == "float32" else [precision]
-        extra += [] if package == "gpubp" else [package.removeprefix("gpubp_")]
+        extra += [] if package == "gpubp" else [package_label(package)]
         self.name = ", ".join([label, *extra])
         self.R, self.graphed, self.precision, self.package = R, graphs, precision, package
         self.net = gpubp.MLP(
@@ -164,20 +164,12 @@ def tf32_errors(rows: int = 1024) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_levers")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--before",
-        nargs="?",
-        const=PACKAGE_BEFORE,
-        default="",
-        metavar="PACKAGES",
-        help=f"also time these copies of gpubp (comma-separated; default {PACKAGE_BEFORE})",
-    )
+    add_before_argument(parser)
     parser.add_argument("--no-profile", action="store_true", help="skip the stack's profile")
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    before = [p for p in args.before.split(",") if p]
-    stack, runs = stack_rows(args.rounds, before, args.rows)
+    stack, runs = stack_rows(args.rounds, args.before, args.rows)
     lines = [
         "| (a) 784-128-10 sigmoid, batch 128, 60,000 rows | epoch s | min-max s | "
         "/ one network | peak MB in use |",

@@ -161,15 +161,15 @@ def softmax_cross_entropy_output(A, Y, bias=None, bias_stride=0, scale=1.0):
         return T, F, R, D
     if isinstance(scale, cp.ndarray):
         scales = cp.ascontiguousarray(scale.reshape(-1).astype(T.dtype, copy=False))
-        by_value = T.dtype.type(0)
+        n_scales, by_value = scales.size, T.dtype.type(0)
     else:
-        scales, by_value = R, T.dtype.type(scale)  # R: any pointer of T's type, unread
+        scales, n_scales, by_value = R, 0, T.dtype.type(scale)  # R: a T pointer, unread
     has_b = bias is not None
     kernel = _softmax_ce_kernel(T.dtype)
     threads = 128
     args = (
         T, bias if has_b else R, cp.int64(bias_stride), cp.int32(has_b),
-        Y, cp.int64(y_rows), scales, cp.int64(scales.size if scales is not R else 0),
+        Y, cp.int64(y_rows), scales, cp.int64(n_scales),
         by_value, F, R, D, cp.int64(N), cp.int64(n_cases), cp.int32(K),
     )  # fmt: skip
     kernel(((N + threads - 1) // threads,), (threads,), args)

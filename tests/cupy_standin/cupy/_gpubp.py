@@ -14,7 +14,6 @@ from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
 ELEMENTWISE = {}
 for _name, _sigma in ACTIVATIONS.items():
     ELEMENTWISE[f"gpubp_bias_{_name}"] = lambda a_in, b, _s=_sigma: {"z": _s(np, a_in + b)}
-for _name, _sigma in ACTIVATIONS.items():
     ELEMENTWISE[f"gpubp_bias_rows_{_name}"] = lambda a_in, b, K, _s=_sigma: {
         "z": _s(np, a_in + b[np.arange(a_in.size) % int(K)].reshape(a_in.shape))
     }
