@@ -39,7 +39,7 @@ from .errors import (
 from .estimators import ACTIVATIONS, STOCHASTIC_SOLVERS, MLPClassifier, MLPRegressor
 from .file_formats import container, write_atomically
 from .inputs.sources import SelectedRows
-from .network import DTYPES, count_parameters
+from .network import DTYPES, INITS, PENALTIES, count_parameters
 from .persist import describe, load, load_with_description, save
 from .tables import column, numbers, read_csv, read_in_chunks, some, table_chunks, target
 
@@ -129,7 +129,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lr", type=_positive_float, default=1e-3, help="learning_rate_init (default 0.001)"
     )
-    train.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty (default 0.0001)")
+    train.add_argument(
+        "--alpha", type=float, default=1e-4, help="the penalty's weight (default 0.0001)"
+    )
+    train.add_argument(
+        "--penalty",
+        choices=PENALTIES,
+        default="l2",
+        help="l2 (weight decay, the default) or weight_elimination (ESL 11.5.2)",
+    )
+    train.add_argument(
+        "--w0", type=_positive_float, default=1.0, help="weight elimination's scale (default 1)"
+    )
+    train.add_argument(
+        "--init",
+        choices=INITS,
+        default="glorot",
+        help="starting weights: glorot (scikit-learn's, the default) or esl (uniform +-0.7)",
+    )
     train.add_argument(
         "--tol", type=float, default=1e-4, help="the improvement that counts (default 0.0001)"
     )
@@ -299,6 +316,9 @@ def _train_with(args, cleanup) -> int:
         distributed=args.distributed,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
+        penalty=args.penalty,
+        w0=args.w0,
+        init=args.init,
     )
     start = time.perf_counter()
     with warnings.catch_warnings():  # both are reported below, in the command's words

@@ -3,13 +3,13 @@
 The CPU twin of ``gpubp.kernels``: the same names, called the same way, each doing
 in one pass over memory what the reference formulas of ``gpubp.functions`` and
 ``gpubp.optim`` do in several NumPy calls (bias + activation, the activation
-derivative, softmax + cross-entropy, the bias sums, weight decay's dW += 2 lambda W,
-every optimiser step). Each computes its formula in the reference's order and dtype,
-so the results are the reference's bits, except the softmax's exp and log (numba's
-libm against NumPy's vectorised ones: float32 rounding) and Adam's (1 - beta)
-factors (rounded as the CUDA kernel rounds them). tanh, and the sigmoid through it,
-stays NumPy's vectorised ufunc between two fused passes: a scalar tanh in a numba
-loop is 9x slower. Single-threaded: the BLAS owns the cores.
+derivative, softmax + cross-entropy, the bias sums, the penalty gradients of weight
+decay and weight elimination, every optimiser step). Each computes its formula in the
+reference's order and dtype, so the results are the reference's bits, except the
+softmax's exp and log (numba's libm against NumPy's vectorised ones: float32 rounding)
+and Adam's (1 - beta) factors (rounded as the CUDA kernel rounds them). tanh, and the
+sigmoid through it, stays NumPy's vectorised ufunc between two fused passes: a scalar
+tanh in a numba loop is 9x slower. Single-threaded: the BLAS owns the cores.
 
 Every kernel loops over arrays of three axes (network, row, column); a single
 network's arrays get a leading axis of 1, and a per-network number is a vector of R
@@ -124,6 +124,19 @@ def _axpy(y, a, x):
         for i in range(N):
             for j in range(M):
                 y[r, i, j] = y[r, i, j] + c * x[r, i, j]
+
+
+@njit(**_JIT)
+def _weight_elimination(y, a, q, x):
+    R, N, M = x.shape
+    one = x.dtype.type(1)
+    for r in range(R):
+        c = a[r % a.size]
+        for i in range(N):
+            for j in range(M):
+                w = x[r, i, j]
+                d = one + w * w * q
+                y[r, i, j] = y[r, i, j] + c * (w * q / (d * d))
 
 
 @njit(**_JIT)
@@ -262,6 +275,12 @@ def column_sums(D, out=None):
 def AXPY(x, a, y_in, y):
     """y = y_in + a x (weight decay's dW += 2 lambda W), ``a`` one number or one per network."""
     _axpy(_cube(_into(y, y_in)), _numbers(a, x.dtype), _cube(x))
+    return y
+
+
+def WEIGHT_ELIMINATION(x, a, q, y_in, y):
+    """y = y_in + a x q / (1 + q x^2)^2 (weight elimination's gradient, ESL eq. 11.17)."""
+    _weight_elimination(_cube(_into(y, y_in)), _numbers(a, x.dtype), x.dtype.type(q), _cube(x))
     return y
 
 

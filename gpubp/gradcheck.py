@@ -87,6 +87,8 @@ def _check(net, analytic, X, Y, reduction, eps, floor) -> GradcheckResult:
         net.weight_decay,
         dtype="float64",
         backend=NUMPY,
+        penalty=net.penalty,
+        w0=net.w0,
     )
     ref.set_weights(net.get_weights())
     params = list(zip(ref.W, ref.b))  # perturbed in place, one entry at a time

@@ -85,6 +85,8 @@ def _key(net, optimizer, data, objective, batch_size):
         batch_size,
         objective.loss_factor,
         tuple(np.ravel(objective.alpha)),
+        net.penalty,
+        net.w0,
         net.matmul_precision,
     )
 

@@ -4,7 +4,7 @@ Each replaces several array operations of the reference formulas in
 ``gpubp.functions`` and ``gpubp.optim`` (which stay the definition, and which
 the NumPy backend runs) by one kernel launch: bias + activation, the
 activation derivative, softmax + cross-entropy, sigmoid + binary
-cross-entropy, weight decay's dW += 2 lambda W, and every optimiser step over
+cross-entropy, the gradients of weight decay and weight elimination, and every optimiser step over
 the flat parameter vector. Only
 ``gpubp.backend`` imports this module, after CuPy has imported and a device
 has answered.
@@ -210,6 +210,13 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
 
 AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary
     "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy"
+)
+
+WEIGHT_ELIMINATION = cp.ElementwiseKernel(  # dW += a W q / (1 + q W^2)^2, ESL eq. 11.17
+    "T x, T a, T q, T y_in",
+    "T y",
+    "T d = 1 + x * x * q; y = y_in + a * (x * q / (d * d))",
+    "gpubp_weight_elimination",
 )
 
 _STEPS = {  # name: (inputs, outputs, update); the rate (lr or lr_t) is the second input

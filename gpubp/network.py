@@ -37,6 +37,9 @@ from .functions import (
 from .validation import real_array
 
 DTYPES = ("float32", "float64")
+PENALTIES = ("l2", "weight_elimination")
+INITS = ("glorot", "esl")
+ESL_BOUND = 0.7  # ESL 11.5.1: uniform starting weights on [-0.7, 0.7] for standardised inputs
 MATMUL_PRECISIONS = ("float32", "tf32")
 REDUCTIONS = ("mean", "sum")
 
@@ -89,12 +92,14 @@ def _seeds(seed, n_networks):
     return [generator(seed)] * (n_networks or 1)
 
 
-def init_weights(layer_sizes, activation, rng):
-    """Glorot-uniform weights and biases near zero, drawn in float64 on the host."""
+def init_weights(layer_sizes, activation, rng, init="glorot"):
+    """Starting weights and biases near zero, drawn in float64 on the host: uniform on
+    +-sqrt(6 / (fan_in + fan_out)) (Glorot; 2 in place of 6 for the sigmoid), as
+    scikit-learn draws them, or with ``init="esl"`` uniform on [-0.7, 0.7] (ESL 11.5.1)."""
     factor = 2.0 if activation == "sigmoid" else 6.0
     weights = []
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
-        bound = np.sqrt(factor / (fan_in + fan_out))
+        bound = ESL_BOUND if init == "esl" else np.sqrt(factor / (fan_in + fan_out))
         W = rng.uniform(-bound, bound, (fan_in, fan_out))
         b = rng.uniform(-bound, bound, fan_out)
         weights.append((W, b))
@@ -106,7 +111,12 @@ class MLP:
 
     ``activation`` is sigma for the hidden units, ``output`` is g (a softmax needs
     K >= 2), ``loss`` is R (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
-    ``sum_i R_i`` plus ``weight_decay * sum_l ||W_l||^2`` (biases not penalised).
+    ``sum_i R_i`` plus ``weight_decay * J`` (biases not penalised), where J is
+    ``sum_l ||W_l||^2`` for ``penalty="l2"`` (weight decay) and, for
+    ``penalty="weight_elimination"`` (ESL 11.5.2, eq. 11.17), ``sum u / (1 + u)`` over
+    every weight with ``u = (W / w0)^2``: small weights are shrunk harder than large ones.
+    ``init`` draws the starting weights: "glorot" (scikit-learn's scaled uniform) or
+    "esl" (uniform on [-0.7, 0.7], the book's, for standardised inputs).
 
     ``n_networks=R`` makes a stack of R networks trained side by side: theta is
     (R, P), W_l (R, fan_in, fan_out), b_l (R, fan_out), losses are (R,) vectors,
@@ -137,6 +147,9 @@ class MLP:
         n_networks: int | None = None,
         matmul_precision: str = "float32",
         weights: Sequence | None = None,
+        penalty: str = "l2",
+        w0: float = 1.0,
+        init: str = "glorot",
     ):
         sizes = tuple(layer_sizes) if hasattr(layer_sizes, "__iter__") else ()
         if len(sizes) < 2 or not all(
@@ -169,6 +182,8 @@ class MLP:
             raise InputError(f"n_networks={n_networks!r} must be None or an integer >= 1")
         self.n_networks = None if n_networks is None else int(n_networks)
         self.weight_decay = _decays(weight_decay, self.n_networks)
+        self.set_penalty(penalty, w0)
+        self.init = check_choice("init", init, INITS)
         self.dtype = _float_dtype(dtype)
         self.matmul_precision = check_choice(
             "matmul_precision", matmul_precision, MATMUL_PRECISIONS
@@ -178,13 +193,20 @@ class MLP:
             self.set_weights(weights)
             return
         drawn = [
-            init_weights(self.layer_sizes, self.activation, rng)
+            init_weights(self.layer_sizes, self.activation, rng, self.init)
             for rng in _seeds(seed, self.n_networks)
         ]
         if self.n_networks is None:
             self.set_weights(drawn[0])
         else:
             self.set_weights([tuple(np.stack(a) for a in zip(*layer)) for layer in zip(*drawn)])
+
+    def set_penalty(self, penalty: str = "l2", w0: float = 1.0) -> None:
+        """Choose J: "l2" (w0 unused) or "weight_elimination" with scale ``w0 > 0``."""
+        self.penalty = check_choice("penalty", penalty, PENALTIES)
+        if not _real(w0) or not 0 < w0 < np.inf:
+            raise InputError(f"w0={w0!r} must be a finite number > 0")
+        self.w0 = float(w0)
 
     # -- weights ----------------------------------------------------------------
 
@@ -283,6 +305,9 @@ class MLP:
             backend=self.backend,
             seed=0,
             matmul_precision=self.matmul_precision,
+            penalty=self.penalty,
+            w0=self.w0,
+            init=self.init,
         )
         alone.set_theta(self.theta[r].copy())
         return alone
@@ -410,24 +435,35 @@ class MLP:
         _, R_i, _ = self.evaluate(T, Y)
         return self._objective(R_i, scale, decay, w)
 
-    def penalty(self):
-        """J = sum_l ||W_l||^2 (ESL 11.5.2; biases are not penalised): a 0-d backend array,
+    def J(self):
+        """The penalty J (ESL 11.5.2; biases are not penalised): sum_l ||W_l||^2, or for
+        weight elimination sum u / (1 + u) with u = (W / w0)^2. A 0-d backend array,
         (R,) for a stack."""
         xp, axes = self.backend.xp, None if not self._lead else (-2, -1)
-        return sum(xp.sum(W * W, axis=axes) for W in self.W)
+        if self.penalty == "l2":
+            return sum(xp.sum(W * W, axis=axes) for W in self.W)
+        q = 1.0 / self.w0**2
+        return sum(xp.sum(_eliminated(W * W * q), axis=axes) for W in self.W)
 
     def add_penalty_gradient(self, gradients, c) -> None:
-        """dW_l += c W_l for every layer, in place: the gradient of (c / 2) J.
+        """dW_l += (c / 2) dJ/dW_l for every layer, in place: the gradient of (c / 2) J.
 
-        ``c`` is a Python float or a 0-d backend array (one per network for a stack);
-        one kernel per layer on CuPy.
+        That is c W_l for "l2" and c W q / (1 + u)^2 (q = 1 / w0^2, u = q W^2) for weight
+        elimination. ``c`` is a Python float or a 0-d backend array (one per network for
+        a stack); one kernel per layer on CuPy and numba.
         """
         fused, c = self.backend.fused, self.per_network(c, 2)
+        q = 1.0 / self.w0**2
         for (dW, _), W in zip(gradients, self.W):
-            if fused is None:
-                dW += c * W
+            if self.penalty == "l2":
+                if fused is None:
+                    dW += c * W
+                else:
+                    fused.AXPY(W, c, dW, dW)
+            elif fused is None:
+                dW += c * weight_elimination_slope(W, q)
             else:
-                fused.AXPY(W, c, dW, dW)
+                fused.WEIGHT_ELIMINATION(W, c, q, dW, dW)
 
     def per_network(self, c, trailing: int):
         """``c`` as it is when it is a number or 0-d; a vector of one number per network
@@ -443,7 +479,7 @@ class MLP:
         xp = self.backend.xp
         R = self.per_network(scale, 0) * xp.sum(R_i if w is None else R_i * w, axis=-1)
         if _nonzero(decay):
-            R = R + self.per_network(decay, 0) * self.penalty()
+            R = R + self.per_network(decay, 0) * self.J()
         return xp.asarray(R)
 
     def backprop_unchecked(self, X, Y, scale, decay, w=None, out=None, penalty=True):
@@ -528,6 +564,17 @@ def _nonzero(c) -> bool:
     if _real(c) or isinstance(c, np.ndarray):
         return bool(np.any(c))
     return c is not None
+
+
+def _eliminated(u):
+    """u / (1 + u): weight elimination's penalty of one weight, u = (W / w0)^2."""
+    return u / (1 + u)
+
+
+def weight_elimination_slope(W, q):
+    """(1/2) d/dW of u / (1 + u), u = q W^2: W q / (1 + u)^2 (the kernels' formula)."""
+    d = 1 + W * W * q
+    return W * q / (d * d)
 
 
 def _transposed(xp, a):

@@ -75,6 +75,8 @@ def save(model, path, *, record: dict | None = None) -> None:
             "output": net.output,
             "loss": net.loss,
             "weight_decay": np.asarray(net.weight_decay).tolist(),
+            "penalty": net.penalty,
+            "w0": net.w0,
             "dtype": net.dtype.name,
             "n_networks": net.n_networks,
         },
@@ -322,6 +324,8 @@ def _build(meta, arrays, backend):
             backend=backend,
             n_networks=net.get("n_networks"),
             weights=weights,
+            penalty=net.get("penalty", "l2"),  # files from before weight elimination
+            w0=net.get("w0", 1.0),
         )
     model: BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
     model._validate_params()

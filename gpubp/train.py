@@ -195,7 +195,7 @@ class _Pass:
         if sums.graph_cases:
             weight = self.objective.constants(float(self.batch_size))[1] * sums.graph_cases + weight
         if np.any(weight):
-            total = total + net.per_network(weight, 0) * net.penalty()
+            total = total + net.per_network(weight, 0) * net.J()
         return total, sums.steps
 
 
@@ -281,7 +281,7 @@ def run_epoch_distributed(
                 break
     total = sums.total
     if decaying:
-        total = total + net.per_network(sums.penalty_weight, 0) * net.penalty()
+        total = total + net.per_network(sums.penalty_weight, 0) * net.J()
     return total, sums.steps
 
 

@@ -41,7 +41,16 @@ def test_every_kernel_the_network_and_optimisers_call_is_there():
     assert set(k.BIAS_ACTIVATION) == set(functions.ACTIVATIONS)
     assert set(k.DERIVATIVE) == set(functions.ACTIVATIONS) - {"identity"}
     assert set(k.LOSSES) == {("softmax", "cross_entropy")}
-    for name in ("AXPY", "SGD", "SGD_MOMENTUM", "SGD_NESTEROV", "ADAM", "matmul", "column_sums"):
+    for name in (
+        "AXPY",
+        "WEIGHT_ELIMINATION",
+        "SGD",
+        "SGD_MOMENTUM",
+        "SGD_NESTEROV",
+        "ADAM",
+        "matmul",
+        "column_sums",
+    ):
         assert callable(getattr(k, name)), name
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -50,10 +51,13 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def trained_alone(X, y, seed, alpha, rate, w, permutations, epochs=6):
+def trained_alone(X, y, seed, alpha, rate, w, permutations, epochs=6, **penalty):
     """A network trained alone as one network of a CV stack is: the stack's seed, decay,
-    rate and case weights, shuffled by the permutations the stack's generator drew."""
-    net = MLP([64, 12, 10], "relu", "softmax", dtype="float64", backend="numpy", seed=seed)
+    rate and case weights (and ``penalty``, ``w0``, ``init``), shuffled by the
+    permutations the stack's generator drew."""
+    net = MLP(
+        [64, 12, 10], "relu", "softmax", dtype="float64", backend="numpy", seed=seed, **penalty
+    )
     history = History()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -146,6 +150,30 @@ def test_the_refit_has_the_chosen_parameters(digits):
     assert best.learning_rate_init != 1e-5
     alone = MLPClassifier((8,), **{**kw, **model.best_params_}).fit(X, y)
     np.testing.assert_array_equal(best.coefs_[0], alone.coefs_[0])
+
+
+def test_weight_elimination_cv_scores_are_those_of_each_network_trained_alone(digits):
+    """As above with weight elimination and the book's starting weights, scored by the log
+    loss (which sees every probability, not only the argmax)."""
+    X, y = digits
+    kw = dict(max_iter=4, random_state=5, batch_size=50, dtype="float64")
+    cv = StratifiedKFold(2)
+    book = dict(penalty="weight_elimination", w0=0.3, init="esl")
+    model = MLPClassifierCV(
+        (12,), alphas=[1e-3, 3.0], cv=cv, scoring="neg_log_loss", refit=False, **book, **kw
+    ).fit(X, y)
+    rng = np.random.default_rng(5)
+    seed = int(rng.integers(2**32, size=1)[0])
+    shuffle = np.random.default_rng(rng.integers(2**32))
+    permutations = [shuffle.permutation(len(y)) for _ in range(4)]
+    for s, alpha in enumerate([1e-3, 3.0]):
+        for f, (train, test) in enumerate(cv.split(X, y)):
+            w = np.zeros(len(y))
+            w[train] = 1
+            net, _ = trained_alone(X, y, seed, alpha, 1e-3, w, list(permutations), 4, **book)
+            F = net.forward(X[test])
+            want = -log_loss(y[test], F / F.sum(axis=1, keepdims=True), labels=np.arange(10))
+            assert model.cv_results_[f"split{f}_test_score"][s] == pytest.approx(want, rel=1e-9)
 
 
 class _Replay:

@@ -46,6 +46,9 @@ ONE_OUTPUT_ROW_ORDER = (
         MLPRegressor(max_iter=50),
         MLPClassifier(max_iter=50, dtype="float64"),
         MLPRegressor(max_iter=50, dtype="float64"),
+        MLPClassifier(
+            max_iter=50, dtype="float64", penalty="weight_elimination", w0=0.5, init="esl"
+        ),
     ],
     expected_failed_checks=lambda est: (
         {

@@ -65,6 +65,26 @@ def test_graphed_steps_train_exactly_as_single_kernels(monkeypatch, solver):
     assert on._optimizer.__dict__.get("t") == off._optimizer.__dict__.get("t")
 
 
+def test_a_changed_penalty_is_a_new_graph_and_trains_as_single_kernels(monkeypatch):
+    """A captured step has J's kernel baked in: switching to weight elimination between
+    warm fits captures a new step, which trains as the one-kernel-at-a-time path."""
+    kw = dict(solver="sgd", momentum=0.0, learning_rate_init=0.1, w0=0.5)
+    results = {}
+    for on in (True, False):
+        est = fit(monkeypatch, on, **kw)
+        before = graphs.latest(est.get_network())
+        est.set_params(warm_start=True, penalty="weight_elimination", alpha=0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(*digits_like())
+        after = graphs.latest(est.get_network())
+        assert (after is not None and after is not before) == on
+        results[on] = est
+    np.testing.assert_array_equal(results[True].loss_curve_, results[False].loss_curve_)
+    for a, b in zip(results[True].coefs_, results[False].coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_partial_fit_reuses_the_captured_step(monkeypatch):
     import cupy
 

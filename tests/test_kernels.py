@@ -13,6 +13,7 @@ import pytest
 
 import gpubp
 from gpubp import functions
+from gpubp.network import weight_elimination_slope
 
 KERNELS = Path(gpubp.__file__).with_name("kernels.py")
 
@@ -128,6 +129,12 @@ def test_fused_kernels_match_the_reference_formulas(dtype):
     W = cp.asarray(rng.normal(size=(64, 33)).astype(dtype))
     cp.testing.assert_allclose(  # atol: where G cancels 0.3 W, one rounding is the whole sum
         kernels.AXPY(W, 0.3, G, G.copy()), G + 0.3 * W, rtol=rtol, atol=rtol
+    )
+    cp.testing.assert_allclose(
+        kernels.WEIGHT_ELIMINATION(W, 0.3, 4.0, G, G.copy()),
+        G + 0.3 * weight_elimination_slope(W, 4.0),
+        rtol=rtol,
+        atol=rtol,
     )
     A3 = cp.asarray(rng.normal(scale=3, size=(3, 64, 33)).astype(dtype))
     b3 = cp.asarray(rng.normal(size=(3, 1, 33)).astype(dtype))
@@ -294,7 +301,7 @@ def test_every_elementwise_kernel_computes_its_formula_when_its_c_runs_on_the_ho
         ins = [p.split()[1] for p in in_params.split(",")]
         outs = [p.split()[1] for p in out_params.split(",")]
         args = {k: rng.normal(scale=3, size=n) for k in ins}
-        for positive in {"v_in", "eps", "lr", "lr_t", "b1", "b2", "mu", "a"} & set(ins):
+        for positive in {"v_in", "eps", "lr", "lr_t", "b1", "b2", "mu", "a", "q"} & set(ins):
             args[positive] = rng.uniform(0.01, 0.99, size=n)
         if name.startswith("gpubp_d"):  # a derivative, written from the activation's output z
             args["z"] = functions.ACTIVATIONS[name.removeprefix("gpubp_d")](np, args["z"])

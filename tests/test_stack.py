@@ -77,8 +77,12 @@ def _optimizer(solver, theta, lr):
     return SGD(np, theta, lr, schedule, 0.0 if solver == "sgd" else 0.9, solver == "nesterov")
 
 
-@pytest.mark.parametrize("solver", ["sgd", "momentum", "nesterov", "adam"])
-def test_each_network_of_a_stack_follows_its_trajectory_alone(solver):
+@pytest.mark.parametrize(
+    "solver,penalty",
+    [("sgd", "l2"), ("momentum", "l2"), ("nesterov", "l2"), ("adam", "l2")]
+    + [("adam", "weight_elimination")],
+)
+def test_each_network_of_a_stack_follows_its_trajectory_alone(solver, penalty):
     """Own seed, decay, learning rate and case weights (some batches weigh 0 for some
     networks); the adaptive schedule and the stopping rule act at different epochs."""
     rng = np.random.default_rng(0)
@@ -92,7 +96,8 @@ def test_each_network_of_a_stack_follows_its_trajectory_alone(solver):
     w[:, :5] = 0
     w[1, 5:20] = 0  # network 1 has nothing in some batches
     kw = dict(batch_size=10, max_iter=40, shuffle=True, tol=0.02, n_iter_no_change=1)
-    stack = numpy_mlp([4, 6, 3], "tanh", "softmax", dtype="float64", seed=SEEDS, n_networks=R)
+    kw_net = dict(dtype="float64", penalty=penalty, w0=0.5)
+    stack = numpy_mlp([4, 6, 3], "tanh", "softmax", seed=SEEDS, n_networks=R, **kw_net)
     history = StackHistory(R)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -107,7 +112,7 @@ def test_each_network_of_a_stack_follows_its_trajectory_alone(solver):
         )
     lengths = set()
     for r in range(R):
-        alone = numpy_mlp([4, 6, 3], "tanh", "softmax", dtype="float64", seed=SEEDS[r])
+        alone = numpy_mlp([4, 6, 3], "tanh", "softmax", seed=SEEDS[r], **kw_net)
         record = History()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -42,7 +42,7 @@ from ..inputs.data import SHUFFLES, Data, Streamed, held_out_pieces
 from ..inputs.residency import streamed_source
 from ..inputs.shards import own_rows_if_replicated, replicated, shards
 from ..inputs.sources import Rows, as_rows, distinct_values, target_rows
-from ..network import DTYPES, MATMUL_PRECISIONS, MLP
+from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
 from ..optim import SGD, Adam, moved
 from ..train import History, Objective, fit_lbfgs, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
@@ -147,6 +147,9 @@ class BaseMLP(BaseEstimator):
         "streaming": ["boolean", StrOptions({"auto"})],
         "checkpoint": [None, str, os.PathLike],
         "checkpoint_every": [str, Interval(Integral, 1, None, closed="left")],
+        "penalty": [StrOptions(set(PENALTIES))],
+        "w0": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions(set(INITS))],
     }
 
     def __init__(
@@ -184,6 +187,9 @@ class BaseMLP(BaseEstimator):
         streaming="auto",
         checkpoint=None,
         checkpoint_every="auto",
+        penalty="l2",
+        w0=1.0,
+        init="glorot",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -217,6 +223,9 @@ class BaseMLP(BaseEstimator):
         self.streaming = streaming
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.penalty = penalty
+        self.w0 = w0
+        self.init = init
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -466,6 +475,9 @@ class BaseMLP(BaseEstimator):
             seed=rng,
             n_networks=n_networks,
             matmul_precision=self.matmul_precision,
+            penalty=self.penalty,
+            w0=self.w0,
+            init=self.init,
         )
         self.__dict__.pop("_weights", None)
         self._history = History() if n_networks is None else StackHistory(n_networks)
@@ -708,7 +720,7 @@ class BaseMLP(BaseEstimator):
             """The validation score and loss (one each per network of a stack): one read
             from the device per piece of the held-out cases."""
             R = net.n_networks or 1
-            J = net.penalty() if objective.alpha else None
+            J = net.J() if objective.alpha else None
             sums = None
             for piece, y_piece in pieces():
                 _, T = net.propagate(piece.X)
@@ -832,6 +844,7 @@ class BaseMLP(BaseEstimator):
             and net.dtype == dtype
             and net.matmul_precision == self.matmul_precision
         ):
+            net.set_penalty(self.penalty, self.w0)  # may change between warm fits
             return net
         weights = self._host_weights()
         sizes = [weights[0][0].shape[-2], *(W.shape[-1] for W, _ in weights)]
@@ -845,6 +858,9 @@ class BaseMLP(BaseEstimator):
             n_networks=weights[0][0].shape[0] if stacked else None,
             matmul_precision=self.matmul_precision,
             weights=weights,
+            penalty=self.penalty,
+            w0=self.w0,
+            init=self.init,
         )
         self._net = rebuilt
         self.__dict__.pop("_weights", None)

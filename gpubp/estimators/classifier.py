@@ -23,6 +23,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
     gradient descent without momentum (the textbook's).
 
+    ``penalty`` is what ``alpha`` multiplies: "l2" (weight decay, scikit-learn's) or
+    "weight_elimination" (ESL 11.5.2: sum u / (1 + u), u = (W / w0)^2, which shrinks
+    small weights harder; ``w0``, default 1, is the scale between small and large).
+    ``init`` draws the starting weights: "glorot" (scikit-learn's) or "esl" (uniform
+    on [-0.7, 0.7], ESL 11.5.1, meant for standardised inputs).
+
     ``n_init`` random starts (ESL 11.5.6) train together as one stack of
     networks; ``ensemble="best"`` keeps the start with the lowest training loss
     (validation loss with early stopping), ``"average"`` keeps them all and

@@ -146,6 +146,9 @@ class _CrossValidated:
                 seed=[int(seeds[grid[k][2]]) for k in chunk],
                 n_networks=len(chunk),
                 matmul_precision=self.matmul_precision,
+                penalty=self.penalty,
+                w0=self.w0,
+                init=self.init,
             )
             history = StackHistory(len(chunk))
             data = Data(X, Y_dev, backend.to_device(w), w, offset, n_total)
@@ -330,7 +333,8 @@ class _Fixed:
 
 def _cv_doc(kind):
     return f"""{kind} with the weight decay ``alpha`` (and optionally the learning rate)
-    chosen by cross-validation, in scikit-learn's ``RidgeCV`` convention.
+    chosen by cross-validation, in scikit-learn's ``RidgeCV`` convention; with
+    ``penalty="weight_elimination"`` ``alpha`` weighs that penalty instead.
 
     Every parameter of {kind.removesuffix("CV")}, plus ``alphas`` (the decays to try),
     ``learning_rate_inits`` (None: ``learning_rate_init`` only), ``n_init`` random
@@ -392,6 +396,9 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         streaming="auto",
         checkpoint=None,
         checkpoint_every="auto",
+        penalty="l2",
+        w0=1.0,
+        init="glorot",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -426,6 +433,9 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
             streaming=streaming,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            penalty=penalty,
+            w0=w0,
+            init=init,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits
@@ -483,6 +493,9 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
         streaming="auto",
         checkpoint=None,
         checkpoint_every="auto",
+        penalty="l2",
+        w0=1.0,
+        init="glorot",
     ):
         super().__init__(
             loss=loss,
@@ -518,6 +531,9 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
             streaming=streaming,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            penalty=penalty,
+            w0=w0,
+            init=init,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits

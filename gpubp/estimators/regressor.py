@@ -59,6 +59,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         streaming="auto",
         checkpoint=None,
         checkpoint_every="auto",
+        penalty="l2",
+        w0=1.0,
+        init="glorot",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -93,6 +96,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             streaming=streaming,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            penalty=penalty,
+            w0=w0,
+            init=init,
         )
         self.loss = loss
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
+from gpubp.network import weight_elimination_slope
 
 ELEMENTWISE = {}
 for _name, _sigma in ACTIVATIONS.items():
@@ -28,6 +29,9 @@ def _sigmoid_bce(t, y):
 
 ELEMENTWISE["gpubp_sigmoid_bce"] = _sigmoid_bce
 ELEMENTWISE["gpubp_axpy"] = lambda x, a, y_in: {"y": y_in + a * x}
+ELEMENTWISE["gpubp_weight_elimination"] = lambda x, a, q, y_in: {
+    "y": y_in + a * weight_elimination_slope(x, q)
+}
 ELEMENTWISE["gpubp_sgd"] = lambda g, lr, theta_in: {"theta": theta_in - lr * g}
 
 
