@@ -67,16 +67,20 @@ def test_graphed_steps_train_exactly_as_single_kernels(monkeypatch, solver):
 
 def test_a_changed_penalty_is_a_new_graph_and_trains_as_single_kernels(monkeypatch):
     """A captured step has J's kernel baked in: switching to weight elimination between
-    warm fits captures a new step, which trains as the one-kernel-at-a-time path."""
-    kw = dict(solver="sgd", momentum=0.0, learning_rate_init=0.1, w0=0.5)
+    partial fits on the same device X captures a new step, which trains as the
+    one-kernel-at-a-time path."""
+    import cupy
+
+    X, y = digits_like()
+    X = cupy.asarray(X)  # the same X for every call: only the penalty changes the key
     results = {}
     for on in (True, False):
-        est = fit(monkeypatch, on, **kw)
+        monkeypatch.setenv(graphs.ENV_VAR, "1" if on else "0")
+        est = gpubp.MLPClassifier((8,), batch_size=32, alpha=0.5, w0=0.3, random_state=0,
+                                  backend="cupy")  # fmt: skip
+        est.partial_fit(X, y, classes=np.arange(4))
         before = graphs.latest(est.get_network())
-        est.set_params(warm_start=True, penalty="weight_elimination", alpha=0.5)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(*digits_like())
+        est.set_params(penalty="weight_elimination").partial_fit(X, y)
         after = graphs.latest(est.get_network())
         assert (after is not None and after is not before) == on
         results[on] = est
