@@ -29,7 +29,14 @@ from .train import History
 FORMAT = "gpubp-model"
 VERSIONS = {"npz": 1, "safetensors": 2}  # the format version each container holds
 KINDS = {"MLP": MLP, "MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
-FITTED = (*SHARED_FITTED, "backend_", "validation_loss_curve_", "stop_reason_")
+FITTED = (
+    *SHARED_FITTED,
+    "backend_",
+    "validation_loss_curve_",
+    "stop_reason_",
+    "oob_score_",
+    "bootstrap_seed_",
+)
 MAX_PARAMETERS = 2**34  # a description asking for more is not a model we wrote
 LISTED = ("classes", "feature_names")  # arrays of an .npz, lists in a version 2 description
 LISTED_KINDS = "biufU"  # booleans, integers, floats, text
@@ -375,6 +382,8 @@ FITTED_TYPES = {
     "validation_loss_curve_": (list, type(None)),
     "no_improvement_count": int,
     "stop_reason_": str,
+    "oob_score_": (float, int),
+    "bootstrap_seed_": int,
 }
 OUT_ACTIVATION = {"identity": "identity", "softmax": "softmax", "logistic": "sigmoid"}
 

@@ -42,6 +42,14 @@ SCENARIOS = {
     "sgd_stack_stops": dict(  # networks 1 and 2 stop after epoch 4, network 0 after 9
         solver="sgd", n_init=3, tol=0.03, n_iter_no_change=2, max_iter=20, ensemble="average"
     ),
+    "adam_bagging_streamed": dict(  # bootstrap counts times sample weights, X read in chunks
+        solver="adam",
+        learning_rate_init=0.01,
+        n_init=3,
+        ensemble="bagging",
+        weighted=True,
+        streamed=True,
+    ),
     "sgd_stack_early": dict(
         solver="sgd", n_init=2, early_stopping=True, n_iter_no_change=2, tol=1e-3, max_iter=15
     ),
@@ -95,6 +103,9 @@ def outcome(model) -> dict:
         out["cv_scores"] = np.array(model.cv_results_["mean_test_score"])
     if hasattr(model, "init_losses_"):
         out["init_losses"] = np.array(model.init_losses_)
+    if hasattr(model, "oob_score_"):
+        out["oob"] = np.array([model.oob_score_, model.bootstrap_seed_])
+        out["oob_outputs"] = np.nan_to_num(model.oob_decision_function_, nan=-1.0)  # comparable
     for key, value in model._optimizer.state().items():
         if key in ("velocity", "m", "v", "learning_rate", "t") and value is not None:
             out[f"optimizer_{key}"] = (

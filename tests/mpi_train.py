@@ -37,6 +37,7 @@ STACKS = {
     "early": dict(
         SOLVERS["adam"], n_init=2, early_stopping=True, max_iter=50, n_iter_no_change=3, tol=1e-4
     ),
+    "bagging": dict(SOLVERS["adam"], n_init=3, ensemble="bagging"),
 }
 
 
@@ -94,6 +95,7 @@ def run(scenario, out, rank, size):
         clf = gpubp.MLPClassifierCV(**common, **STACKS["cv"]).fit(X[part], y[part])
         reg = gpubp.MLPRegressorCV(**common, **STACKS["cv"]).fit(X[part], X[part, 0] * 2.0)
         early = gpubp.MLPClassifier(**{**common, **STACKS["early"]}).fit(X[part], y[part])
+        bag = gpubp.MLPRegressor(**common, **STACKS["bagging"]).fit(X[part], X[part, 0] * 2.0)
         np.savez(
             out / f"stacks-rank{rank}.npz",
             *ens.coefs_,
@@ -106,6 +108,8 @@ def run(scenario, out, rank, size):
             reg_W=reg.best_estimator_.coefs_[0],
             early=np.array([early.n_iter_, early.best_init_]),
             early_scores=np.array(early.validation_scores_),
+            bag_W=bag.coefs_[0],
+            bag_oob=bag.oob_score_,
         )
     elif scenario == "early":
         params = {

@@ -36,6 +36,10 @@ def digits():
         ),
         MLPClassifier(max_iter=50, n_init=3, ensemble="average", dtype="float64"),
         MLPRegressor(hidden_layer_sizes=(8,), max_iter=200, n_init=2, dtype="float64"),
+        MLPClassifier(max_iter=50, n_init=3, ensemble="bagging", dtype="float64"),
+        MLPRegressor(
+            hidden_layer_sizes=(8,), max_iter=200, n_init=2, ensemble="bagging", dtype="float64"
+        ),
     ],
     expected_failed_checks=lambda est: (
         dict.fromkeys(
@@ -44,6 +48,15 @@ def digits():
             "n_init > 1 with ensemble='best'",
         )
         if est.n_init > 1 and est.ensemble == "best"
+        else dict.fromkeys(
+            [
+                "check_sample_weight_equivalence_on_dense_data",
+                "check_sample_weight_equivalence_on_sparse_data",
+            ],
+            "a bootstrap sample draws rows: a row of weight 2 is drawn as one row, two copies "
+            "of it as two (scikit-learn's BaggingClassifier fails this check too)",
+        )
+        if est.ensemble == "bagging"
         else {}
     ),
 )
@@ -256,6 +269,7 @@ def test_cv_refuses_what_it_cannot_do(digits):
         (dict(alphas=[-1.0]), "alphas"),
         (dict(learning_rate_inits=[0.0]), "learning_rate_inits"),
         (dict(warm_start=True), "warm-start"),
+        (dict(ensemble="bagging", n_init=2), "bagging"),
     ]:
         with pytest.raises(InputError, match=match):
             MLPClassifierCV((4,), max_iter=1, **kw).fit(X, y)

@@ -167,6 +167,10 @@ def test_stacks_of_starts_and_folds_over_two_ranks_train_as_one_process(tmp_path
     np.testing.assert_array_equal(ranks[0]["early"], ranks[1]["early"])
     np.testing.assert_array_equal(ranks[0]["early_scores"], ranks[1]["early_scores"])
     assert ranks[0]["early"][0] < 50  # stopped early, on both ranks at once
+    bag = single_process(gpubp.MLPRegressor, "x", **STACKS["bagging"])
+    for saved in ranks:  # the same bootstrap samples, each rank its own columns of them
+        np.testing.assert_allclose(saved["bag_W"], bag.coefs_[0], rtol=1e-10, atol=1e-12)
+        assert float(saved["bag_oob"]) == pytest.approx(bag.oob_score_, rel=1e-10)
 
 
 def test_early_stopping_stops_every_rank_at_the_same_epoch(tmp_path):

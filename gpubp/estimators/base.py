@@ -46,6 +46,7 @@ from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
 from ..optim import SGD, Adam, moved
 from ..train import History, Objective, fit_lbfgs, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
+from .bagging import OUT_OF_BAG, bagged, bootstrap_counts, one_network, out_of_bag_outputs
 from .sklearn_mlp import to_sklearn
 from .starts import average_outputs, choose_start, ensemble_history, history_of
 
@@ -142,7 +143,7 @@ class BaseMLP(BaseEstimator):
         "dtype": [StrOptions(set(DTYPES))],
         "distributed": [None, StrOptions(set(MODES))],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "ensemble": [StrOptions({"best", "average"})],
+        "ensemble": [StrOptions({"best", "average", "bagging"})],
         "matmul_precision": [StrOptions(set(MATMUL_PRECISIONS))],
         "streaming": ["boolean", StrOptions({"auto"})],
         "checkpoint": [None, str, os.PathLike],
@@ -279,6 +280,11 @@ class BaseMLP(BaseEstimator):
                 f"partial_fit is only available for stochastic optimizers. {self.solver} is "
                 "not stochastic."
             )
+        if self.ensemble == "bagging":
+            raise AttributeError(
+                "partial_fit is not available with ensemble='bagging': bootstrap samples are "
+                "drawn from all the cases that fit sees"
+            )
         return True
 
     def _hidden_sizes(self) -> list[int]:
@@ -317,8 +323,11 @@ class BaseMLP(BaseEstimator):
                     "partial_fit cannot choose the best of n_init starts after one epoch: use "
                     "fit, or ensemble='average'"
                 )
-            starts = self.n_init if self.n_init > 1 else None
+            bagging = self.ensemble == "bagging"
+            starts = self.n_init if self.n_init > 1 or bagging else None
             self._initialize(data.n_features, hidden, self.n_outputs_, rng, backend, starts)
+        if self.ensemble == "bagging" and (first_pass or not hasattr(self, "bootstrap_seed_")):
+            self.bootstrap_seed_ = int(rng.integers(2**63))  # a warm refit keeps the samples
         net = self.get_network()
         self.backend_ = net.backend.name
         objective = Objective(self._loss_factor(self.n_outputs_), float(self.alpha))
@@ -479,7 +488,8 @@ class BaseMLP(BaseEstimator):
             w0=self.w0,
             init=self.init,
         )
-        self.__dict__.pop("_weights", None)
+        for stale in ("_weights", *OUT_OF_BAG):
+            self.__dict__.pop(stale, None)
         self._history = History() if n_networks is None else StackHistory(n_networks)
         self.t_ = 0
         self.n_iter_ = 0
@@ -537,26 +547,33 @@ class BaseMLP(BaseEstimator):
     def _fit_starts(
         self, net, data, y_host, objective, rng, incremental, comm=None, run=None, start_rng=None
     ):
-        """Train n_init random starts as one stack; keep the best start, or all of them."""
+        """Train n_init random starts as one stack; keep the best start, or all of them
+        (with ``ensemble="bagging"`` each on a bootstrap sample of the training cases)."""
         history = self._history
         if not isinstance(history, StackHistory):  # a loaded ensemble: fresh counters
             history = self._history = StackHistory(net.n_networks)
             if self.early_stopping:
                 history.with_validation()
+        whole, validate = data, None
+        if self.early_stopping and self.solver != "lbfgs":
+            if incremental:
+                raise ValueError("partial_fit does not support early_stopping=True")
+            data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
+        counts = None
+        if self.ensemble == "bagging":  # drawn after the split: its rows stay out of the bags
+            drawn = np.random.default_rng(self.bootstrap_seed_)
+            counts = bootstrap_counts(data.n_global, net.n_networks, drawn, data.offset, data.n)
+            data = bagged(data, counts, net.backend, np.dtype(self.dtype))
         if self.solver == "lbfgs":  # one after another: L-BFGS's line search is per network
             for r in range(net.n_networks):
                 alone = net.network(r)
-                n_iter, loss, reason = self._fit_lbfgs(alone, data, objective)
+                own = data if counts is None else one_network(data, r, net.backend)
+                n_iter, loss, reason = self._fit_lbfgs(alone, own, objective)
                 net.theta[r] = alone.theta
                 history.n_iter[r], history.loss_curves[r] = n_iter, [loss]
                 history.stop_reasons[r] = reason
         else:
             self._ready_optimizer(net, incremental)
-            validate = None
-            if self.early_stopping:
-                if incremental:
-                    raise ValueError("partial_fit does not support early_stopping=True")
-                data, validate = self._split_validation(net, data, y_host, objective, rng, comm)
             if run is not None:
                 run.bind(net, self._optimizer, history, rng, start_rng, net.backend.to_device)
             if run is None or not run.finished:
@@ -564,6 +581,8 @@ class BaseMLP(BaseEstimator):
                     net, data, objective, history, rng, validate, comm, run, incremental
                 )
         self.init_losses_ = history.final_losses
+        if counts is not None:
+            self._score_out_of_bag(net, whole, data, counts, y_host, comm)
         if self.ensemble == "best":
             r = choose_start(history)
             self.best_init_ = r
@@ -756,6 +775,36 @@ class BaseMLP(BaseEstimator):
             return tuple(np.array(column) for column in zip(*results))
 
         return training, validate
+
+    def _score_out_of_bag(self, net, whole, bagged_set, counts, y_host, comm):
+        """``oob_score_`` (unweighted, as scikit-learn's bagging scores) and the out-of-bag
+        outputs of this rank's rows, NaN for a row no network left out (or held out for
+        early stopping): ``oob_decision_function_`` or ``oob_prediction_``."""
+        rows = bagged_set.source_rows(np.arange(bagged_set.n))
+        per_row = np.dtype(self.dtype).itemsize * sum(net.layer_sizes) * net.n_networks
+        chunk = max(1, PREDICT_CHUNK_BYTES // per_row)
+        batch_size = self._batch_size(whole.n_global)
+        F_rows, y = out_of_bag_outputs(net, whole, rows, counts, y_host, batch_size, chunk)
+        seen = ~np.isnan(F_rows).any(axis=1)
+        sums = self._score_sums(F_rows[seen], y[seen], None)
+        if comm is not None:
+            sums = comm.sum(np.asarray(sums, dtype=np.float64))
+            n_seen = int(comm.sum([int(seen.sum())])[0])
+        else:
+            n_seen = int(seen.sum())
+        if n_seen == 0:
+            warn_at_caller(
+                "no case was out of bag for any network, so oob_score_ is NaN: use more "
+                "cases or a larger n_init",
+                UserWarning,
+            )
+        self.oob_score_ = self._score_from_sums(sums) if n_seen else float("nan")
+        F = np.full((whole.n, F_rows.shape[1]), np.nan)
+        F[rows] = F_rows
+        if is_classifier(self):
+            self.oob_decision_function_ = np.column_stack([1 - F, F]) if F.shape[1] == 1 else F
+        else:
+            self.oob_prediction_ = F.ravel() if F.shape[1] == 1 else F
 
     def _publish_history(self):
         """Copy the loop's record into scikit-learn's attribute names (host numbers only)."""

@@ -33,8 +33,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     networks; ``ensemble="best"`` keeps the start with the lowest training loss
     (validation loss with early stopping), ``"average"`` keeps them all and
     averages their predicted probabilities (``coefs_`` then carry a leading axis
-    of n_init). Fitted with n_init > 1: ``init_losses_`` (each start's final
-    training loss) and, for "best", ``best_init_``.
+    of n_init). ``"bagging"`` averages them too, each trained on a bootstrap sample
+    of the training cases (``gpubp.estimators.bagging``; not with partial_fit). Fitted
+    with n_init > 1: ``init_losses_`` (each start's final training loss), for "best"
+    ``best_init_``, and for "bagging" ``oob_score_`` (the score of the out-of-bag
+    predictions, unweighted, as scikit-learn's ``BaggingClassifier`` gives it) and
+    ``oob_decision_function_`` (each case's out-of-bag probabilities; NaN where no
+    network left it out, or where early stopping held it out).
     """
 
     def _output(self, K):

@@ -82,6 +82,11 @@ class _CrossValidated:
             )
         if self.warm_start:
             raise InputError("the CV estimators do not warm-start: every fit starts afresh")
+        if self.ensemble == "bagging":
+            raise InputError(
+                "ensemble='bagging' is not supported by the CV estimators: their folds "
+                "already hold cases out; use 'best' or 'average'"
+            )
         with self._gpu_memory_advice():
             return self._cross_validate(X, y, sample_weight)
 

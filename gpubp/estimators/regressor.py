@@ -15,7 +15,9 @@ from .base import BaseMLP, host_arrays
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
     half mean squared error). Parameters and attributes as MLPClassifier; with
-    ``ensemble="average"`` the predictions of the n_init starts are averaged.
+    ``ensemble="average"`` the predictions of the n_init starts are averaged; with
+    ``"bagging"`` too, each start trained on a bootstrap sample, and ``oob_score_`` (R^2)
+    and ``oob_prediction_`` are set as scikit-learn's ``BaggingRegressor`` sets them.
     """
 
     _parameter_constraints: dict = {
@@ -111,7 +113,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return y, in_dtype(y.reshape(len(y), -1), self.dtype, "y")
 
     def _score_sums(self, F, y, sample_weight):
-        Y = np.asarray(y, dtype=np.float64).reshape(len(F), -1)
+        Y = np.asarray(y, dtype=np.float64).reshape(np.shape(F))
         w = (np.ones(len(F)) if sample_weight is None else sample_weight)[:, None]
         return np.concatenate(
             [[w.sum()], (w * Y).sum(0), (w * Y * Y).sum(0), (w * (Y - F) ** 2).sum(0)]

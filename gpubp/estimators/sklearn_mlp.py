@@ -41,7 +41,8 @@ def to_sklearn(est):
     of ``est``'s weights (in its dtype), classes and fitted attributes.
 
     Raises InputError for what scikit-learn's MLP cannot hold: an ensemble of
-    ``n_init`` starts averaged (``ensemble="average"``) is several networks.
+    ``n_init`` starts averaged (``ensemble="average"`` or ``"bagging"``) is several
+    networks.
     """
     check_is_fitted(est)
     name = type(est).__name__
@@ -49,8 +50,8 @@ def to_sklearn(est):
     if W[0].ndim == 3:
         raise InputError(
             f"this {name} averages {W[0].shape[0]} networks (n_init={est.n_init}, "
-            "ensemble='average'); scikit-learn's MLP holds one. Refit with ensemble='best' to "
-            "keep the best start."
+            f"ensemble={est.ensemble!r}); scikit-learn's MLP holds one. Refit with "
+            "ensemble='best' to keep the best start."
         )
     kind = neural_network.MLPClassifier if is_classifier(est) else neural_network.MLPRegressor
     sk = kind(**_params(est, kind))
