@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_regression
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
 
 import gpubp
 from gpubp import MLPClassifier, MLPRegressor
@@ -133,19 +134,23 @@ def test_the_regressors_out_of_bag_score_is_r2(digits):
 
 
 def test_with_early_stopping_the_held_out_cases_are_in_no_bag(digits):
+    """The validation cases are split off first (as without bagging); the samples are
+    drawn from the training cases only, and the held-out ones have no out-of-bag output."""
     X, y = digits
-    est = MLPClassifier(
-        (10,),
-        n_init=3,
-        ensemble="bagging",
-        early_stopping=True,
-        validation_fraction=0.2,
-        max_iter=5,
-        random_state=0,
-    ).fit(X, y)
+    R = 3
+    est = MLPClassifier((10,), n_init=R, ensemble="bagging", early_stopping=True,
+                        validation_fraction=0.2, max_iter=5, random_state=0).fit(X, y)  # fmt: skip
+    rng = np.random.default_rng(0)
+    MLP([64, 10, 10], "relu", "softmax", seed=rng, n_networks=R)
+    bags = np.random.default_rng(rng.integers(2**63))
+    # not stratified: as scikit-learn's MLP, only a single-output classifier stratifies
+    train, val = train_test_split(np.arange(len(y)), test_size=0.2,
+                                  random_state=int(rng.integers(2**31 - 1)))  # fmt: skip
+    counts = drawn(len(train), R, bags)
     missing = np.isnan(est.oob_decision_function_).any(axis=1)
-    assert missing.mean() >= 0.2 and np.isfinite(est.oob_score_)
-    assert len(est.validation_scores_) == est.n_iter_
+    assert missing[val].all()
+    np.testing.assert_array_equal(missing[train], (counts > 0).all(axis=0))
+    assert np.isfinite(est.oob_score_) and len(est.validation_scores_) == est.n_iter_
 
 
 def test_bagging_is_refused_where_it_cannot_work(digits):
@@ -179,6 +184,7 @@ def test_a_saved_bag_predicts_as_before_and_keeps_its_score(tmp_path, digits, su
     back = gpubp.load(tmp_path / f"bag{suffix}")
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
     assert back.oob_score_ == est.oob_score_ and back.ensemble == "bagging"
+    assert back.bootstrap_seed_ == est.bootstrap_seed_
 
 
 def test_a_warm_refit_trains_on_the_same_samples(digits):
