@@ -324,3 +324,16 @@ def test_to_sklearn_predicts_as_gpubp_whatever_the_penalty(digits):
     clf = MLPClassifier((8,), max_iter=5, random_state=0, dtype="float64", **book).fit(X, y)
     sk = clf.to_sklearn()
     np.testing.assert_allclose(sk.predict_proba(X), clf.predict_proba(X), rtol=1e-12)
+
+
+def test_onnx_exports_a_model_trained_with_weight_elimination(digits):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X, y = digits
+    book = dict(penalty="weight_elimination", w0=0.5, init="esl")
+    clf = MLPClassifier((8,), max_iter=5, random_state=0, **book).fit(X, y)
+    onx = gpubp.export_onnx(clf)
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    out = dict(zip(names, session.run(None, {"X": X.astype(np.float32)})))
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), atol=1e-5)
