@@ -3,12 +3,13 @@
 A thin face over the network (``gpubp.network``), the loop (``gpubp.train``) and
 the input side (``gpubp.inputs``): the same parameters, defaults and fitted
 attributes as scikit-learn, plus ``backend``, ``dtype``, ``distributed``,
-``n_init``, ``ensemble``, ``matmul_precision`` (``"tf32"``: the GPU's faster TF32
-matrix products, see ``MLP``) and ``streaming`` ("auto", True, False: X read from
-where it lies a chunk at a time, see ``gpubp.inputs.residency``), ``checkpoint`` (a
-folder: ``fit`` writes checkpoints there and, run again, goes on from the newest bit for
-bit; see ``gpubp.checkpoint``) and ``checkpoint_every`` ("auto": an epoch's end, at most
-once a minute; N epochs; "30s"); ``shuffle`` also takes "full" and "buffered".
+``n_init``, ``ensemble``, ``penalty``, ``w0``, ``init``, ``matmul_precision``
+(``"tf32"``: the GPU's faster TF32 matrix products, see ``MLP``) and ``streaming``
+("auto", True, False: X read from where it lies a chunk at a time, see
+``gpubp.inputs.residency``), ``checkpoint`` (a folder: ``fit`` writes checkpoints
+there and, run again, goes on from the newest bit for bit; see ``gpubp.checkpoint``)
+and ``checkpoint_every`` ("auto": an epoch's end, at most once a minute; N epochs;
+"30s"); ``shuffle`` also takes "full" and "buffered".
 """
 
 from __future__ import annotations
