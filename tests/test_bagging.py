@@ -201,7 +201,8 @@ def test_a_warm_refit_trains_on_the_same_samples(digits):
     np.testing.assert_array_equal(np.isnan(oob).any(axis=1), (counts > 0).all(axis=0))
     est.set_params(warm_start=False).fit(X, y)  # a fresh fit draws afresh
     assert est.bootstrap_seed_ != seed
-    est.set_params(ensemble="average").fit(X, y)
+    est.set_params(warm_start=True, ensemble="average").fit(X, y)  # the bag goes on, unbagged
+    assert est.coefs_[0].shape == (2, 64, 6)
     assert not hasattr(est, "oob_score_") and not hasattr(est, "bootstrap_seed_")
 
 

@@ -327,7 +327,10 @@ class BaseMLP(BaseEstimator):
             bagging = self.ensemble == "bagging"
             starts = self.n_init if self.n_init > 1 or bagging else None
             self._initialize(data.n_features, hidden, self.n_outputs_, rng, backend, starts)
-        if self.ensemble == "bagging" and (first_pass or not hasattr(self, "bootstrap_seed_")):
+        if self.ensemble != "bagging":
+            for stale in OUT_OF_BAG:
+                self.__dict__.pop(stale, None)
+        elif first_pass or not hasattr(self, "bootstrap_seed_"):
             self.bootstrap_seed_ = int(rng.integers(2**63))  # a warm refit keeps the samples
         net = self.get_network()
         self.backend_ = net.backend.name
@@ -489,8 +492,7 @@ class BaseMLP(BaseEstimator):
             w0=self.w0,
             init=self.init,
         )
-        for stale in ("_weights", *OUT_OF_BAG):
-            self.__dict__.pop(stale, None)
+        self.__dict__.pop("_weights", None)
         self._history = History() if n_networks is None else StackHistory(n_networks)
         self.t_ = 0
         self.n_iter_ = 0
