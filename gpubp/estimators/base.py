@@ -324,8 +324,8 @@ class BaseMLP(BaseEstimator):
                     "partial_fit cannot choose the best of n_init starts after one epoch: use "
                     "fit, or ensemble='average'"
                 )
-            bagging = self.ensemble == "bagging"
-            starts = self.n_init if self.n_init > 1 or bagging else None
+            bagged_stack = self.n_init > 1 or self.ensemble == "bagging"  # a bag of one too
+            starts = self.n_init if bagged_stack else None
             self._initialize(data.n_features, hidden, self.n_outputs_, rng, backend, starts)
         if self.ensemble != "bagging":
             for stale in OUT_OF_BAG:
