@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import standin_installed
 from sklearn.datasets import load_digits
 
 import gpubp
@@ -297,7 +296,6 @@ def test_a_file_from_before_weight_elimination_loads_as_weight_decay(tmp_path):
         gpubp.load(tmp_path / "bad.npz")
 
 
-@pytest.mark.skipif(standin_installed(), reason="runs the command in a process of its own")
 def test_the_command_passes_the_penalty_and_starting_weights(tmp_path):
     import subprocess
     import sys
