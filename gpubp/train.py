@@ -2,10 +2,11 @@
 
 The objective on a batch whose case weights sum to S is scikit-learn's
 
-    loss_factor / S * sum_i w_i R_i  +  alpha / (2 S) * sum_l ||W_l||^2
+    loss_factor / S * sum_i w_i R_i  +  alpha / (2 S) * J
 
 (loss_factor = 1 for the log losses, 1 / (2K) for squared error, which makes
-it the mean of half squared errors). The loss of an epoch is summed on the
+it the mean of half squared errors; J is ``MLP.J``: sum_l ||W_l||^2 for weight
+decay, or weight elimination's). The loss of an epoch is summed on the
 device and read once per epoch; nothing inside a minibatch step waits for the
 device. The weight-decay term of an epoch's loss is computed once, at the
 weights the epoch ends with (its gradient is in every step).

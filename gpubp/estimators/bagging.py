@@ -40,10 +40,7 @@ def bagged(data: Data, counts, backend, dtype) -> Data:
     own = np.ones(data.n) if data.w_host is None else data.w_host[rows]
     w_host = np.zeros((counts.shape[0], int(data.X.shape[0])), dtype=dtype)
     w_host[:, rows] = counts * own
-    part = copy.copy(data)
-    part.w_host = w_host
-    part.w = None if data.streamed else backend.to_device(w_host)
-    return part
+    return _weighted(data, w_host, backend)
 
 
 def out_of_bag_outputs(net, whole: Data, rows, counts, y_host, batch_size: int, chunk: int):
@@ -73,7 +70,13 @@ def out_of_bag_outputs(net, whole: Data, rows, counts, y_host, batch_size: int, 
 
 def one_network(data: Data, r: int, backend) -> Data:
     """``bagged`` data as network r alone trains on it: its row of the case weights."""
+    return _weighted(data, np.ascontiguousarray(data.w_host[r]), backend)
+
+
+def _weighted(data: Data, w_host, backend) -> Data:
+    """A shallow copy of ``data`` with these case weights (on the device unless streamed,
+    where each chunk takes its own from ``w_host``)."""
     part = copy.copy(data)
-    part.w_host = np.ascontiguousarray(data.w_host[r])
-    part.w = None if data.streamed else backend.to_device(part.w_host)
+    part.w_host = w_host
+    part.w = None if data.streamed else backend.to_device(w_host)
     return part

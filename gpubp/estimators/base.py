@@ -333,6 +333,7 @@ class BaseMLP(BaseEstimator):
         elif first_pass or not hasattr(self, "bootstrap_seed_"):
             self.bootstrap_seed_ = int(rng.integers(2**63))  # a warm refit keeps the samples
         net = self.get_network()
+        net.set_penalty(self.penalty, self.w0)  # set_params may change J between warm fits
         self.backend_ = net.backend.name
         objective = Objective(self._loss_factor(self.n_outputs_), float(self.alpha))
         if net.n_networks is not None:  # n_init random starts as one stack
@@ -784,9 +785,8 @@ class BaseMLP(BaseEstimator):
         outputs of this rank's rows, NaN for a row no network left out (or held out for
         early stopping): ``oob_decision_function_`` or ``oob_prediction_``."""
         rows = bagged_set.source_rows(np.arange(bagged_set.n))
-        per_row = np.dtype(self.dtype).itemsize * sum(net.layer_sizes) * net.n_networks
-        chunk = max(1, PREDICT_CHUNK_BYTES // per_row)
         batch_size = self._batch_size(whole.n_global)
+        chunk = self._chunk_rows(net)
         F_rows, y = out_of_bag_outputs(net, whole, rows, counts, y_host, batch_size, chunk)
         seen = ~np.isnan(F_rows).any(axis=1)
         sums = self._score_sums(F_rows[seen], y[seen], None)
@@ -896,7 +896,6 @@ class BaseMLP(BaseEstimator):
             and net.dtype == dtype
             and net.matmul_precision == self.matmul_precision
         ):
-            net.set_penalty(self.penalty, self.w0)  # may change between warm fits
             return net
         weights = self._host_weights()
         sizes = [weights[0][0].shape[-2], *(W.shape[-1] for W, _ in weights)]
@@ -933,11 +932,7 @@ class BaseMLP(BaseEstimator):
             else:
                 check_source(self, source, reset=False)
                 convert = converter(self.dtype)
-            itemsize = np.dtype(self.dtype).itemsize
-            per_row = (
-                itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1]) * (net.n_networks or 1)
-            )
-            rows = max(1, PREDICT_CHUNK_BYTES // per_row)
+            rows = self._chunk_rows(net)
             parts = []
             for start in range(0, X.shape[0], rows):
                 if source is None:
@@ -950,6 +945,11 @@ class BaseMLP(BaseEstimator):
                 _, T = net.propagate(backend.to_device(part))
                 parts.append(backend.to_host(output(net, T)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _chunk_rows(self, net) -> int:
+        """Rows whose activations and outputs take at most PREDICT_CHUNK_BYTES."""
+        per_row = np.dtype(self.dtype).itemsize * (sum(net.layer_sizes) + net.layer_sizes[-1])
+        return max(1, PREDICT_CHUNK_BYTES // (per_row * (net.n_networks or 1)))
 
     def _forward(self, X) -> np.ndarray:
         """f(X); for an ensemble of starts, the average of their outputs (ESL 11.5.6)."""
