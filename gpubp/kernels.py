@@ -16,6 +16,161 @@ import functools
 
 import cupy as cp
 
+_C_TYPES = {"uint32": "unsigned int", "int64": "long long"}
+_RAW_DTYPES = {"unsigned int": "uint32", "long long": "int64"}
+_PACK = r"""
+template <typename T> struct __align__(16) Pack { T v[16 / sizeof(T)]; };
+"""
+VECTORIZED = []  # every _Elementwise, for the tests (their C on the host, each path on a GPU)
+
+
+class _Vectorized:
+    """An ElementwiseKernel's (inputs, outputs, operation) as a raw kernel that loads and
+    stores 16 bytes at a time (4 floats or 2 doubles) per array, as PyTorch's elementwise
+    kernels do: CuPy's one element per thread reaches about half a copy's memory speed on
+    (d)'s arrays. The same C expression runs on each element, so the results are those of
+    the ElementwiseKernel; the n mod 4 (or 2) elements left over take a thread each.
+
+    ``values``: the T inputs passed as numbers (by value), not arrays. Called with every
+    argument, outputs included; returns None where it does not apply (an array that is not
+    C-contiguous, not 16-byte aligned or of another shape, a dtype other than float32 or
+    float64, no elements, a device array given for a value), and the caller falls back on
+    the ElementwiseKernel."""
+
+    THREADS, MAX_BLOCKS = 256, 4096
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str, values=()):
+        self.name = name
+        self.params = []  # (kind, C type, name, is output); kind: array, raw or value
+        for text, is_out in ((in_params, False), (out_params, True)):
+            for part in text.split(","):
+                *kind, type_, pname = part.split()
+                raw = kind == ["raw"]
+                ctype = "T" if type_ == "T" else _C_TYPES[type_]
+                if raw:
+                    how = "raw"
+                elif type_ == "T" and pname not in values:
+                    how = "array"
+                else:
+                    how = "value"
+                self.params.append((how, ctype, pname, is_out))
+        self.source = self._source(operation)
+        self.module = cp.RawModule(code=_PACK + self.source)
+        self._kernels = {}
+
+    def _declared(self, T: str, op: bool) -> str:
+        """The parameter list of the per-element function (``op``) or of the kernel."""
+        out = []
+        for how, ctype, name, is_out in self.params:
+            if how == "array" and op:
+                out.append(f"{T}& {name}" if is_out else f"const {T} {name}")
+            elif how == "array":
+                out.append(f"{'' if is_out else 'const '}{T}* _{name}")
+            elif how == "raw":
+                out.append(f"const {T if ctype == 'T' else ctype}* {name}")
+            else:
+                out.append(f"{T if ctype == 'T' else ctype} {name}")
+        return ", ".join(out)
+
+    def _source(self, operation: str) -> str:
+        name, arrays = self.name, [p for p in self.params if p[0] == "array"]
+        loads = " ".join(
+            f"Pack<T> {n}_p;" if is_out else f"const Pack<T> {n}_p = ((const Pack<T>*)_{n})[pack];"
+            for _, _, n, is_out in arrays
+        )
+        stores = " ".join(f"((Pack<T>*)_{n})[pack] = {n}_p;" for _, _, n, o in arrays if o)
+        by_pack = ", ".join(f"{p[2]}_p.v[l]" if p[0] == "array" else p[2] for p in self.params)
+        by_index = ", ".join(f"_{p[2]}[i]" if p[0] == "array" else p[2] for p in self.params)
+        run_args = ", ".join(("_" if p[0] == "array" else "") + p[2] for p in self.params)
+        wrappers = "".join(
+            f'extern "C" __global__ void {name}_vec_{c}({self._declared(c, False)}, '
+            f"long long n) {{\n    {name}_run<{c}>({run_args}, n);\n}}\n"
+            for c in ("float", "double")
+        )
+        return f"""
+template <typename T>
+__device__ __forceinline__ void {name}_op(long long i, {self._declared("T", True)}) {{
+    {operation};
+}}
+template <typename T>
+__device__ void {name}_run({self._declared("T", False)}, long long n) {{
+    const int W = 16 / sizeof(T);
+    const long long n_packs = n / W, stride = (long long)gridDim.x * blockDim.x;
+    const long long thread = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    for (long long pack = thread; pack < n_packs; pack += stride) {{
+        {loads}
+#pragma unroll
+        for (int l = 0; l < W; ++l) {name}_op<T>(pack * W + l, {by_pack});
+        {stores}
+    }}
+    if (thread < n - n_packs * W) {{
+        const long long i = n_packs * W + thread;
+        {name}_op<T>(i, {by_index});
+    }}
+}}
+{wrappers}"""
+
+    def __call__(self, *args):
+        if len(args) != len(self.params):
+            return None
+        arrays = [a for (how, *_), a in zip(self.params, args) if how == "array"]
+        first = arrays[0]
+        if not isinstance(first, cp.ndarray) or first.dtype.name not in ("float32", "float64"):
+            return None
+        for a in arrays:
+            if not (
+                isinstance(a, cp.ndarray)
+                and a.dtype == first.dtype
+                and a.shape == first.shape
+                and a.flags.c_contiguous
+                and a.data.ptr % 16 == 0
+            ):
+                return None
+        n = first.size
+        converted = []
+        for (how, ctype, _, _), a in zip(self.params, args):
+            if how == "value":
+                if isinstance(a, cp.ndarray):
+                    return None
+                kind = {"T": first.dtype.type, "unsigned int": cp.uint32, "long long": cp.int64}
+                a = kind[ctype](a)
+            elif how == "raw" and not (
+                isinstance(a, cp.ndarray)
+                and a.flags.c_contiguous
+                and a.dtype == (first.dtype if ctype == "T" else _RAW_DTYPES[ctype])
+            ):
+                return None
+            converted.append(a)
+        if n == 0:
+            return None
+        ctype = _ctype(first.dtype)
+        if ctype not in self._kernels:
+            self._kernels[ctype] = self.module.get_function(f"{self.name}_vec_{ctype}")
+        packs = n // (16 // first.itemsize)
+        blocks = min(self.MAX_BLOCKS, max(1, -(-packs // self.THREADS)))
+        self._kernels[ctype]((blocks,), (self.THREADS,), (*converted, cp.int64(n)))
+        outs = [a for (_, _, _, is_out), a in zip(self.params, args) if is_out]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def vectorized_source() -> str:
+    """The CUDA C of every ``_Vectorized`` kernel, as one translation unit (for the tests)."""
+    return _PACK + "".join(e.vector.source for e in VECTORIZED)
+
+
+class _Elementwise:
+    """An ElementwiseKernel that runs as its ``_Vectorized`` twin wherever that applies."""
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str, values=()):
+        self.kernel = cp.ElementwiseKernel(in_params, out_params, operation, name)
+        self.vector = _Vectorized(in_params, out_params, operation, name, values)
+        VECTORIZED.append(self)
+
+    def __call__(self, *args):
+        result = self.vector(*args)
+        return self.kernel(*args) if result is None else result
+
+
 _SIGMA = {
     "sigmoid": "(T)0.5 * tanh((T)0.5 * a) + (T)0.5",
     "tanh": "tanh(a)",
@@ -37,7 +192,7 @@ _BIAS_BROADCAST = {  # b broadcast against a: any shapes (a stack's (R, 1, K) bi
 }
 
 _BIAS_ROWS = {  # a C-contiguous: element i is in column i % K (32-bit arithmetic)
-    name: cp.ElementwiseKernel(
+    name: _Elementwise(
         "T a_in, raw T b, uint32 K",
         "T z",
         f"T a = a_in + b[(unsigned int)i % K]; z = {formula};",
@@ -49,8 +204,8 @@ _BIAS_ROWS = {  # a C-contiguous: element i is in column i % K (32-bit arithmeti
 
 class _BiasActivation:
     """z = sigma(a + b). A C-contiguous ``a`` (and ``z``) with one bias vector b reads b by
-    column: a flat loop with no broadcast indexing, which CuPy would do with 64-bit
-    divisions for every element (half the memory speed on a 4096-wide layer)."""
+    column in a flat loop (16 bytes at a time where ``_Vectorized`` applies); any other
+    shapes (a stack's (R, 1, K) biases) broadcast as CuPy does."""
 
     def __init__(self, name: str):
         self.rows, self.broadcast = _BIAS_ROWS[name], _BIAS_BROADCAST[name]
@@ -67,14 +222,14 @@ class _BiasActivation:
         )
         if not flat:
             return self.broadcast(a, b) if z is None else self.broadcast(a, b, z)
-        K = cp.uint32(b.shape[0])
-        return self.rows(a, b, K) if z is None else self.rows(a, b, K, z)
+        z = cp.empty_like(a) if z is None else z
+        return self.rows(a, b, cp.uint32(b.shape[0]), z)
 
 
 BIAS_ACTIVATION = {name: _BiasActivation(name) for name in _SIGMA}
 
 DERIVATIVE = {  # g <- g * sigma'(z), in place: call with g as input and output
-    name: cp.ElementwiseKernel("T z, T g_in", "T g", f"g = g_in * ({formula});", f"gpubp_d{name}")
+    name: _Elementwise("T z, T g_in", "T g", f"g = g_in * ({formula});", f"gpubp_d{name}")
     for name, formula in _SIGMA_PRIME.items()
 }
 
@@ -208,15 +363,16 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
 }
 
 
-AXPY = cp.ElementwiseKernel(  # y += a x: weight decay's dW += 2 lambda W, no temporary
-    "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy"
+AXPY = _Elementwise(  # y += a x: weight decay's dW += 2 lambda W, no temporary
+    "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy", values=("a",)
 )
 
-WEIGHT_ELIMINATION = cp.ElementwiseKernel(  # dW += a W q / (1 + q W^2)^2, ESL eq. 11.17
+WEIGHT_ELIMINATION = _Elementwise(  # dW += a W q / (1 + q W^2)^2, ESL eq. 11.17
     "T x, T a, T q, T y_in",
     "T y",
     "T d = 1 + x * x * q; y = y_in + a * (x * q / (d * d))",
     "gpubp_weight_elimination",
+    values=("a", "q"),
 )
 
 _STEPS = {  # name: (inputs, outputs, update); the rate (lr or lr_t) is the second input
@@ -246,34 +402,34 @@ _STEPS = {  # name: (inputs, outputs, update); the rate (lr or lr_t) is the seco
 class _Step:
     """An optimiser step over theta, called as ``step(g, rate, ..., theta_in, ..., theta)``.
 
-    A stack's rates, one per network as an (R, 1) device array against C-contiguous
-    (R, P) arrays, are read by row (``rate[i / P]``, 32-bit) in a flat loop; any other
-    rate (a number, one device value) broadcasts as CuPy does."""
+    A rate on the device, one value or a stack's one per network as an (R, 1) array
+    against C-contiguous (R, P) arrays, is read by row (``rate[i / P]``, 32-bit; P = 0:
+    the one value) in a flat loop; a number is passed by value; any other rate broadcasts
+    as CuPy does."""
 
     def __init__(self, name: str):
         inputs, outputs, update = _STEPS[name]
         params = [p.strip() for p in inputs.split(",")]
         rate = params[1].split()[1]
+        numbers = [p.split()[1] for p in params[2:] if not p.endswith("_in")]  # mu, b1, ...
         rows = ", ".join([params[0], f"raw T {rate}_rows, uint32 P", *params[2:]])
-        self.broadcast = cp.ElementwiseKernel(inputs, outputs, update, name)
-        self.rows = cp.ElementwiseKernel(
-            rows, outputs, f"const T {rate} = {rate}_rows[(unsigned int)i / P];" + update,
-            f"{name}_rows",
+        self.broadcast = _Elementwise(inputs, outputs, update, name, values=(rate, *numbers))
+        self.rows = _Elementwise(
+            rows, outputs, f"const T {rate} = {rate}_rows[P ? (unsigned int)i / P : 0u];" + update,
+            f"{name}_rows", values=numbers,
         )  # fmt: skip
 
     def __call__(self, g, rate, *rest):
         arrays = [g, *(a for a in rest if isinstance(a, cp.ndarray))]
-        by_row = (
-            isinstance(rate, cp.ndarray)
-            and g.ndim == 2
-            and rate.shape == (g.shape[0], 1)
-            and rate.flags.c_contiguous
-            and all(a.shape == g.shape and a.flags.c_contiguous for a in arrays)
-            and 0 < g.size < 2**32
-        )
-        if not by_row:
+        P = None
+        if isinstance(rate, cp.ndarray) and 0 < g.size < 2**32:
+            if rate.size == 1:
+                P = 0
+            elif g.ndim == 2 and rate.shape == (g.shape[0], 1) and rate.flags.c_contiguous:
+                P = g.shape[1]
+        if P is None or not all(a.shape == g.shape and a.flags.c_contiguous for a in arrays):
             return self.broadcast(g, rate, *rest)
-        return self.rows(g, rate.reshape(-1), cp.uint32(g.shape[1]), *rest)
+        return self.rows(g, rate.reshape(-1), cp.uint32(P), *rest)
 
 
 SGD = _Step("gpubp_sgd")
@@ -329,12 +485,12 @@ def column_sums(D, out=None):
     return cp.sum(D, axis=-2, out=out)
 
 
-GATHER_ROWS = cp.ElementwiseKernel(  # dst = rows order[k*batch : (k+1)*batch] of src
+GATHER_ROWS = _Elementwise(  # dst = rows order[k*batch : (k+1)*batch] of src
     "raw T src, raw int64 order, raw int64 k, uint32 width, int64 batch",
     "T dst",
     """
     unsigned int j = (unsigned int)i, row = j / width;  // dst has under 2^32 elements
-    dst = src[order[k[0] * batch + row] * (ptrdiff_t)width + (j - row * width)];
+    dst = src[order[k[0] * batch + row] * (long long)width + (j - row * width)];
     """,
     "gpubp_gather_rows",
 )

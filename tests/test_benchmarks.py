@@ -343,8 +343,8 @@ def test_the_kernel_bandwidth_table_times_each_kernel_once_warm(monkeypatch):
         assert nbytes > 0
     assert {"copy (cupy)", "ReLU derivative", "SGD step"} <= set(names)
     calls = []
-    assert gpu_kernels.median_seconds(lambda: calls.append(1), repeats=3) >= 0
-    assert len(calls) == 4
+    assert gpu_kernels.median_seconds(lambda: calls.append(1), repeats=3, inner=2) >= 0
+    assert len(calls) == 1 + 3 * 2
 
 
 @pytest.mark.cuda

@@ -96,7 +96,7 @@ def test_the_fused_kernels_compile_without_warnings(tmp_path):
     module, recorded = kernel_sources()
     assert len(recorded) >= 10
     source = tmp_path / "kernels.cu"
-    source.write_text(as_cuda(recorded, module._SOFTMAX_CE))
+    source.write_text(as_cuda(recorded, module._SOFTMAX_CE + module.vectorized_source()))
     out = subprocess.run(
         ["nvcc", "-c", str(source), "-o", str(tmp_path / "k.o"), "-Werror", "all-warnings"],
         capture_output=True,
@@ -432,3 +432,205 @@ def test_optimiser_steps_with_a_rate_per_network_read_it_by_row_on_the_host(
     stand_in = formulas[f"{name}_rows"](**values, **{f"{rate}_rows": rates, "P": np.uint32(P)})
     for n in outs:
         np.testing.assert_allclose(stand_in[n], want[n], rtol=1e-12, err_msg=n)
+
+
+# -- the vectorized kernels: 16 bytes a load, the leftover elements a thread each --
+
+POSITIVE = {"v_in", "eps", "lr", "lr_t", "b1", "b2", "mu", "a", "q"}
+
+
+def vector_arguments(elementwise, dtype, xp, rng, rows=5, width=7, by_row=True):
+    """Arguments (outputs included) for an _Elementwise over (rows, width) arrays, and the
+    formula's inputs: a bias per column, a rate per row (or one, P = 0), a gather from a
+    larger table; numbers by value."""
+    name = elementwise.vector.name
+    args, inputs = [], {}
+    for how, _, pname, is_out in elementwise.vector.params:
+        if how == "array":
+            value = rng.uniform(0.01, 0.99, (rows, width)) if pname in POSITIVE else rng.normal(
+                scale=3, size=(rows, width))
+            if name.startswith("gpubp_d") and pname == "z":
+                value = functions.ACTIVATIONS[name.removeprefix("gpubp_d")](np, value)
+            value = value.astype(dtype)
+        elif pname == "b":
+            value = rng.normal(size=width).astype(dtype)
+        elif pname.endswith("_rows"):
+            value = rng.uniform(0.01, 0.5, rows if by_row else 1).astype(dtype)
+        elif pname == "src":
+            value = rng.normal(size=(4 * rows, width)).astype(dtype)
+        elif pname == "order":
+            value = rng.permutation(4 * rows).astype(np.int64)
+        elif pname == "k":
+            value = np.array([2], dtype=np.int64)
+        elif pname in ("K", "width"):
+            value = np.uint32(width)
+        elif pname == "P":
+            value = np.uint32(width if by_row else 0)
+        elif pname == "batch":
+            value = np.int64(rows)
+        else:
+            value = np.dtype(dtype).type(rng.uniform(0.01, 0.99))
+        if not is_out:
+            inputs[pname] = value
+        args.append(xp.asarray(value) if isinstance(value, np.ndarray) else value)
+    return args, inputs
+
+
+def vector_launchers(module) -> str:
+    """The vectorized kernels' C for the host, with host_NAME(n, blocks, threads, args)
+    running every (block, thread) of NAME, args[j] pointing at parameter j."""
+    parts = [
+        "#include <cmath>",
+        "using namespace std;",
+        "struct Dim { int x; };",
+        "static Dim blockIdx, blockDim, threadIdx, gridDim;",
+        "#define __global__",
+        "#define __device__",
+        "#define __forceinline__ inline",
+        "#define __align__(n) alignas(n)",
+        module.vectorized_source(),
+    ]
+    for elementwise in module.VECTORIZED:
+        for ctype in ("float", "double"):
+            unpacked = []
+            for j, (how, c, _, _) in enumerate(elementwise.vector.params):
+                c = ctype if c == "T" else c
+                unpacked.append(f"*({c}*)args[{j}]" if how == "value" else f"({c}*)args[{j}]")
+            name = f"{elementwise.vector.name}_vec_{ctype}"
+            parts.append(
+                f'extern "C" void host_{name}(long long n, int blocks, int threads, void** args)'
+                " {\ngridDim.x = blocks; blockDim.x = threads;\n"
+                "for (blockIdx.x = 0; blockIdx.x < blocks; ++blockIdx.x)\n"
+                "  for (threadIdx.x = 0; threadIdx.x < threads; ++threadIdx.x)\n"
+                f"    {name}({', '.join(unpacked)}, n);\n}}"
+            )
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def host_vector_kernels(tmp_path_factory):
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to run the kernels' CUDA C on the host")
+    module, _ = kernel_sources()
+    folder = tmp_path_factory.mktemp("host_vector_kernels")
+    source, library = folder / "vector.cpp", folder / "vector.so"
+    source.write_text(vector_launchers(module))
+    out = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    import ctypes
+
+    return ctypes.CDLL(str(library)), module
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("by_row", [True, False], ids=["rate per row", "one rate"])
+def test_every_vectorized_kernel_computes_its_formula_when_its_c_runs_on_the_host(
+    host_vector_kernels, dtype, by_row
+):
+    """Each kernel's C on the CPU over 5 x 7 elements (8 packs of 4 floats and 3 left over,
+    or 17 packs of 2 doubles and 1), on a grid of 2 blocks of 3 threads, so that threads
+    loop over packs: every element must be its ElementwiseKernel's formula, none skipped,
+    none written twice into the wrong place."""
+    import ctypes
+
+    library, module = host_vector_kernels
+    formulas = standin_formulas().ELEMENTWISE
+    rng = np.random.default_rng(4)
+    ctype = "float" if dtype == "float32" else "double"
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for elementwise in module.VECTORIZED:
+        name = elementwise.vector.name
+        args, inputs = vector_arguments(elementwise, dtype, np, rng, by_row=by_row)
+        outs = {}
+        for (_, _, pname, is_out), a in zip(elementwise.vector.params, args):
+            if is_out:
+                a[...] = np.nan
+                outs[pname] = a
+        keep = [a if isinstance(a, np.ndarray) else np.array([a]) for a in args]
+        pointers = (ctypes.c_void_p * len(keep))(*(a.ctypes.data for a in keep))
+        getattr(library, f"host_{name}_vec_{ctype}")(
+            ctypes.c_longlong(35), ctypes.c_int(2), ctypes.c_int(3), pointers
+        )
+        want = formulas[name](**{k: v.copy() if isinstance(v, np.ndarray) else v
+                                 for k, v in inputs.items()})  # fmt: skip
+        for pname, got in outs.items():
+            np.testing.assert_allclose(
+                got, np.asarray(want[pname]).reshape(got.shape), rtol=rtol, atol=rtol,
+                err_msg=f"{name} {pname}",
+            )  # fmt: skip
+
+
+@pytest.mark.gpu
+def test_the_vectorized_kernels_apply_to_aligned_contiguous_arrays_and_fall_back_elsewhere():
+    """A view 4 bytes off 16, a strided view, a row broadcast, a device array for a number,
+    float16: the ElementwiseKernel runs instead (same results either way)."""
+    import cupy as cp
+
+    from gpubp import kernels
+
+    rng = np.random.default_rng(5)
+    Z, G = (cp.asarray(rng.normal(size=(6, 8)).astype(np.float32)) for _ in range(2))
+    Z = cp.maximum(Z, 0)  # a ReLU's output
+    relu = kernels.DERIVATIVE["relu"]
+    want = G * (Z > 0)
+    assert relu.vector(Z, G, G.copy()) is not None
+    cp.testing.assert_array_equal(relu.vector(Z, G, G.copy()), want)
+    flat_Z, flat_G = Z.reshape(-1), G.reshape(-1)
+    off = (flat_Z[1:], flat_G[1:], flat_G[1:].copy())
+    for args in [off, (Z[:, ::2], G[:, ::2], G[:, ::2].copy()), (Z[:1], G, G.copy()),
+                 (Z.astype(np.float16), G.astype(np.float16), G.astype(np.float16))]:  # fmt: skip
+        assert relu.vector(*args) is None
+        got = relu(*args)
+        cp.testing.assert_array_equal(got, args[1] * (args[0] > 0))
+    theta, g = cp.asarray(rng.normal(size=10).astype(np.float32)), cp.ones(10, np.float32)
+    assert kernels.AXPY.vector(g, cp.asarray(np.float32(2)), theta, theta.copy()) is None
+    assert kernels.AXPY.vector(g, 2.0, theta, theta.copy()) is not None
+    rate = cp.asarray(np.array([0.5], dtype=np.float64))  # a float64 rate: not read as float
+    assert kernels.SGD.rows.vector(g, rate, cp.uint32(0), theta, theta.copy()) is None
+
+
+@pytest.mark.gpu
+def test_a_step_reads_one_device_rate_or_one_per_network():
+    """The rows kernel with P = 0 reads the one rate; with P, network r's rate for row r."""
+    import cupy as cp
+
+    from gpubp import kernels
+
+    rng = np.random.default_rng(6)
+    theta = cp.asarray(rng.normal(size=(3, 5)).astype(np.float32))
+    g = cp.asarray(rng.normal(size=(3, 5)).astype(np.float32))
+    one = cp.asarray(np.array([0.25], dtype=np.float32))
+    cp.testing.assert_allclose(kernels.SGD(g, one, theta, theta.copy()), theta - 0.25 * g)
+    rates = cp.asarray(np.array([[0.1], [0.2], [0.3]], dtype=np.float32))
+    cp.testing.assert_allclose(kernels.SGD(g, rates, theta, theta.copy()), theta - rates * g)
+    cp.testing.assert_allclose(kernels.SGD(g, np.float32(0.5), theta, theta.copy()),
+                               theta - 0.5 * g)  # fmt: skip
+
+
+@pytest.mark.gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_vectorized_kernel_gives_its_elementwise_kernels_bits(dtype):
+    """On the GPU, each _Vectorized kernel against the ElementwiseKernel it replaces, over
+    1001 x 7 elements (packs and leftovers), rates per row and one: the same bits."""
+    import cupy as cp
+
+    from gpubp import kernels
+
+    rng = np.random.default_rng(7)
+    for by_row in (True, False):
+        for elementwise in kernels.VECTORIZED:
+            args, _ = vector_arguments(elementwise, dtype, cp, rng, 1001, 7, by_row)
+            twin = [a.copy() if isinstance(a, cp.ndarray) else a for a in args]
+            got = elementwise.vector(*args)
+            assert got is not None, elementwise.vector.name
+            want = elementwise.kernel(*twin)
+            got, want = (x if isinstance(x, tuple) else (x,) for x in (got, want))
+            for a, b in zip(got, want):
+                cp.testing.assert_array_equal(a, b, err_msg=elementwise.vector.name)

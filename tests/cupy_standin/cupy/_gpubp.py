@@ -57,11 +57,13 @@ ELEMENTWISE["gpubp_adam"] = _adam
 
 
 def _by_row(step, rate):
-    """A step whose rate is read by row: element i of the (R, P) arrays takes rate[i // P]."""
+    """A step whose rate is read by row: element i of the (R, P) arrays takes rate[i // P]
+    (P = 0: rate[0])."""
 
     def run(g, P, **args):
         rows = args.pop(f"{rate}_rows").reshape(-1)
-        per_element = rows[np.arange(g.size) // int(P)].reshape(g.shape)
+        row = np.arange(g.size) // int(P) if P else np.zeros(g.size, dtype=np.intp)
+        per_element = rows[row].reshape(g.shape)
         return step(g=g, **{rate: per_element}, **args)
 
     return run
@@ -93,6 +95,45 @@ def _softmax_ce(threads, t, b, b_stride, has_b, y, y_rows, scales, n_scales, sca
 
 
 RAW = {"softmax_ce_float": _softmax_ce, "softmax_ce_double": _softmax_ce}
+
+
+def _vectorized(formula, names):
+    """A ``_Vectorized`` kernel (gpubp.kernels): its ElementwiseKernel's formula over the
+    first n elements of each array parameter (named ``_x`` in its C; written if not
+    const), the raw and value parameters as they are; the outputs written in place."""
+
+    def run(threads, *values):
+        assert threads >= 1
+        *values, n = values
+        n = int(n)
+        args, outs = {}, {}
+        for (name, written), value in zip(names[:-1], values):
+            if not name.startswith("_"):
+                args[name] = value
+            elif written:
+                outs[name[1:]] = value.reshape(-1)
+            else:
+                args[name[1:]] = value.reshape(-1)[:n].copy()
+        for name, result in formula(**args).items():
+            outs[name][:n] = np.asarray(result).reshape(-1)
+
+    return run
+
+
+def raw(name, names):
+    """The formula of the raw kernel ``name`` whose C parameters are ``names``."""
+    import re
+
+    vector = re.fullmatch(r"(.+)_vec_(float|double)", name)
+    if vector is not None and vector.group(1) in ELEMENTWISE:
+        return _vectorized(ELEMENTWISE[vector.group(1)], names)
+    try:
+        return RAW[name]
+    except KeyError:
+        raise NotImplementedError(
+            f"the CuPy stand-in has no reference formula for kernel {name!r}: add one to "
+            "tests/cupy_standin/cupy/_gpubp.py"
+        ) from None
 
 
 def _gather_rows(src, order, k, width, batch):

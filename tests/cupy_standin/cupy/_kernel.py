@@ -146,12 +146,14 @@ class RawKernel:
         if match is None:
             raise RuntimeError(f"CUDA_ERROR_NOT_FOUND: named symbol not found: {name}")
         self.name = name
-        self.params = []
+        self.params, self.names = [], []
         for part in match.group(1).split(","):
+            written = "*" in part and "const " not in part  # an output array
             part = part.replace("const ", "").strip()
             pointer = "*" in part
             ctype = part.split("*")[0].strip() if pointer else part.rsplit(None, 1)[0]
             self.params.append((np.dtype(_C_TYPES[ctype]), pointer))
+            self.names.append((part.replace("*", " ").split()[-1], written))
 
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None, **kwargs):
         from . import ndarray
@@ -180,7 +182,9 @@ class RawKernel:
                 values.append(a)
         COUNTS.launches += 1
         threads = int(np.prod(grid)) * int(np.prod(block))
-        _reference("RAW", self.name)(threads, *values)
+        from . import _gpubp
+
+        _gpubp.raw(self.name, self.names)(threads, *values)
 
 
 class RawModule:
