@@ -1,6 +1,7 @@
 """The fused CUDA kernels: their source compiles (nvcc, no GPU needed), and on a
 GPU each gives what the reference formulas give."""
 
+import functools
 import importlib.util
 import shutil
 import subprocess
@@ -606,11 +607,11 @@ def test_a_step_reads_one_device_rate_or_one_per_network():
     theta = cp.asarray(rng.normal(size=(3, 5)).astype(np.float32))
     g = cp.asarray(rng.normal(size=(3, 5)).astype(np.float32))
     one = cp.asarray(np.array([0.25], dtype=np.float32))
-    cp.testing.assert_allclose(kernels.SGD(g, one, theta, theta.copy()), theta - 0.25 * g)
+    check = functools.partial(cp.testing.assert_allclose, rtol=1e-6)  # a GPU's fma rounds once
+    check(kernels.SGD(g, one, theta, theta.copy()), theta - 0.25 * g)
     rates = cp.asarray(np.array([[0.1], [0.2], [0.3]], dtype=np.float32))
-    cp.testing.assert_allclose(kernels.SGD(g, rates, theta, theta.copy()), theta - rates * g)
-    cp.testing.assert_allclose(kernels.SGD(g, np.float32(0.5), theta, theta.copy()),
-                               theta - 0.5 * g)  # fmt: skip
+    check(kernels.SGD(g, rates, theta, theta.copy()), theta - rates * g)
+    check(kernels.SGD(g, np.float32(0.5), theta, theta.copy()), theta - 0.5 * g)
 
 
 @pytest.mark.gpu
@@ -618,7 +619,9 @@ def test_a_step_reads_one_device_rate_or_one_per_network():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_each_vectorized_kernel_gives_its_elementwise_kernels_bits(dtype):
     """On the GPU, each _Vectorized kernel against the ElementwiseKernel it replaces, over
-    1001 x 7 elements (packs and leftovers), rates per row and one: the same bits."""
+    1001 x 7 elements (packs and leftovers), rates per row and one: the same numbers to the
+    last bit or two (the two compilations may fuse a multiply and an add differently: on an
+    H200 the Nesterov step differed by one float32 ulp in 23% of its elements)."""
     import cupy as cp
 
     from gpubp import kernels
@@ -633,4 +636,7 @@ def test_each_vectorized_kernel_gives_its_elementwise_kernels_bits(dtype):
             want = elementwise.kernel(*twin)
             got, want = (x if isinstance(x, tuple) else (x,) for x in (got, want))
             for a, b in zip(got, want):
-                cp.testing.assert_array_equal(a, b, err_msg=elementwise.vector.name)
+                try:
+                    cp.testing.assert_array_max_ulp(a, b, maxulp=2)
+                except AssertionError as error:
+                    raise AssertionError(f"{elementwise.vector.name}: {error}") from None
