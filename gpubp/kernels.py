@@ -27,9 +27,11 @@ VECTORIZED = []  # every _Elementwise, for the tests (their C on the host, each 
 class _Vectorized:
     """An ElementwiseKernel's (inputs, outputs, operation) as a raw kernel that loads and
     stores 16 bytes at a time (4 floats or 2 doubles) per array, as PyTorch's elementwise
-    kernels do: CuPy's one element per thread reaches about half a copy's memory speed on
-    (d)'s arrays. The same C expression runs on each element, so the results are those of
-    the ElementwiseKernel; the n mod 4 (or 2) elements left over take a thread each.
+    kernels do: CuPy's one element per thread reached 0.4-0.65 of a copy's memory speed on
+    (d)'s arrays on an H200, these 0.9-1.0. The same C expression runs on each element;
+    compiled apart, it may fuse a multiply and an add otherwise than the ElementwiseKernel
+    does, so the two agree to rounding, not always bit for bit (the Nesterov step). The
+    n mod 4 (or 2) elements left over take a thread each.
 
     ``values``: the T inputs passed as numbers (by value), not arrays. Called with every
     argument, outputs included; returns None where it does not apply (an array that is not

@@ -448,8 +448,11 @@ def vector_arguments(elementwise, dtype, xp, rng, rows=5, width=7, by_row=True):
     args, inputs = [], {}
     for how, _, pname, is_out in elementwise.vector.params:
         if how == "array":
-            value = rng.uniform(0.01, 0.99, (rows, width)) if pname in POSITIVE else rng.normal(
-                scale=3, size=(rows, width))
+            value = (
+                rng.uniform(0.01, 0.99, (rows, width))
+                if pname in POSITIVE
+                else rng.normal(scale=3, size=(rows, width))
+            )
             if name.startswith("gpubp_d") and pname == "z":
                 value = functions.ACTIVATIONS[name.removeprefix("gpubp_d")](np, value)
             value = value.astype(dtype)
@@ -617,26 +620,30 @@ def test_a_step_reads_one_device_rate_or_one_per_network():
 @pytest.mark.gpu
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_each_vectorized_kernel_gives_its_elementwise_kernels_bits(dtype):
+def test_each_vectorized_kernel_agrees_with_its_elementwise_kernel(dtype):
     """On the GPU, each _Vectorized kernel against the ElementwiseKernel it replaces, over
-    1001 x 7 elements (packs and leftovers), rates per row and one: the same numbers to the
-    last bit or two (the two compilations may fuse a multiply and an add differently: on an
-    H200 the Nesterov step differed by one float32 ulp in 23% of its elements)."""
+    1001 x 7 elements (packs and leftovers), rates per row and one: the same numbers to a
+    few roundings of the largest value. Not bit for bit: the two compilations of the same C
+    may fuse a multiply and an add differently (on an H200 the Nesterov step differed
+    where theta_in + mu v - lr g cancels, 1e-6 absolute, up to 191 float32 ulps)."""
     import cupy as cp
 
     from gpubp import kernels
 
     rng = np.random.default_rng(7)
+    eps = np.finfo(dtype).eps
     for by_row in (True, False):
         for elementwise in kernels.VECTORIZED:
             args, _ = vector_arguments(elementwise, dtype, cp, rng, 1001, 7, by_row)
             twin = [a.copy() if isinstance(a, cp.ndarray) else a for a in args]
+            scale = max(float(cp.abs(a).max()) for a in args if isinstance(a, cp.ndarray)
+                        and a.dtype == dtype)  # fmt: skip
             got = elementwise.vector(*args)
             assert got is not None, elementwise.vector.name
             want = elementwise.kernel(*twin)
             got, want = (x if isinstance(x, tuple) else (x,) for x in (got, want))
             for a, b in zip(got, want):
                 try:
-                    cp.testing.assert_array_max_ulp(a, b, maxulp=2)
+                    cp.testing.assert_allclose(a, b, rtol=4 * eps, atol=8 * eps * scale)
                 except AssertionError as error:
                     raise AssertionError(f"{elementwise.vector.name}: {error}") from None
