@@ -540,7 +540,8 @@ def test_every_vectorized_kernel_computes_its_formula_when_its_c_runs_on_the_hos
     """Each kernel's C on the CPU over 5 x 7 elements (8 packs of 4 floats and 3 left over,
     or 17 packs of 2 doubles and 1), on a grid of 2 blocks of 3 threads, so that threads
     loop over packs: every element must be its ElementwiseKernel's formula, none skipped,
-    none written twice into the wrong place."""
+    none written twice into the wrong place. In place, as gpubp calls them (theta over
+    theta_in, z over a_in), so that an element updated twice is wrong too."""
     import ctypes
 
     library, module = host_vector_kernels
@@ -551,18 +552,23 @@ def test_every_vectorized_kernel_computes_its_formula_when_its_c_runs_on_the_hos
     for elementwise in module.VECTORIZED:
         name = elementwise.vector.name
         args, inputs = vector_arguments(elementwise, dtype, np, rng, by_row=by_row)
+        want = formulas[name](**{k: v.copy() if isinstance(v, np.ndarray) else v
+                                 for k, v in inputs.items()})  # fmt: skip
+        names = [pname for _, _, pname, _ in elementwise.vector.params]
         outs = {}
-        for (_, _, pname, is_out), a in zip(elementwise.vector.params, args):
+        for j, (_, _, pname, is_out) in enumerate(elementwise.vector.params):
+            over = {"z": "a_in"}.get(pname, f"{pname}_in")  # z = sigma(a_in + b) over a_in
+            if is_out and over in names:
+                args[j] = args[names.index(over)]  # in place
+            elif is_out:
+                args[j][...] = np.nan
             if is_out:
-                a[...] = np.nan
-                outs[pname] = a
+                outs[pname] = args[j]
         keep = [a if isinstance(a, np.ndarray) else np.array([a]) for a in args]
         pointers = (ctypes.c_void_p * len(keep))(*(a.ctypes.data for a in keep))
         getattr(library, f"host_{name}_vec_{ctype}")(
             ctypes.c_longlong(35), ctypes.c_int(2), ctypes.c_int(3), pointers
         )
-        want = formulas[name](**{k: v.copy() if isinstance(v, np.ndarray) else v
-                                 for k, v in inputs.items()})  # fmt: skip
         for pname, got in outs.items():
             np.testing.assert_allclose(
                 got, np.asarray(want[pname]).reshape(got.shape), rtol=rtol, atol=rtol,
