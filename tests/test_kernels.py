@@ -266,15 +266,17 @@ def as_host_cpp_indexed(recorded) -> str:
     return "\n#include <cstddef>\n" + "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
+def compiled_on_host(tmp_path_factory, name: str, code: str):
+    """``code`` (C++) built as a shared library with the host's compiler, loaded by ctypes;
+    the test skips where there is no compiler."""
+    import ctypes
+
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler to run the kernels' CUDA C on the host")
-    module, recorded = kernel_sources()
-    folder = tmp_path_factory.mktemp("host_kernels")
-    source, library = folder / "kernels.cpp", folder / "kernels.so"
-    source.write_text(as_host_cpp(recorded, module._SOFTMAX_CE) + as_host_cpp_indexed(recorded))
+    folder = tmp_path_factory.mktemp(name)
+    source, library = folder / f"{name}.cpp", folder / f"{name}.so"
+    source.write_text(code)
     out = subprocess.run(
         [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
         capture_output=True,
@@ -282,9 +284,14 @@ def host_kernels(tmp_path_factory):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    import ctypes
+    return ctypes.CDLL(str(library))
 
-    return ctypes.CDLL(str(library)), recorded
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    module, recorded = kernel_sources()
+    code = as_host_cpp(recorded, module._SOFTMAX_CE) + as_host_cpp_indexed(recorded)
+    return compiled_on_host(tmp_path_factory, "kernels", code), recorded
 
 
 def test_every_elementwise_kernel_computes_its_formula_when_its_c_runs_on_the_host(host_kernels):
@@ -513,23 +520,8 @@ def vector_launchers(module) -> str:
 
 @pytest.fixture(scope="module")
 def host_vector_kernels(tmp_path_factory):
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.skip("no C++ compiler to run the kernels' CUDA C on the host")
     module, _ = kernel_sources()
-    folder = tmp_path_factory.mktemp("host_vector_kernels")
-    source, library = folder / "vector.cpp", folder / "vector.so"
-    source.write_text(vector_launchers(module))
-    out = subprocess.run(
-        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    import ctypes
-
-    return ctypes.CDLL(str(library)), module
+    return compiled_on_host(tmp_path_factory, "vector", vector_launchers(module)), module
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
