@@ -7,6 +7,8 @@ are the update rules of ``gpubp.optim``. A kernel missing here fails loudly.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
@@ -122,8 +124,6 @@ def _vectorized(formula, names):
 
 def raw(name, names):
     """The formula of the raw kernel ``name`` whose C parameters are ``names``."""
-    import re
-
     vector = re.fullmatch(r"(.+)_vec_(float|double)", name)
     if vector is not None and vector.group(1) in ELEMENTWISE:
         return _vectorized(ELEMENTWISE[vector.group(1)], names)
