@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 
 import cupy as cp
+import numpy as np
 
 _C_TYPES = {"uint32": "unsigned int", "int64": "long long"}
-_RAW_DTYPES = {"unsigned int": "uint32", "long long": "int64"}
+_SCALAR_TYPES = {"unsigned int": np.uint32, "long long": np.int64}  # by C type
 _PACK = r"""
 template <typename T> struct __align__(16) Pack { T v[16 / sizeof(T)]; };
 """
@@ -129,22 +130,20 @@ __device__ void {name}_run({self._declared("T", False)}, long long n) {{
             ):
                 return None
         n = first.size
+        if n == 0:
+            return None
         converted = []
         for (how, ctype, _, _), a in zip(self.params, args):
+            scalar = first.dtype.type if ctype == "T" else _SCALAR_TYPES.get(ctype)
             if how == "value":
                 if isinstance(a, cp.ndarray):
                     return None
-                kind = {"T": first.dtype.type, "unsigned int": cp.uint32, "long long": cp.int64}
-                a = kind[ctype](a)
+                a = scalar(a)
             elif how == "raw" and not (
-                isinstance(a, cp.ndarray)
-                and a.flags.c_contiguous
-                and a.dtype == (first.dtype if ctype == "T" else _RAW_DTYPES[ctype])
+                isinstance(a, cp.ndarray) and a.flags.c_contiguous and a.dtype == scalar
             ):
                 return None
             converted.append(a)
-        if n == 0:
-            return None
         ctype = _ctype(first.dtype)
         if ctype not in self._kernels:
             self._kernels[ctype] = self.module.get_function(f"{self.name}_vec_{ctype}")
