@@ -200,18 +200,20 @@ def standin_formulas():
     return module
 
 
+HOST_PREAMBLE = """#include <cmath>
+using namespace std;
+struct Dim { int x; };
+static Dim blockIdx, blockDim, threadIdx, gridDim;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __align__(n) alignas(n)"""  # CUDA C as host C++: the grid's indices are set by loops
+
+
 def as_host_cpp(recorded, raw_code) -> str:
     """Each kernel as a host function over double arrays: the elementwise bodies in a loop,
     the raw kernels called once per (block, thread), so the CUDA C runs on the CPU."""
-    parts = [
-        "#include <cmath>",
-        "using namespace std;",
-        "struct Dim { int x; };",
-        "static Dim blockIdx, blockDim, threadIdx;",
-        "#define __global__",
-        "#define __device__",
-        raw_code,
-    ]
+    parts = [HOST_PREAMBLE, raw_code]
     for in_params, out_params, operation, name in elementwise_only(recorded):
         ins = [p.split()[1] for p in in_params.split(",")]
         outs = [p.split()[1] for p in out_params.split(",")]
@@ -490,17 +492,7 @@ def vector_arguments(elementwise, dtype, xp, rng, rows=5, width=7, by_row=True):
 def vector_launchers(module) -> str:
     """The vectorized kernels' C for the host, with host_NAME(n, blocks, threads, args)
     running every (block, thread) of NAME, args[j] pointing at parameter j."""
-    parts = [
-        "#include <cmath>",
-        "using namespace std;",
-        "struct Dim { int x; };",
-        "static Dim blockIdx, blockDim, threadIdx, gridDim;",
-        "#define __global__",
-        "#define __device__",
-        "#define __forceinline__ inline",
-        "#define __align__(n) alignas(n)",
-        module.vectorized_source(),
-    ]
+    parts = [HOST_PREAMBLE, module.vectorized_source()]
     for elementwise in module.VECTORIZED:
         for ctype in ("float", "double"):
             unpacked = []

@@ -184,7 +184,8 @@ class RawKernel:
         threads = int(np.prod(grid)) * int(np.prod(block))
         from . import _gpubp
 
-        _gpubp.raw(self.name, self.names)(threads, *values)
+        run = _gpubp.vectorized(self.name, self.names) or _reference("RAW", self.name)
+        run(threads, *values)
 
 
 class RawModule:
