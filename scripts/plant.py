@@ -1,0 +1,281 @@
+"""Plant realistic slips in the code one at a time and run the tests that concern each:
+does the suite catch them? (docs/testing.md, "Planted slips")
+
+    python scripts/plant.py                      # every slip, its test files on every backend
+    python scripts/plant.py --list               # the slips, where they go and their tests
+    python scripts/plant.py bagging cv-refit     # these slips only
+    python scripts/plant.py --whole              # the whole suite per slip, not its tests
+    python scripts/plant.py --tree DIR --run "pytest -x -q {tests}" \\
+        --run "GPUBP_NUMBA=0 pytest -x -q {tests}" \\
+        --run "pytest -x -q --cupy-standin {tests}"  # another checkout (here: the suite
+                                                     # before one run served three backends)
+
+Each slip is planted in a fresh copy of the tree (its tracked and untracked files, not the
+ignored ones; the working tree itself is never touched), and the commands run in that copy
+with PYTHONPATH set to it, so that child processes import the planted code too. A slip
+counts as caught when a command exits with 1 (tests failed) or runs past ``--timeout``
+(a hang); later commands are then skipped. A slip whose text is not in its file exactly
+once is reported stale: the code moved, and the slip must follow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README_RUN = "pytest -x -q -p no:cacheprovider {tests}"
+
+
+@dataclass(frozen=True)
+class Slip:
+    name: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+SLIPS = [
+    Slip(
+        "cuda-kernel",
+        "the CUDA Nesterov step takes the old velocity (kernels.py)",
+        "gpubp/kernels.py",
+        "v = mu * v_in - lr * g; theta = theta_in + mu * v - lr * g;",
+        "v = mu * v_in - lr * g; theta = theta_in + mu * v_in - lr * g;",
+        ("test_kernels", "test_graphs", "test_gpu", "test_optimizers"),
+    ),
+    Slip(
+        "numba-kernel",
+        "numba's Adam adds epsilon under the square root (cpu_kernels.py)",
+        "gpubp/cpu_kernels.py",
+        "rate * mi / (math.sqrt(vi) + eps)",
+        "rate * mi / math.sqrt(vi + eps)",
+        ("test_cpu_kernels", "test_optimizers", "test_estimators"),
+    ),
+    Slip(
+        "reference-formula",
+        "the softmax Jacobian's sum loses its F (functions.py)",
+        "gpubp/functions.py",
+        "F * (E - xp.sum(F * E, axis=-1, keepdims=True))",
+        "F * (E - xp.sum(E, axis=-1, keepdims=True))",
+        ("test_gradients", "test_network", "test_losses", "test_hand_worked", "test_torch_oracle"),
+    ),
+    Slip(
+        "host-transfer",
+        "each step reads its loss on the host (train.py)",
+        "gpubp/train.py",
+        "sums.total = sums.total + trace.loss * (end - start)",
+        "sums.total = sums.total + float(trace.loss) * (end - start)",
+        ("test_device_traffic", "test_graphs", "test_gpu"),
+    ),
+    Slip(
+        "checkpoint-field",
+        "a checkpoint leaves out the optimiser's step count t (optim.py)",
+        "gpubp/optim.py",
+        'k not in ("fused", "_rate_column")}',
+        'k not in ("fused", "_rate_column", "t")}',
+        ("test_checkpoint",),
+    ),
+    Slip(
+        "resume-rng-order",
+        "an epoch's generator state is taken after it drew its order (train.py)",
+        "gpubp/train.py",
+        "        self.rng_state = None if run is None else rng.bit_generator.state"
+        "  # for a checkpoint\n"
+        "        self.order = data.epoch_order(rng, shuffle, batch_size)\n",
+        "        self.order = data.epoch_order(rng, shuffle, batch_size)\n"
+        "        self.rng_state = None if run is None else rng.bit_generator.state"
+        "  # for a checkpoint\n",
+        ("test_checkpoint", "test_errors"),
+    ),
+    Slip(
+        "streamed-order",
+        "a streamed chunk reads its rows sorted, not in the epoch's order (inputs/data.py)",
+        "gpubp/inputs/data.py",
+        "                else order[start : start + step]\n",
+        "                else np.sort(order[start : start + step])\n",
+        ("test_streaming",),
+    ),
+    Slip(
+        "bounded-reader",
+        "a Parquet file is read whole, then cut into chunks (tables.py)",
+        "gpubp/tables.py",
+        "for batch in f.iter_batches(batch_size=rows):",
+        "for batch in f.read().to_batches(max_chunksize=rows):",
+        ("test_cli_files",),
+    ),
+    Slip(
+        "command-option",
+        "the command's --penalty is not passed on (cli.py)",
+        "gpubp/cli.py",
+        "        penalty=args.penalty,\n",
+        "",
+        ("test_cli", "test_cli_edges", "test_cli_files", "test_penalties"),
+    ),
+    Slip(
+        "error-message",
+        "a CSV's errors name the line before (tables.py)",
+        "gpubp/tables.py",
+        "    table = _tidy(table, 2)\n    if table.empty:",
+        "    table = _tidy(table, 1)\n    if table.empty:",
+        ("test_cli", "test_cli_edges", "test_cli_files"),
+    ),
+    Slip(
+        "mpi-path",
+        "a rank also takes the first case of the next rank's shard (train.py)",
+        "gpubp/train.py",
+        "cases[(cases >= lo) & (cases < hi)]",
+        "cases[(cases >= lo) & (cases <= hi)]",
+        ("test_distributed",),
+    ),
+    Slip(
+        "saved-file-field",
+        "a saved model leaves out weight elimination's w0 (persist.py)",
+        "gpubp/persist.py",
+        '            "w0": net.w0,\n',
+        "",
+        ("test_persist", "test_penalties", "test_properties"),
+    ),
+    Slip(
+        "stack-rate",
+        "the adaptive schedule cuts every network's rate when one stops improving (optim.py)",
+        "gpubp/optim.py",
+        "self._set_learning_rate(np.where(cut, rates / 5.0, rates))",
+        "self._set_learning_rate(rates / 5.0)",
+        ("test_stack", "test_optimizers", "test_cv"),
+    ),
+    Slip(
+        "bagging",
+        "the out-of-bag output averages over every network, not the ones it is out of (bagging.py)",
+        "gpubp/estimators/bagging.py",
+        "F[done : done + n][seen] = sums[seen] / voters[seen, None]",
+        "F[done : done + n][seen] = sums[seen] / len(voters)",
+        ("test_bagging",),
+    ),
+    Slip(
+        "cv-refit",
+        "the CV refit keeps the default learning rate, not the best one (estimators/cv.py)",
+        "gpubp/estimators/cv.py",
+        "alpha=self.alpha_, learning_rate_init=self.learning_rate_init_",
+        "alpha=self.alpha_",
+        ("test_cv",),
+    ),
+]
+
+
+def copy_tree(tree: Path, into: Path) -> None:
+    """The tracked and untracked (not ignored) files of the git checkout ``tree``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=tree,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = tree / os.fsdecode(name)
+        if source.is_file():
+            target = into / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def plant(copy: Path, slip: Slip) -> bool:
+    """Put ``slip`` into the copy; False if its text is not in the file exactly once."""
+    path = copy / slip.path
+    text = path.read_text() if path.exists() else ""
+    if text.count(slip.old) != 1:
+        return False
+    path.write_text(text.replace(slip.old, slip.new))
+    return True
+
+
+def first_failure(output: str) -> str:
+    match = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def run_slip(tree: Path, slip: Slip, commands: list[str], whole: bool, timeout: float) -> dict:
+    tests = "" if whole else " ".join(f"tests/{t}.py" for t in slip.tests)
+    with tempfile.TemporaryDirectory(prefix=f"plant-{slip.name}-") as folder:
+        copy = Path(folder)
+        copy_tree(tree, copy)
+        if not plant(copy, slip):
+            return {"verdict": "stale", "by": "", "test": "", "seconds": 0.0}
+        paths = [folder, *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        started = time.perf_counter()
+        for i, command in enumerate(commands, start=1):
+            try:
+                out = subprocess.run(
+                    command.format(tests=tests),
+                    shell=True,
+                    cwd=copy,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                return _verdict("caught (timeout)", i, "", started)
+            if out.returncode == 1:
+                return _verdict("caught", i, first_failure(out.stdout), started)
+            if out.returncode != 0:
+                tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
+                return _verdict(f"error {out.returncode}: {' | '.join(tail)}", i, "", started)
+        return _verdict("missed", 0, "", started)
+
+
+def _verdict(verdict: str, by: int, test: str, started: float) -> dict:
+    seconds = time.perf_counter() - started
+    return {"verdict": verdict, "by": by or "", "test": test, "seconds": seconds}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="slips to plant (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the slips and stop")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to copy")
+    parser.add_argument(
+        "--run",
+        action="append",
+        help=f"a command ({{tests}}: the slip's test files); default {README_RUN!r}",
+    )
+    parser.add_argument("--whole", action="store_true", help="run the whole suite per slip")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per command")
+    args = parser.parse_args(argv)
+    known = {s.name: s for s in SLIPS}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        parser.error(f"no slip named {', '.join(unknown)}; --list shows them")
+    slips = [known[n] for n in args.names] or SLIPS
+    if args.list:
+        for s in slips:
+            print(f"{s.name:18} {s.what}\n{'':18} tests: {', '.join(s.tests)}")
+        return 0
+    commands = args.run or [README_RUN]
+    print("| slip | what | verdict | command | first failing test | s |")
+    print("|---|---|---|---|---|---|")
+    missed = 0
+    for slip in slips:
+        r = run_slip(args.tree.resolve(), slip, commands, args.whole, args.timeout)
+        missed += not r["verdict"].startswith("caught")
+        print(
+            f"| {slip.name} | {slip.what} | {r['verdict']} | {r['by']} | {r['test']} "
+            f"| {r['seconds']:.0f} |",
+            flush=True,
+        )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
