@@ -14,7 +14,8 @@
 # Each step has a time limit and a log in $LOGS (default gpu-check-out). Where $OUT
 # is set (the device tool's output folder) the logs are packed after every step into
 # $OUT/gpu-check.tgz, so a run stopped at its limit still returns what it did.
-# Every pytest run pins GPUBP_BACKEND: on a GPU machine "auto" means CuPy everywhere.
+# Every pytest run names its backends (--backends, tests/conftest.py): there the cupy
+# backend is the real CuPy, and the tests that run once run on the first one named.
 # Without mpiexec, an mpich wheel in .whl/ (carried) is installed under /tmp/mpich.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,13 +72,13 @@ tests)
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # Open MPI, as root there
     card
     step config 60 python -c "import gpubp; gpubp.show_config()"
-    step gpu-tests 150 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu
+    step gpu-tests 150 "${PYTEST[@]}" --backends cupy -m gpu
     if ! grep -q " passed" "$LOGS/gpu-tests.log" || grep -q "needs CuPy and a device" "$LOGS/gpu-tests.log"; then
         echo "== gpu-tests: none ran, or some skipped for want of a GPU: FAILED"
         status=1
     fi
-    step suite-cupy 270 env GPUBP_BACKEND=cupy "${PYTEST[@]}"
-    step suite-numpy 200 env GPUBP_BACKEND=numpy "${PYTEST[@]}" -m "not gpu"
+    step suite-cupy 270 "${PYTEST[@]}" --backends cupy
+    step suite-numpy 200 "${PYTEST[@]}" --backends numba,reference -m "not gpu"
     ;;
 agreement)
     step agreement 200 python -m benchmarks.agreement --out "$LOGS"
@@ -107,7 +108,7 @@ speed)
     card
     for part in $(echo "${2:-tests,levers,kernels,a,b,d,c32,profile}" | tr , ' '); do
         case "$part" in
-        tests) step gpu-tests 90 env GPUBP_BACKEND=cupy "${PYTEST[@]}" -m gpu ;;
+        tests) step gpu-tests 90 "${PYTEST[@]}" --backends cupy -m gpu ;;
         levers) step levers 90 python -m benchmarks.gpu_levers --before "$BEFORE" --out "$LOGS" ;;
         kernels) step kernels 60 python -m benchmarks.gpu_kernels --out "$LOGS" ;;
         profile) step profile 60 python -m benchmarks.profile_gpu --configs a,b,d --steps 50 \

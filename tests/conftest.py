@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import os
 import pickle
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpubp.backend import probe_cupy
+from gpubp.backend import probe_cupy, probe_numba
 from gpubp.functions import VALID_OUTPUTS
 
 STANDIN = Path(__file__).resolve().parent / "cupy_standin"
@@ -15,39 +16,126 @@ STANDIN = Path(__file__).resolve().parent / "cupy_standin"
 # Every (output, loss) pairing the network accepts.
 PAIRS = [(out, loss) for loss, outs in VALID_OUTPUTS.items() for out in outs]
 
+# The backends a test marked ``backends`` runs on, as the environment that selects each
+# (None: unset), which the test and its child processes see.
+BACKENDS = {
+    "numba": {"GPUBP_BACKEND": "numpy", "GPUBP_NUMBA": None},  # NumPy, numba's kernels
+    "reference": {"GPUBP_BACKEND": "numpy", "GPUBP_NUMBA": "0"},  # NumPy, the formulas
+    "cupy": {"GPUBP_BACKEND": "cupy", "GPUBP_NUMBA": None},  # CuPy, or the stand-in
+}
+THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def pytest_addoption(parser):
     parser.addoption(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated backends for the tests marked `backends` (default "
+        f"{','.join(BACKENDS)}; those that cannot run here are left out); the other tests "
+        "run on the first",
+    )
+    parser.addoption(
         "--cupy-standin",
         action="store_true",
-        help="run the suite on gpubp's CuPy path, with tests/cupy_standin as cupy "
-        "(GPUBP_BACKEND=cupy; child processes inherit both)",
+        help="the cupy backend is tests/cupy_standin even where a real CuPy is installed "
+        "(it is wherever none is)",
     )
 
 
 def pytest_configure(config):
-    if not config.getoption("--cupy-standin"):
-        return
-    if "cupy" in sys.modules:
-        raise pytest.UsageError("--cupy-standin: a real cupy was imported before the tests")
-    sys.path.insert(0, str(STANDIN))
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(STANDIN), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    os.environ["GPUBP_BACKEND"] = "cupy"
-    import cupy
+    names = [n.strip() for n in config.getoption("--backends").split(",") if n.strip()]
+    if not names or set(names) - set(BACKENDS):
+        raise pytest.UsageError(f"--backends: give some of {', '.join(BACKENDS)}")
+    standin = config.getoption("--cupy-standin") or importlib.util.find_spec("cupy") is None
+    if "cupy" in names and standin:
+        if "cupy" in sys.modules:
+            raise pytest.UsageError("--cupy-standin: a real cupy was imported before the tests")
+        sys.path.insert(0, str(STANDIN))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(STANDIN), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        import cupy
 
-    assert getattr(cupy, "__standin__", False), cupy.__file__
+        assert getattr(cupy, "__standin__", False), cupy.__file__
+    why_not = {"numba": probe_numba()[1], "reference": "", "cupy": probe_cupy()[1]}
+    config.gpubp_backends = [n for n in names if not why_not[n]]
+    config.gpubp_left_out = {n: why_not[n] for n in names if why_not[n]}
+    if not config.gpubp_backends:
+        raise pytest.UsageError(f"--backends: none can run here: {config.gpubp_left_out}")
+    _set_environment(os.environ.__setitem__, os.environ.pop, config.gpubp_backends[0])
+    config.gpubp_one_thread = bool(os.environ.get("PYTEST_XDIST_WORKER")) and not any(
+        map(os.environ.get, THREADS)
+    )
+    if config.gpubp_one_thread:
+        one_thread_each(config)
+
+
+def one_thread_each(config):
+    """One BLAS thread in each xdist worker and its child processes (a worker per core:
+    more threads would only wait on each other), unless the environment names a count."""
+    from threadpoolctl import threadpool_limits
+
+    os.environ.update(dict.fromkeys(THREADS, "1"))
+    config.gpubp_threads = threadpool_limits(1)
+
+
+def pytest_report_header(config):
+    names = ", ".join(config.gpubp_backends)
+    if "cupy" in config.gpubp_backends and standin_installed():
+        names += " (the CuPy stand-in)"
+    left_out = "".join(f"; {n} left out: {why}" for n, why in config.gpubp_left_out.items())
+    return f"gpubp backends: {names}{left_out}"
+
+
+def _set_environment(set_, unset, name: str) -> None:
+    for key, value in BACKENDS[name].items():
+        if value is None:
+            unset(key, None)
+        else:
+            set_(key, value)
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked ``backends`` (with names: only those) runs on each backend of
+    --backends, its module's tests grouped by backend. A `gpu` test names its backends
+    itself and runs once."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or metafunc.definition.get_closest_marker("gpu") is not None:
+        return
+    wanted = marker.args or tuple(BACKENDS)
+    chosen = [n for n in metafunc.config.gpubp_backends if n in wanted]
+    params = chosen or [
+        pytest.param(wanted[0], marks=pytest.mark.skip(reason=f"runs on {', '.join(wanted)}"))
+    ]
+    metafunc.parametrize("gpubp_backend", params, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpubp_backend(request):
+    """The backend this test runs on (its name), set in the environment for the module's
+    tests: GPUBP_BACKEND and GPUBP_NUMBA, as a user would set them."""
+    name = getattr(request, "param", request.config.gpubp_backends[0])
+    patch = pytest.MonkeyPatch()
+    _set_environment(patch.setenv, lambda key, _: patch.delenv(key, raising=False), name)
+    yield name
+    patch.undo()
 
 
 def standin_installed() -> bool:
-    """Whether ``cupy`` is the stand-in (``--cupy-standin``)."""
+    """Whether ``cupy`` is the stand-in (the cupy backend on a machine without CuPy)."""
     return getattr(sys.modules.get("cupy"), "__standin__", False)
 
 
+def on_standin() -> bool:
+    """Whether this test runs gpubp's CuPy path on the stand-in."""
+    return standin_installed() and os.environ.get("GPUBP_BACKEND") == "cupy"
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip `gpu` tests, with the reason, where CuPy has no device; `cuda` tests also
-    on the stand-in, which checks plumbing, not CUDA arithmetic."""
+    """The `slow` tests first (under xdist, the longest tests start first and the workers
+    end together); skip `gpu` tests, with the reason, where CuPy has no device; `cuda`
+    tests also on the stand-in, which checks plumbing, not CUDA arithmetic."""
+    items.sort(key=lambda item: "slow" not in item.keywords)
     backend, why = probe_cupy()
     skips = {}
     if backend is None:

@@ -15,6 +15,8 @@ from conftest import PAIRS, named_quantities, problem
 import gpubp
 from gpubp.functions import ACTIVATIONS
 
+pytestmark = pytest.mark.backends("numba", "reference")
+
 xp = pytest.importorskip("array_api_strict")
 
 DEVICE = xp.Device("device1")

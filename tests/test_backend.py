@@ -12,19 +12,25 @@ import gpubp
 from gpubp import backend as backend_module
 from gpubp.backend import BackendError, get_backend, probe_cupy
 
-HAS_CUPY = probe_cupy()[0] is not None
+
+@pytest.fixture
+def without_cupy(monkeypatch):
+    """A machine where ``import cupy`` fails, whatever this one has (the probe runs afresh
+    here and after the test)."""
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    probe_cupy.cache_clear()
+    yield
+    probe_cupy.cache_clear()
 
 
-@pytest.mark.skipif(HAS_CUPY, reason="a usable GPU is present; auto picks CuPy there")
-def test_auto_falls_back_to_numpy_without_a_gpu(monkeypatch):
+def test_auto_falls_back_to_numpy_without_a_gpu(without_cupy, monkeypatch):
     monkeypatch.delenv("GPUBP_BACKEND", raising=False)
     backend = get_backend()
     assert backend.name == "numpy" and backend.xp is np
     assert "falling back to NumPy" in backend_module.auto_reason()
 
 
-@pytest.mark.skipif(HAS_CUPY, reason="a usable GPU is present")
-def test_asking_for_cupy_without_a_gpu_says_why_and_how_to_fix():
+def test_asking_for_cupy_without_a_gpu_says_why_and_how_to_fix(without_cupy):
     with pytest.raises(BackendError) as info:
         get_backend("cupy")
     message = str(info.value)
@@ -82,8 +88,7 @@ def test_environment_variable_sets_what_auto_means(monkeypatch):
     assert get_backend("numpy").name == "numpy"  # an explicit name ignores it
 
 
-@pytest.mark.skipif(HAS_CUPY, reason="a usable GPU is present")
-def test_environment_variable_cupy_without_gpu_raises(monkeypatch):
+def test_environment_variable_cupy_without_gpu_raises(without_cupy, monkeypatch):
     monkeypatch.setenv("GPUBP_BACKEND", "cupy")
     with pytest.raises(BackendError):
         gpubp.MLP([2, 2])
@@ -138,3 +143,42 @@ def test_show_config_names_versions_backend_and_blas(capsys):
 
     assert safetensors.__version__ in out.split("\nsafetensors ")[1].splitlines()[0]
     assert get_backend().name in out.split("auto backend")[1]
+
+
+@pytest.mark.backends
+def test_each_backend_of_the_suite_is_what_runs_here_and_in_a_child(gpubp_backend):
+    """tests/conftest.py selects a backend as a user would, through GPUBP_BACKEND and
+    GPUBP_NUMBA: "auto" resolves to the one the test is named for, in this process and,
+    on the CuPy path (the stand-in on the child's path too), in a child process."""
+    expected = {
+        "numba": ("numpy", "gpubp.cpu_kernels"),
+        "reference": ("numpy", None),
+        "cupy": ("cupy", "gpubp.kernels"),
+    }[gpubp_backend]
+    backend = get_backend("auto")
+    assert (backend.name, getattr(backend.fused, "__name__", None)) == expected
+    if gpubp_backend == "cupy":
+        code = "import gpubp; b = gpubp.get_backend(); print(b.name, b.fused.__name__)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.split() == list(expected), out.stderr
+
+
+def test_a_test_not_marked_runs_once_on_the_first_backend(request, gpubp_backend):
+    assert gpubp_backend == request.config.gpubp_backends[0]
+    assert get_backend("auto").name == ("cupy" if gpubp_backend == "cupy" else "numpy")
+
+
+def test_a_marked_test_is_collected_once_for_each_backend_of_the_run(request):
+    name = "test_each_backend_of_the_suite_is_what_runs_here_and_in_a_child"
+    items = [i for i in request.session.items if i.originalname == name]
+    ran = [i.callspec.params["gpubp_backend"] for i in items]
+    assert sorted(ran) == sorted(request.config.gpubp_backends)
+
+
+def test_each_xdist_worker_runs_one_blas_thread_unless_told_otherwise(request):
+    if not request.config.gpubp_one_thread:
+        pytest.skip("not an xdist worker, or the environment names a thread count")
+    from threadpoolctl import threadpool_info
+
+    assert {pool["num_threads"] for pool in threadpool_info()} == {1}
+    assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"

@@ -20,7 +20,10 @@ from gpubp.optim import Adam
 from gpubp.train import Objective, fit_lbfgs
 from gpubp.train_stack import StackHistory, fit_stack
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.backends,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 
 @pytest.fixture(scope="module")

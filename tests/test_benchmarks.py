@@ -31,6 +31,7 @@ def test_gemm_count_is_three_per_layer_and_two_for_the_first():
     assert step_flops(a, 128) == 2 * 128 * (2 * 784 * 128 + 3 * 128 * 10)
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     out = run_module(
         "benchmarks.epoch",
@@ -146,6 +147,7 @@ def test_csv_read_benchmark_prints_rounds_and_a_median(capsys):
     assert out.count("round ") == 2 and "median of 2: " in out and "for 300 x 4" in out
 
 
+@pytest.mark.slow
 def test_own_process_gives_each_contender_a_process_and_interleaves_its_rounds(tmp_path):
     """A tiny run of benchmarks.own_process: one worker per contender (pids differ from
     each other and from the parent's), every command answered every round, the baseline
@@ -224,6 +226,7 @@ def test_the_cpu_kernel_benchmark_times_every_kernel_against_its_reference():
     assert "| (a) | adam |" in text
 
 
+@pytest.mark.slow
 def test_model_files_times_both_formats(tmp_path):
     out = run_module(
         "benchmarks.model_files", "--sizes", "6,5,3", "--rounds", "2", "--out", str(tmp_path)
@@ -236,6 +239,7 @@ def test_model_files_times_both_formats(tmp_path):
     assert "| safetensors |" in (tmp_path / "model-files.md").read_text()
 
 
+@pytest.mark.slow
 def test_deploy_agreement_covers_every_activation_and_output(tmp_path):
     pytest.importorskip("skl2onnx")
     pytest.importorskip("onnxruntime")
@@ -246,6 +250,7 @@ def test_deploy_agreement_covers_every_activation_and_output(tmp_path):
     assert all(r["sklearn"] < 1e-5 and r["onnx"] < 1e-5 for r in rows)
 
 
+@pytest.mark.slow
 def test_the_streaming_benchmark_runs_small(tmp_path):
     """benchmarks.streaming at toy sizes: each part writes its table; one memory worker
     (the memory part runs nine) measures a streamed epoch."""

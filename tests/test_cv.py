@@ -19,7 +19,10 @@ from gpubp.network import MLP
 from gpubp.optim import Adam
 from gpubp.train import Data, History, Objective, fit_stochastic
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.backends,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,27 +31,16 @@ def digits():
     return X[:600] / 16, y[:600]
 
 
-@parametrize_with_checks(
-    [
-        MLPClassifierCV((8,), max_iter=200, cv=2, alphas=[1e-4, 1e-1], dtype="float64"),
-        MLPRegressorCV(
-            hidden_layer_sizes=(8,), max_iter=200, cv=2, alphas=[1e-4, 1e-1], dtype="float64"
-        ),
-        MLPClassifier(max_iter=50, n_init=3, ensemble="average", dtype="float64"),
-        MLPRegressor(hidden_layer_sizes=(8,), max_iter=200, n_init=2, dtype="float64"),
-        MLPClassifier(max_iter=50, n_init=3, ensemble="bagging", dtype="float64"),
-        MLPRegressor(
-            hidden_layer_sizes=(8,), max_iter=200, n_init=2, ensemble="bagging", dtype="float64"
-        ),
-    ],
-    expected_failed_checks=lambda est: (
-        dict.fromkeys(
+def expected_failures(est) -> dict:
+    """The checks a stack is expected to fail, and why."""
+    if est.n_init > 1 and est.ensemble == "best":
+        return dict.fromkeys(
             ["check_estimators_partial_fit_n_features", "check_n_features_in_after_fitting"],
             "partial_fit cannot choose the best of n_init starts after one epoch: it refuses "
             "n_init > 1 with ensemble='best'",
         )
-        if est.n_init > 1 and est.ensemble == "best"
-        else dict.fromkeys(
+    if est.ensemble == "bagging":
+        return dict.fromkeys(
             [
                 "check_sample_weight_equivalence_on_dense_data",
                 "check_sample_weight_equivalence_on_sparse_data",
@@ -56,11 +48,39 @@ def digits():
             "a bootstrap sample draws rows: a row of weight 2 is drawn as one row, two copies "
             "of it as two (scikit-learn's BaggingClassifier fails this check too)",
         )
-        if est.ensemble == "bagging"
-        else {}
-    ),
+    return {}
+
+
+# A rate of 0.01 learns the checks' small problems in 40 epochs.
+FAST = dict(max_iter=40, dtype="float64")
+
+
+@pytest.mark.backends("numba", "cupy")  # the scikit-learn face: host or device, not formulas
+@parametrize_with_checks(
+    [
+        MLPClassifierCV((8,), cv=2, alphas=[1e-4, 1e-1], learning_rate_inits=[1e-2], **FAST),
+        MLPRegressorCV(
+            hidden_layer_sizes=(8,), cv=2, alphas=[1e-4, 1e-1], learning_rate_inits=[1e-2], **FAST
+        ),
+    ],
 )
 def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.backends("numba")  # on the CuPy path, the CV estimators' stacks above
+@parametrize_with_checks(
+    [
+        MLPClassifier(learning_rate_init=1e-2, n_init=3, ensemble="average", **FAST),
+        MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=1e-2, n_init=2, **FAST),
+        MLPClassifier(learning_rate_init=1e-2, n_init=3, ensemble="bagging", **FAST),
+        MLPRegressor(
+            hidden_layer_sizes=(8,), learning_rate_init=1e-2, n_init=2, ensemble="bagging", **FAST
+        ),
+    ],
+    expected_failed_checks=expected_failures,
+)
+def test_scikit_learn_estimator_checks_of_stacks(estimator, check):
     check(estimator)
 
 

@@ -15,6 +15,8 @@ from sklearn.preprocessing import StandardScaler
 import gpubp
 from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor
 
+pytestmark = pytest.mark.backends
+
 ACTIVATIONS = ["identity", "logistic", "sigmoid", "tanh", "relu"]
 TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
 

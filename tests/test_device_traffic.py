@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from gpubp import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.skipif(
-    not standin_installed(), reason="counts device traffic on the CuPy stand-in (--cupy-standin)"
+    not standin_installed(), reason="counts device traffic on the CuPy stand-in"
 )
 
 READS_PER_EPOCH = 1  # the epoch's loss

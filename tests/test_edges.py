@@ -18,6 +18,8 @@ import gpubp
 from gpubp.estimators import MLPClassifier, MLPRegressor
 from gpubp.estimators import base as estimators_base
 
+pytestmark = pytest.mark.backends
+
 HERE = Path(__file__).resolve().parent
 
 

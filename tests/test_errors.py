@@ -6,11 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import standin_installed
 from sklearn.datasets import make_classification
 
 import gpubp
 from gpubp import InputError, MLPClassifier, MLPRegressor
 from gpubp.backend import out_of_memory
+
+pytestmark = pytest.mark.backends
 
 X, y = make_classification(
     n_samples=30, n_features=3, n_informative=2, n_redundant=0, random_state=0
@@ -214,8 +217,14 @@ def test_every_way_the_gpu_says_out_of_memory_is_recognised(exc):
 
 
 @pytest.mark.gpu
-def test_gpu_out_of_memory_becomes_advice():
+def test_gpu_out_of_memory_becomes_advice(monkeypatch):
     import cupy
+
+    if standin_installed():  # a card of 64 MiB, predicting 16 MiB at a time: fewer rows
+        from gpubp.estimators import base
+
+        monkeypatch.setenv("GPUBP_STANDIN_MEMORY", str(2**26))
+        monkeypatch.setattr(base, "PREDICT_CHUNK_BYTES", 2**24)
 
     p, width = 10, 100_000  # 4 MB of weights; the hidden layer of N cases takes N * 400 kB
     clf = MLPClassifier((width,), solver="sgd", max_iter=1, backend="cupy", random_state=0)

@@ -26,6 +26,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import gpubp
 from gpubp import MLPClassifier, MLPRegressor
 
+pytestmark = pytest.mark.backends
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(gpubp.__file__)))  # the checkout
 
 FLOAT32_ROUNDING = (
@@ -40,6 +42,7 @@ ONE_OUTPUT_ROW_ORDER = (
 )
 
 
+@pytest.mark.backends("numba", "cupy")  # the scikit-learn face: host or device, not formulas
 @parametrize_with_checks(
     [
         MLPClassifier(max_iter=50),

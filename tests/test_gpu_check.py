@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MISSING = ("nbformat", "nbclient", "ipykernel", "array_api_strict", "mnist1d")
 
 
+@pytest.mark.slow
 def test_gpu_tests_are_collected_without_the_test_extras(tmp_path):
     for name in MISSING:
         (tmp_path / f"{name}.py").write_text(f"raise ModuleNotFoundError(name='{name}')\n")
@@ -43,4 +46,4 @@ def test_gpu_tests_are_collected_without_the_test_extras(tmp_path):
 def test_the_gpu_check_script_fails_when_no_gpu_test_ran():
     script = (ROOT / "scripts" / "gpu-check.sh").read_text()
     assert "-m gpu" in script and "none ran" in script
-    assert "GPUBP_BACKEND=numpy" in script and "GPUBP_BACKEND=cupy" in script
+    assert "--backends cupy -m gpu" in script and "--backends numba,reference" in script

@@ -11,6 +11,8 @@ from conftest import problem as shared_problem
 import gpubp
 from gpubp.functions import ACTIVATIONS, LOSSES, OUTPUTS
 
+pytestmark = pytest.mark.backends("numba", "reference")
+
 DEPTHS = {1: [3, 4], 2: [3, 4, 3], 3: [3, 4, 3, 2]}  # hidden sizes before K
 
 
@@ -63,14 +65,15 @@ def test_gradients_with_integer_labels_equal_one_hot():
     assert gpubp.gradcheck(net, X, labels).max_rel_error < 1e-6
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("output,loss", PAIRS)
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_float32_gradients_agree_with_float64_differences(activation, output, loss):
     """float32 arithmetic against float64 central differences at the same (rounded)
     weights. float32 rounding is relative to the largest terms, so entries below 1% of
     the largest gradient entry are compared on that scale (floor=1e-2): measured at most
-    1.2e-5 over 320 such nets (8 seeds, N = 5 and 8). On the default backend, so
-    --cupy-standin runs the fused kernels' path in float32."""
+    1.2e-5 over 320 such nets (8 seeds, N = 5 and 8). On every backend: the fused
+    kernels' path in float32 too."""
     net = gpubp.MLP([4, 6, 3], activation, output, loss, 0.1, dtype="float32", seed=0)
     X, Y = problem([4, 6, 3], output, 0)
     assert gpubp.gradcheck(net, X, Y, floor=1e-2).max_rel_error < 1e-4

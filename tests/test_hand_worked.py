@@ -27,6 +27,8 @@ import pytest
 
 import gpubp
 
+pytestmark = pytest.mark.backends("numba", "reference")
+
 
 @pytest.fixture
 def net():

@@ -12,6 +12,8 @@ from conftest import PAIRS, problem
 
 import gpubp
 
+pytestmark = pytest.mark.backends
+
 
 def outputs_by_hand(weights, X, output):
     """f(x) for a tanh network, the forward pass written out with math, case by case."""

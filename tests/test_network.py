@@ -9,6 +9,8 @@ from conftest import PAIRS
 import gpubp
 from gpubp.functions import ACTIVATIONS
 
+pytestmark = pytest.mark.backends("numba", "reference")
+
 RAISE = dict(over="raise", divide="raise", invalid="raise")  # e^-1000 = 0 is right
 
 

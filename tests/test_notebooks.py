@@ -1,14 +1,12 @@
-"""The notebooks run top to bottom in a fresh kernel, asserting what their text claims, and
-their saved outputs come from scripts/run_notebooks.py.
+"""The notebooks run top to bottom in a fresh kernel, in full, asserting what their text
+claims, and their saved outputs come from scripts/run_notebooks.py. Once, on the default
+backend: a notebook is a user's whole session, not a test of a backend."""
 
-On NumPy they run in full, so every claim is checked; on the CuPy stand-in (plumbing) with
-GPUBP_NOTEBOOK_QUICK=1, which makes the heavy cells small and skips the claims that need them.
-"""
-
+import os
 from pathlib import Path
 
 import pytest
-from conftest import standin_installed
+from conftest import STANDIN
 
 nbformat = pytest.importorskip("nbformat")  # the test extra; the GPU machine lacks it
 NotebookClient = pytest.importorskip("nbclient").NotebookClient
@@ -20,13 +18,12 @@ def test_the_six_notebooks_are_there():
     assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_a_fresh_kernel_and_its_claims_hold(path, monkeypatch, tmp_path):
-    if standin_installed():
-        monkeypatch.setenv("GPUBP_NOTEBOOK_QUICK", "1")
-    else:
-        monkeypatch.delenv("GPUBP_NOTEBOOK_QUICK", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p != str(STANDIN)))
     book = nbformat.read(path, as_version=4)
     NotebookClient(
         book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}

@@ -13,6 +13,8 @@ from sklearn.datasets import make_classification, make_regression
 import gpubp
 from gpubp.optim import SGD, Adam
 
+pytestmark = pytest.mark.backends
+
 THETA_0 = [1.0, -2.0]
 GRADS = [[0.5, -0.25], [0.1, 0.4]]  # the gradients of steps 1 and 2
 

@@ -15,7 +15,10 @@ from gpubp.backend import NUMPY, probe_numba
 from gpubp.errors import InputError, ModelFileError
 from gpubp.network import weight_elimination_slope
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.backends,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 BACKENDS = ["numpy", "numba", "auto"]  # the reference, the fused CPU kernels, the default
 

@@ -14,6 +14,8 @@ from sklearn.datasets import make_classification
 import gpubp
 from gpubp import MLPClassifier, MLPRegressor, ModelFileError
 
+pytestmark = pytest.mark.backends
+
 SUFFIXES = [".safetensors", ".npz"]  # format versions 2 and 1
 
 

@@ -14,6 +14,8 @@ from gpubp.optim import SGD, Adam
 from gpubp.train import Data, History, Objective, fit_stochastic
 from gpubp.train_stack import StackHistory, fit_stack
 
+pytestmark = pytest.mark.backends
+
 SEEDS = [3, 4, 5, 6]
 
 

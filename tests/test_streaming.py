@@ -23,6 +23,8 @@ from gpubp.inputs.checks import load_rows
 from gpubp.inputs.data import BufferedOrder
 from gpubp.inputs.sources import Rows, SelectedRows, as_rows, distinct_values
 
+pytestmark = pytest.mark.backends("numba", "cupy")  # host or device data, not formulas
+
 N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
 
 

@@ -10,6 +10,8 @@ from conftest import PAIRS
 
 import gpubp
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture(scope="module")
 def torch():
