@@ -1,6 +1,9 @@
 """Run under ``mpiexec -n R`` by tests/test_distributed.py: train on this rank's shard.
 
-python tests/mpi_train.py SCENARIO OUTDIR
+python tests/mpi_train.py SCENARIO[,SCENARIO...] OUTDIR
+
+Several scenarios run one after the other in the same ranks (each rank pays its imports
+once).
 """
 
 import os
@@ -184,7 +187,8 @@ if __name__ == "__main__":
     warnings.simplefilter("ignore")
     rank = MPI.COMM_WORLD.Get_rank()
     try:
-        run(sys.argv[1], Path(sys.argv[2]), rank, MPI.COMM_WORLD.Get_size())
+        for scenario in sys.argv[1].split(","):
+            run(scenario, Path(sys.argv[2]), rank, MPI.COMM_WORLD.Get_size())
     except DistributedError as exc:
         print(f"rank {rank}: DistributedError: {exc}", flush=True)
         sys.exit(3)

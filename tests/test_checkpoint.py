@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from checkpoint_run import SCENARIOS, outcome, problem
 from mpi_train import at_step
+from test_cli import gpubp_cmd
 
 import gpubp
 from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
@@ -22,6 +23,11 @@ from gpubp.errors import PREEMPTED, CheckpointError, InputError
 HERE = Path(__file__).resolve().parent
 RUN = HERE / "checkpoint_run.py"
 ALL = list(SCENARIOS)
+# What a chain of real kills and the CuPy path's crashes run (every scenario is crashed
+# in-process on NumPy): weights, early stopping, streaming, a stack whose networks stop
+# apart, a CV estimator, streamed bagging.
+KILLED = ["adam_weighted", "adaptive_early", "adam_streamed", "sgd_stack_stops", "sgd_cv"]
+KILLED += ["adam_bagging_streamed"]
 
 
 def start(out, every, names):
@@ -47,8 +53,9 @@ def results(folder, names):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """Every scenario trained without a checkpoint, in a process of its own."""
+def uninterrupted(tmp_path_factory, gpubp_backend):
+    """Every scenario trained without a checkpoint, in a process of its own (on the
+    backend of the tests that ask for it)."""
     folder = tmp_path_factory.mktemp("uninterrupted")
     finish(start(folder, "none", ALL))
     return results(folder, ALL)
@@ -97,6 +104,7 @@ def crash_at_step(monkeypatch, n):
     at_step(n, crash, monkeypatch.setattr)
 
 
+@pytest.mark.backends("numba")
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("at", [13, 40, 130])
 def test_a_fit_that_crashed_inside_an_epoch_resumes_bit_for_bit(
@@ -105,6 +113,22 @@ def test_a_fit_that_crashed_inside_an_epoch_resumes_bit_for_bit(
     """A checkpoint after every step ("0s"), a crash at step 13 (the first epoch of the
     scenarios has 15 steps), 40 or 130 (if the fit gets there): run again, the fit ends as
     the uninterrupted one."""
+    crash_and_resume(tmp_path, monkeypatch, uninterrupted, name, at)
+
+
+@pytest.mark.backends("cupy")
+@pytest.mark.parametrize("name", KILLED)
+@pytest.mark.parametrize("at", [13, 40, 130])
+def test_a_fit_on_the_device_that_crashed_resumes_bit_for_bit(
+    tmp_path, monkeypatch, uninterrupted, name, at
+):
+    """The same on the CuPy path (a checkpoint of device arrays), for the scenarios that
+    span what a checkpoint holds: case weights, early stopping, streamed data, a stack
+    whose networks stop apart, a CV estimator, bagging."""
+    crash_and_resume(tmp_path, monkeypatch, uninterrupted, name, at)
+
+
+def crash_and_resume(tmp_path, monkeypatch, uninterrupted, name, at):
     model, X, y, w = problem(name, tmp_path)
     model.set_params(checkpoint=str(tmp_path / name), checkpoint_every="0s")
     crash_at_step(monkeypatch, at)
@@ -124,13 +148,15 @@ def test_a_fit_that_crashed_inside_an_epoch_resumes_bit_for_bit(
     assert_same({name: outcome(again)}, {name: uninterrupted[name]})
 
 
+@pytest.mark.slow
 def test_runs_killed_at_random_steps_end_bit_for_bit_as_uninterrupted(tmp_path, uninterrupted):
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    landed = kill_chain(tmp_path, "0s", ALL, rng, kills=4, window=1.5)
-    assert landed >= 3  # a chain of at least three kills (the fits take longer than 4.5 s)
-    assert_same(results(tmp_path, ALL), uninterrupted)
+    landed = kill_chain(tmp_path, "0s", KILLED, rng, kills=4, window=1.0)
+    assert landed >= 3  # a chain of at least three kills (the fits take longer than 3 s)
+    assert_same(results(tmp_path, KILLED), {n: uninterrupted[n] for n in KILLED})
 
 
+@pytest.mark.slow
 def test_runs_killed_at_epoch_ends_and_preempted_resume_bit_for_bit(tmp_path, uninterrupted):
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
     names = ["adaptive_early", "adam_stack", "adam_streamed"]
@@ -214,6 +240,7 @@ def test_the_state_packs_and_unpacks_as_it_was():
     assert back["rows"].dtype == np.int32 and np.array_equal(back["rows"], np.arange(4))
 
 
+@pytest.mark.backends
 def test_a_crashed_fit_run_again_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
     model, X, y = small(solver="sgd", learning_rate="invscaling", learning_rate_init=0.3)
     expected = model.fit(X, y)
@@ -253,6 +280,7 @@ def test_a_checkpoint_written_on_one_backend_resumes_on_the_other(tmp_path, monk
         np.testing.assert_allclose(resumed.loss_curve_, expected.loss_curve_, rtol=1e-5)
 
 
+@pytest.mark.backends
 def test_a_finished_fit_does_not_train_again(tmp_path, monkeypatch):
     model, X, y = small(checkpoint=tmp_path)
     model.fit(X, y)
@@ -366,6 +394,7 @@ def test_checkpoints_need_fit_and_a_stochastic_solver(tmp_path, solver):
             model.partial_fit(X, y, classes=np.unique(y))
 
 
+@pytest.mark.slow
 def test_writes_killed_at_random_points_always_leave_a_checkpoint_that_loads(tmp_path):
     """200 writes killed (SIGKILL) at random moments: the newest file that remains reads
     whole and holds the values its description says; the leftovers are cleared."""
@@ -407,6 +436,7 @@ def test_writes_killed_at_random_points_always_leave_a_checkpoint_that_loads(tmp
 
 
 def command(*args, cwd):
+    """``gpubp train --quiet args`` in a process of its own (to send it a signal)."""
     return subprocess.Popen(
         [sys.executable, "-m", "gpubp.cli", "train", "--quiet", *args],
         cwd=cwd,
@@ -416,11 +446,13 @@ def command(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tmp_path):
-    args = ["--data", "digits", "--epochs", "25", "--hidden", "16", "--tol", "0"]
-    finish(command(*args, "--out", "plain", cwd=tmp_path))
+    args = ["train", "--quiet", "--data", "digits", "--epochs", "25", "--hidden", "16"]
+    args += ["--tol", "0"]
+    assert gpubp_cmd(*args, "--out", "plain", cwd=tmp_path).returncode == 0
     run = command(
-        *args, "--out", "run", "--checkpoint", "ckpt", "--checkpoint-every", "0s", cwd=tmp_path
+        *args[2:], "--out", "run", "--checkpoint", "ckpt", "--checkpoint-every", "0s", cwd=tmp_path
     )
     deadline = time.monotonic() + 60
     while not list((tmp_path / "ckpt").glob("checkpoint-*.npz")):
@@ -434,7 +466,8 @@ def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tm
         and "ckpt" in err
         and not (tmp_path / "run" / "model.safetensors").exists()
     )
-    finish(command(*args, "--out", "run", "--checkpoint", "ckpt", cwd=tmp_path))
+    again = gpubp_cmd(*args, "--out", "run", "--checkpoint", "ckpt", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
     plain = gpubp.load(tmp_path / "plain" / "model.safetensors", backend="numpy")
     resumed = gpubp.load(tmp_path / "run" / "model.safetensors", backend="numpy")
     assert all(np.array_equal(a, b) for a, b in zip(plain.coefs_, resumed.coefs_))
@@ -442,14 +475,13 @@ def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tm
 
 
 def test_the_command_refuses_a_cadence_it_cannot_read(tmp_path):
-    run = command("--checkpoint", "c", "--checkpoint-every", "soon", cwd=tmp_path)
-    _, err = run.communicate(timeout=60)
-    assert run.returncode == 2 and "--checkpoint-every" in err and "30s" in err
+    run = gpubp_cmd("train", "--checkpoint", "c", "--checkpoint-every", "soon", cwd=tmp_path)
+    assert run.returncode == 2 and "--checkpoint-every" in run.stderr and "30s" in run.stderr
 
 
 def test_the_command_refuses_a_checkpoint_folder_it_cannot_write(tmp_path):
     (tmp_path / "file").write_text("")
-    run = command("--epochs", "2", "--checkpoint", "file/ckpt", "--out", "o", cwd=tmp_path)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 1 and "cannot write checkpoints to file/ckpt" in err
+    args = ["train", "--epochs", "2", "--checkpoint", "file/ckpt", "--out", "o"]
+    run = gpubp_cmd(*args, cwd=tmp_path)
+    assert run.returncode == 1 and "cannot write checkpoints to file/ckpt" in run.stderr
     assert not (tmp_path / "o" / "model.safetensors").exists()

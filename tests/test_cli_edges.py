@@ -78,6 +78,7 @@ def test_predict_refuses_missing_columns_and_notes_unknown_ones(iris_model):
 # -- 2. Ctrl-C -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_so_exits_130_and_keeps_the_earlier_model(tmp_path):
     (tmp_path / "run").mkdir()
     earlier = b"an earlier model"
@@ -219,6 +220,7 @@ def test_predict_never_overwrites_what_it_reads(iris_model):
     assert model.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_predict_into_head_ends_quietly(iris_model):
     X, _ = load_iris(return_X_y=True)
     write_csv(iris_model / "many.csv", IRIS_NAMES, np.tile(X, (400, 1)))

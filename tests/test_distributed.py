@@ -1,5 +1,6 @@
 """Data-parallel training over MPI: the ranks' result is the single process's result."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 from conftest import standin_installed
 from mpi_train import COMMON, SOLVERS, STACKS, problem
+from test_cli import gpubp_cmd
 
 import gpubp
 from gpubp import distributed
 from gpubp.distributed import DistributedError, communicator, shard
+
+pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 # The environment before any test initialised MPI in this process: a singleton MPI_Init
@@ -26,8 +30,10 @@ def rank_environ(**extra) -> dict:
     return {**ENV, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
 
 
+@functools.cache
 def mpiexec():
-    """The mpiexec beside this Python (the mpich wheel's), or on the PATH, if it runs."""
+    """The mpiexec beside this Python (the mpich wheel's), or on the PATH, if it runs
+    (probed once: a skip is not cached, and probes again)."""
     pytest.importorskip("mpi4py")
     exe = Path(sys.executable).with_name("mpiexec")
     exe = str(exe) if exe.exists() else shutil.which("mpiexec")
@@ -89,36 +95,39 @@ def ranks_trained_as(one, folder, prefix, ranks=2):
     return saved
 
 
-def test_two_ranks_train_the_weights_of_one_process(tmp_path):
-    out = launch("equal", tmp_path)
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The folder of one job of two ranks that ran the scenarios the tests read."""
+    folder = tmp_path_factory.mktemp("ranks")
+    out = launch("equal,replicated,streamed,stacks,early", folder, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+    return folder
+
+
+def test_two_ranks_train_the_weights_of_one_process(job):
     for name, kw in SOLVERS.items():
         one = single_process(gpubp.MLPClassifier, "y", **kw)
-        ranks = ranks_trained_as(one, tmp_path, name)
+        ranks = ranks_trained_as(one, job, name)
         np.testing.assert_allclose(ranks[0]["loss"], one.loss_curve_, rtol=1e-10)
         assert list(ranks[1]["classes"]) == [0, 1, 2]
         reg = single_process(gpubp.MLPRegressor, "x", **kw)
         np.testing.assert_allclose(ranks[1]["reg_W"], reg.coefs_[0], rtol=1e-10, atol=1e-12)
 
 
-def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(tmp_path):
-    out = launch("replicated", tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
+def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(job):
     one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
     for rank in range(2):
-        got = np.load(tmp_path / f"replicated-rank{rank}.npz")
+        got = np.load(job / f"replicated-rank{rank}.npz")
         for k, want in enumerate(one.coefs_ + one.intercepts_):
             np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=1e-10, atol=1e-12)
 
 
-def test_streamed_shards_train_the_weights_of_one_process(tmp_path):
+def test_streamed_shards_train_the_weights_of_one_process(job):
     """Each rank's X memory-mapped and read a chunk at a time: the weights of one process,
     also when every rank maps all the rows, and early stopping's scores are those of the
     ranks' resident data."""
-    out = launch("streamed", tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
     one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
-    ranks = ranks_trained_as(one, tmp_path, "streamed")
+    ranks = ranks_trained_as(one, job, "streamed")
     for saved in ranks:
         np.testing.assert_allclose(saved["replicated"], one.coefs_[0], rtol=1e-10, atol=1e-12)
         np.testing.assert_array_equal(saved["scores"], saved["resident_scores"])
@@ -139,9 +148,7 @@ def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("test R^2") == 1  # rank 0 reports
-    one = subprocess.run(
-        [*command, "--out", "one"], cwd=tmp_path, capture_output=True, text=True, env=rank_environ()
-    )
+    one = gpubp_cmd(*args, "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     ranks, single = (gpubp.load(tmp_path / d / "model.safetensors") for d in ("ranks", "one"))
     assert gpubp.persist.describe(tmp_path / "ranks" / "model.safetensors")["record"]["ranks"] == 2
@@ -149,11 +156,9 @@ def test_the_command_trains_data_parallel_on_all_the_data(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
-def test_stacks_of_starts_and_folds_over_two_ranks_train_as_one_process(tmp_path):
-    out = launch("stacks", tmp_path, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
+def test_stacks_of_starts_and_folds_over_two_ranks_train_as_one_process(job):
     ens = single_process(gpubp.MLPClassifier, "y", **STACKS["starts"])
-    ranks = ranks_trained_as(ens, tmp_path, "stacks")
+    ranks = ranks_trained_as(ens, job, "stacks")
     np.testing.assert_allclose(ranks[0]["loss"], ens.loss_curve_, rtol=1e-10)
     clf = single_process(gpubp.MLPClassifierCV, "y", **STACKS["cv"])
     reg = single_process(gpubp.MLPRegressorCV, "x", **STACKS["cv"])
@@ -173,10 +178,8 @@ def test_stacks_of_starts_and_folds_over_two_ranks_train_as_one_process(tmp_path
         assert float(saved["bag_oob"]) == pytest.approx(bag.oob_score_, rel=1e-10)
 
 
-def test_early_stopping_stops_every_rank_at_the_same_epoch(tmp_path):
-    out = launch("early", tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    a, b = (np.load(tmp_path / f"early-rank{r}.npz") for r in range(2))
+def test_early_stopping_stops_every_rank_at_the_same_epoch(job):
+    a, b = (np.load(job / f"early-rank{r}.npz") for r in range(2))
     assert int(a["n_iter"]) == int(b["n_iter"]) < 200
     np.testing.assert_array_equal(a["scores"], b["scores"])
 
