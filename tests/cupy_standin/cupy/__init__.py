@@ -1,8 +1,8 @@
 """A strict CuPy stand-in on NumPy, for gpubp's tests (never installed as ``cupy``).
 
-``pytest --cupy-standin`` puts this folder first on ``sys.path`` and sets
-``GPUBP_BACKEND=cupy``, so the whole suite runs gpubp's CuPy path on a machine
-without a GPU. It imitates what matters for plumbing, as CuPy 14 behaves:
+Where no CuPy is installed (or with ``pytest --cupy-standin``), tests/conftest.py puts
+this folder first on ``sys.path``, and the tests that run on the ``cupy`` backend run
+gpubp's CuPy path on it, without a GPU. It imitates what matters for plumbing, as CuPy 14 behaves:
 
 - ``ndarray`` refuses implicit conversion to NumPy (``__array__`` raises
   CuPy's TypeError), refuses ``numpy.ndarray`` operands in arithmetic, in its
@@ -55,10 +55,14 @@ def _unwrap(x):
     return x
 
 
+SMALL = 2**16  # no card is imitated this small: an array of this size fits, unasked
+
+
 def _check_alloc(nbytes: int) -> None:
-    free = _state.total_memory()
     limit = _state.LIMIT[0]
-    if nbytes > free or (limit and _state.LIVE[0] + nbytes > limit):
+    if (nbytes > SMALL and nbytes > _state.total_memory()) or (
+        limit and _state.LIVE[0] + nbytes > limit
+    ):
         from .cuda.memory import OutOfMemoryError
 
         raise OutOfMemoryError(nbytes, _state.LIVE[0], limit)

@@ -154,6 +154,7 @@ class RawKernel:
             ctype = part.split("*")[0].strip() if pointer else part.rsplit(None, 1)[0]
             self.params.append((np.dtype(_C_TYPES[ctype]), pointer))
             self.names.append((part.replace("*", " ").split()[-1], written))
+        self._run = None  # the formula it runs, found at the first launch
 
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None, **kwargs):
         from . import ndarray
@@ -182,10 +183,11 @@ class RawKernel:
                 values.append(a)
         COUNTS.launches += 1
         threads = int(np.prod(grid)) * int(np.prod(block))
-        from . import _gpubp
+        if self._run is None:
+            from . import _gpubp
 
-        run = _gpubp.vectorized(self.name, self.names) or _reference("RAW", self.name)
-        run(threads, *values)
+            self._run = _gpubp.vectorized(self.name, self.names) or _reference("RAW", self.name)
+        self._run(threads, *values)
 
 
 class RawModule:

@@ -11,7 +11,7 @@ from . import memory, nccl, runtime
 class Device:
     def __init__(self, device=None):
         self.id = _state.CURRENT_DEVICE[0] if device is None else int(device)
-        if not 0 <= self.id < _state.device_count():
+        if device is not None and not 0 <= self.id < _state.device_count():
             raise runtime.CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
 
     def use(self):

@@ -1,9 +1,9 @@
 """``cupy.cuda.memory``: the out-of-memory error and the default memory pool.
 
 The stand-in counts the bytes of the live device arrays (``_state.LIVE``): an
-allocation fails when it is larger than the whole imitated card
-(``GPUBP_STANDIN_MEMORY`` bytes), or when it would take the live bytes past the
-default pool's limit (``set_limit``, as CuPy's). The pool keeps no free blocks.
+allocation fails when it is larger than the whole imitated card (``GPUBP_STANDIN_MEMORY``
+bytes; an array of at most 64 KiB always fits), or when it would take the live bytes past
+the default pool's limit (``set_limit``, as CuPy's). The pool keeps no free blocks.
 """
 
 from __future__ import annotations
