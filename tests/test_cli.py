@@ -28,6 +28,10 @@ def gpubp_process(*args, cwd):
     )
 
 
+def _printed(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def gpubp_cmd(*args, cwd):
     """``gpubp args`` in ``cwd`` through the command's ``main`` in this process, as
     ``gpubp_process`` would run it: its status (argparse's exits included), stdout and
@@ -41,6 +45,7 @@ def gpubp_cmd(*args, cwd):
                 warnings.resetwarnings()
                 for category in (DeprecationWarning, PendingDeprecationWarning, ResourceWarning):
                     warnings.simplefilter("ignore", category)
+                warnings.showwarning = _printed  # not to pytest's record
                 try:
                     code = main(list(args))
                 except SystemExit as exc:
@@ -63,6 +68,15 @@ def test_the_command_in_this_process_answers_as_in_a_process_of_its_own(tmp_path
         there.stdout,
         there.stderr,
     )
+
+
+def test_a_warning_of_the_command_reaches_its_stderr_in_this_process_too(tmp_path):
+    """Python's filters, not the suite's (which turn warnings into errors): a warning is
+    printed, as a process of its own prints it."""
+    args = ["train", "--batch-size", "5000", "--epochs", "1", "--hidden", "4", "--quiet"]
+    out = gpubp_cmd(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "UserWarning: Got `batch_size` less than 1 or larger than sample size" in out.stderr
 
 
 def write_csv(path, header, rows):

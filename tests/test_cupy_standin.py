@@ -1,5 +1,5 @@
-"""The CuPy stand-in keeps CuPy's rules: if it were lenient, the CuPy-path run would
-prove nothing. Runs in both runs (imported under its own name when it is not cupy)."""
+"""The CuPy stand-in keeps CuPy's rules: if it were lenient, the tests on the CuPy path
+would prove nothing. Runs once (imported under its own name where cupy is a real CuPy)."""
 
 import importlib
 import pickle
@@ -156,6 +156,13 @@ def test_an_allocation_larger_than_the_card_is_out_of_memory(cp, monkeypatch):
     with pytest.raises(MemoryError):
         cp.ones((600, 1)) @ cp.ones((1, 600))
     assert cp.cuda.runtime.memGetInfo()[1] == 2**20
+
+
+def test_a_device_beyond_those_there_is_refused(cp, monkeypatch):
+    monkeypatch.setenv("GPUBP_STANDIN_DEVICES", "2")
+    assert cp.cuda.Device(1).id == 1 and cp.cuda.Device().id == 0
+    with pytest.raises(cp.cuda.runtime.CUDARuntimeError, match="invalid device ordinal"):
+        cp.cuda.Device(2)
 
 
 def test_event_times_need_the_end_event_synchronised(cp):
