@@ -81,6 +81,7 @@ def test_values_beyond_float32_are_an_input_error_that_suggests_float64():
 # -- 14. gpubp.plotting without importing it -------------------------------------------------------
 
 
+@pytest.mark.backends("numba")  # a process's imports, whatever the backend
 def test_plotting_is_a_lazy_submodule():
     code = (
         "import sys, gpubp; assert 'gpubp.plotting' not in sys.modules; "

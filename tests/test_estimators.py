@@ -418,6 +418,7 @@ def test_pipeline_grid_search_and_cross_validation():
     assert grid.predict(X).shape == (90,) and grid.score(X, y) >= 0.9
 
 
+@pytest.mark.backends("numba", "cupy")  # trained on the host or on the device
 def test_pickle_holds_numpy_weights_and_loads_without_cupy(tmp_path):
     X, y = make_classification(n_samples=50, n_features=4, random_state=0)
     with pytest.warns(ConvergenceWarning):

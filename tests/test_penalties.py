@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from test_cli import gpubp_cmd
 
 import gpubp
 from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor
@@ -300,19 +301,15 @@ def test_a_file_from_before_weight_elimination_loads_as_weight_decay(tmp_path):
 
 
 def test_the_command_passes_the_penalty_and_starting_weights(tmp_path):
-    import subprocess
-    import sys
-
     X, y = load_digits(return_X_y=True)
     rows = np.column_stack([X[:200], y[:200]])
     data = tmp_path / "d.csv"
     header = ",".join([f"x{i}" for i in range(64)] + ["label"])
     np.savetxt(data, rows, delimiter=",", header=header, comments="", fmt="%g")
-    out = subprocess.run(
-        [sys.executable, "-m", "gpubp.cli", "train", "--data", str(data), "--target", "label",
-         "--hidden", "8", "--epochs", "3", "--penalty", "weight_elimination", "--w0", "0.5",
-         "--init", "esl", "--out", str(tmp_path / "run"), "--quiet"],
-        capture_output=True, text=True, timeout=300,
+    out = gpubp_cmd(
+        "train", "--data", str(data), "--target", "label", "--hidden", "8", "--epochs", "3",
+        "--penalty", "weight_elimination", "--w0", "0.5", "--init", "esl",
+        "--out", str(tmp_path / "run"), "--quiet", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     params = gpubp.load(tmp_path / "run" / "model.safetensors").get_params()
