@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README_RUN = "pytest -x -q -p no:cacheprovider {tests}"
+DEFAULT_RUN = "pytest -x -q -p no:cacheprovider {tests}"
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--run",
         action="append",
-        help=f"a command ({{tests}}: the slip's test files); default {README_RUN!r}",
+        help=f"a command ({{tests}}: the slip's test files); default {DEFAULT_RUN!r}",
     )
     parser.add_argument("--whole", action="store_true", help="run the whole suite per slip")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per command")
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
         for s in slips:
             print(f"{s.name:18} {s.what}\n{'':18} tests: {', '.join(s.tests)}")
         return 0
-    commands = args.run or [README_RUN]
+    commands = args.run or [DEFAULT_RUN]
     print("| slip | what | verdict | command | first failing test | s |")
     print("|---|---|---|---|---|---|")
     missed = 0

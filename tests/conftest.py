@@ -67,16 +67,16 @@ def pytest_configure(config):
         map(os.environ.get, THREADS)
     )
     if config.gpubp_one_thread:
-        one_thread_each(config)
+        one_thread_each()
 
 
-def one_thread_each(config):
+def one_thread_each():
     """One BLAS thread in each xdist worker and its child processes (a worker per core:
     more threads would only wait on each other), unless the environment names a count."""
     from threadpoolctl import threadpool_limits
 
     os.environ.update(dict.fromkeys(THREADS, "1"))
-    config.gpubp_threads = threadpool_limits(1)
+    threadpool_limits(1)  # the libraries already loaded: set now, not undone
 
 
 def pytest_report_header(config):

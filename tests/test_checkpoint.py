@@ -436,9 +436,10 @@ def test_writes_killed_at_random_points_always_leave_a_checkpoint_that_loads(tmp
 
 
 def command(*args, cwd):
-    """``gpubp train --quiet args`` in a process of its own (to send it a signal)."""
+    """``gpubp args`` in a process of its own (to send it a signal), as ``gpubp_cmd``
+    takes them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gpubp.cli", "train", "--quiet", *args],
+        [sys.executable, "-m", "gpubp.cli", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -452,7 +453,7 @@ def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tm
     args += ["--tol", "0"]
     assert gpubp_cmd(*args, "--out", "plain", cwd=tmp_path).returncode == 0
     run = command(
-        *args[2:], "--out", "run", "--checkpoint", "ckpt", "--checkpoint-every", "0s", cwd=tmp_path
+        *args, "--out", "run", "--checkpoint", "ckpt", "--checkpoint-every", "0s", cwd=tmp_path
     )
     deadline = time.monotonic() + 60
     while not list((tmp_path / "ckpt").glob("checkpoint-*.npz")):
