@@ -263,4 +263,5 @@ def target(series, task, path) -> tuple[np.ndarray, bool]:
     if numeric:
         y = series.to_numpy(dtype=np.float64)
         return (y.astype(np.int64) if np.all(y == np.round(y)) else y), True
-    return series.astype(str).to_numpy(dtype=object), True
+    codes, classes = pd.factorize(series.astype(str))  # one str object per class, not per row
+    return np.asarray(classes, dtype=object)[codes], True

@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 from test_cli import gpubp_cmd, write_csv
@@ -291,6 +292,18 @@ def test_csv_reading_keeps_up_with_a_large_file(tmp_path):
     table = read_csv(tmp_path / "big.csv")
     np.testing.assert_array_equal(numbers(table.drop(columns="t"), "big.csv"), X)
 
+
+
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]"])
+def test_text_labels_hold_one_string_object_per_class(dtype):
+    """A target column of text keeps 8 bytes a row (a reference), not a string per row."""
+    pytest.importorskip("pyarrow")
+    from gpubp.tables import target
+
+    words = pd.Series(["up", "down", "down", "up", "sideways"] * 200, name="t", dtype=dtype)
+    y, classify = target(words, "auto", "d.parquet")
+    assert classify and y.dtype == object and y.tolist() == words.astype(str).tolist()
+    assert len({id(v) for v in y}) == 3
 
 def test_an_out_folder_without_write_permission_is_refused_before_training(
     tmp_path, monkeypatch, capsys
