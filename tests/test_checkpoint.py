@@ -26,8 +26,14 @@ ALL = list(SCENARIOS)
 # What a chain of real kills and the CuPy path's crashes run (every scenario is crashed
 # in-process on NumPy): weights, early stopping, streaming, a stack whose networks stop
 # apart, a CV estimator, streamed bagging.
-KILLED = ["adam_weighted", "adaptive_early", "adam_streamed", "sgd_stack_stops", "sgd_cv"]
-KILLED += ["adam_bagging_streamed"]
+KILLED = [
+    "adam_weighted",
+    "adaptive_early",
+    "adam_streamed",
+    "sgd_stack_stops",
+    "sgd_cv",
+    "adam_bagging_streamed",
+]
 
 
 def start(out, every, names):

@@ -293,7 +293,6 @@ def test_csv_reading_keeps_up_with_a_large_file(tmp_path):
     np.testing.assert_array_equal(numbers(table.drop(columns="t"), "big.csv"), X)
 
 
-
 @pytest.mark.parametrize("dtype", [object, "string[pyarrow]"])
 def test_text_labels_hold_one_string_object_per_class(dtype):
     """A target column of text keeps 8 bytes a row (a reference), not a string per row."""
@@ -304,6 +303,7 @@ def test_text_labels_hold_one_string_object_per_class(dtype):
     y, classify = target(words, "auto", "d.parquet")
     assert classify and y.dtype == object and y.tolist() == words.astype(str).tolist()
     assert len({id(v) for v in y}) == 3
+
 
 def test_an_out_folder_without_write_permission_is_refused_before_training(
     tmp_path, monkeypatch, capsys
