@@ -97,7 +97,8 @@ class GraphedSteps:
     def __init__(self, net, optimizer, data, objective, batch_size, key):
         xp, to_device = net.backend.xp, net.backend.to_device
         dtype = net.theta.dtype
-        self.net, self.optimizer, self.key = net, optimizer, key
+        # weakly: the cache's value must not keep its key, the network, alive
+        self.net, self.optimizer, self.key = weakref.proxy(net), optimizer, key
         self.batch_size, self.n = batch_size, data.n
         self.n_steps = data.n // batch_size  # full minibatches per epoch
         self.X = data.X
