@@ -327,7 +327,7 @@ class Run:
             self._stop["now"] = True
 
         self._timer = threading.Timer(self.cadence.seconds, due)
-        self._timer.daemon = True
+        self._timer.name, self._timer.daemon = "gpubp-checkpoint-timer", True
         self._timer.start()
 
     def pause(self, position) -> None:
@@ -356,6 +356,7 @@ class Run:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer.join()  # no thread of the run outlives it
             self._timer = None
 
     def _write(self, position, finished: bool = False) -> None:

@@ -248,6 +248,11 @@ def communicator(mode, backend_name: str):
     return _COMMUNICATORS[key]
 
 
+def communicators() -> list:
+    """The communicators this process has made (each kept for later fits)."""
+    return list(_COMMUNICATORS.values())
+
+
 def agree(comm, check):
     """Run ``check()`` on every rank; if it fails anywhere, raise on every rank.
 
