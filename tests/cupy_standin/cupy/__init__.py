@@ -14,10 +14,13 @@ gpubp's CuPy path on it, without a GPU. It imitates what matters for plumbing, a
   against the C signature) and run gpubp's kernels through the reference
   formulas (``_gpubp.py``);
 - it counts device-to-host reads, host-to-device copies, waits, kernel
-  lookups and launches (``counting()``).
+  lookups and launches (``counting()``);
+- a copy put on a stream of its own runs only when something waits for it (an event
+  after it, or a synchronisation), reading its host buffer then: a chunk read before
+  its copy's event is waited for, or a pinned buffer refilled too soon, shows.
 
-It cannot show CUDA arithmetic, speed, memory use, streams or concurrency: only
-a real GPU does.
+It cannot show CUDA arithmetic, speed, concurrency, or the order of the compute
+stream's own work (it runs at once): only a real GPU does.
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ def _wrap(a):
 
 
 def _launch():
+    """One launch on the current stream: after the stream's deferred copies, in order."""
     COUNTS.launches += 1
+    cuda.run_current()
 
 
 class _MemoryPointer:
@@ -148,7 +153,15 @@ class ndarray:
         if not self.flags.c_contiguous:
             raise ValueError("set: the device array must be contiguous")
         _state.h2d(arr.nbytes)
-        self._a[...] = arr
+        from .cuda import get_current_stream
+
+        target = self._a
+        stream = get_current_stream() if stream is None else stream
+
+        def copy():  # reads ``arr`` when it runs: a host buffer refilled before is seen so
+            target[...] = arr
+
+        stream.enqueue(copy)
 
     def item(self):
         if self.size != 1:

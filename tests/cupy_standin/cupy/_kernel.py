@@ -86,7 +86,7 @@ class ElementwiseKernel:
         self.nargs = self.nin + self.nout
 
     def __call__(self, *args, size=None, block_size=128, stream=None):
-        from . import _wrap, ndarray
+        from . import _launch, _wrap, ndarray
 
         if len(args) not in (self.nin, self.nargs):
             raise TypeError(
@@ -124,7 +124,7 @@ class ElementwiseKernel:
             p.name: (a._a if isinstance(a, ndarray) else t.type(a))
             for p, a, t in zip(self.in_params, ins, resolved)
         }
-        COUNTS.launches += 1
+        _launch()
         results = _reference("ELEMENTWISE", self.name)(**values)  # inputs read before writes
         if not outs:
             outs = tuple(_wrap(np.empty(shape, t)) for t in out_types)
@@ -157,7 +157,7 @@ class RawKernel:
         self._run = None  # the formula it runs, found at the first launch
 
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None, **kwargs):
-        from . import ndarray
+        from . import _launch, ndarray
 
         if len(args) != len(self.params):
             raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
@@ -181,7 +181,7 @@ class RawKernel:
                         f"(...), not {type(a).__name__} (CuPy would pass it as another type)"
                     )
                 values.append(a)
-        COUNTS.launches += 1
+        _launch()
         threads = int(np.prod(grid)) * int(np.prod(block))
         if self._run is None:
             from . import _gpubp

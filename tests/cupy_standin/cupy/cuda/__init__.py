@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 
 from .. import _state
 from . import memory, nccl, runtime
@@ -27,6 +28,7 @@ class Device:
 
     def synchronize(self):
         _state.COUNTS.syncs += 1
+        synchronize_all()
 
     @property
     def mem_info(self):
@@ -51,16 +53,42 @@ class Device:
 
 
 class Stream:
+    """A stream. The null stream runs its work at once; another stream (``non_blocking``)
+    defers the copies put on it (``ndarray.set(..., stream=s)``) until something waits for
+    them: an event recorded after them (synchronised, or waited on by another stream), the
+    stream's or the device's ``synchronize``. So a copy read before its event is waited
+    for finds the buffer as it was, and a host buffer refilled before its copy ran is
+    copied with what it holds then, as on a GPU."""
+
     ptr = 0
+    _deferred = weakref.WeakSet()  # the streams with work not yet run (not kept alive)
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
-        pass
+        self.null = null
+        self._queue = []  # (sequence number, work) not yet run
+        self._done_upto = 0
+
+    def enqueue(self, work) -> None:
+        """``work()`` runs when this stream reaches it (at once on the null stream)."""
+        if self.null:
+            work()
+            return
+        Event._recorded += 1
+        self._queue.append((Event._recorded, work))
+        Stream._deferred.add(self)
+
+    def run_upto(self, seq) -> None:
+        while self._queue and self._queue[0][0] <= seq:
+            _, work = self._queue.pop(0)
+            work()
+        self._done_upto = max(self._done_upto, seq)
 
     def synchronize(self):
         _state.COUNTS.syncs += 1
+        self.run_upto(float("inf"))
 
     def record(self, event=None):
-        """An event at this point of the stream (the stand-in runs everything at once)."""
+        """An event at this point of the stream."""
         event = Event() if event is None else event
         event.record(self)
         return event
@@ -68,40 +96,73 @@ class Stream:
     def wait_event(self, event):
         if event._seq is None:
             raise runtime.CUDARuntimeError("cudaErrorInvalidResourceHandle: event not recorded")
+        if self.null and event._stream is not None:  # the null stream runs at once: so must
+            event._stream.run_upto(event._seq)  # what it waits for
+        elif event._stream is not None and event._stream is not self:
+            # a deferred stream after another's event: that work runs first
+            target = event._stream
+            self.enqueue(lambda: target.run_upto(event._seq))
 
     def __enter__(self):
+        _CURRENT.append(self)
         return self
 
     def __exit__(self, *exc):
-        pass
+        _CURRENT.pop()
+
+
+def run_current() -> None:
+    """The current stream's deferred work, run (before an operation on that stream)."""
+    stream = _CURRENT[-1]
+    if stream._queue:
+        stream.run_upto(float("inf"))
+
+
+def synchronize_all() -> None:
+    """Every stream's deferred work, run (a device synchronisation)."""
+    for stream in list(Stream._deferred):
+        stream.run_upto(float("inf"))
+    Stream._deferred.clear()
 
 
 Stream.null = Stream(null=True)
+_CURRENT = [Stream.null]  # the stream made current by ``with stream:``
 
 
 class Event:
-    """Recorded at a point of the (one) stream; its time can be read once it has completed,
-    which waiting for it or for any later event of the stream makes it."""
+    """Recorded at a point of a stream; its time can be read once it has completed, which
+    waiting for it or for any later event of the stream makes it. Synchronising it runs
+    its stream's deferred work up to it."""
 
-    _recorded = 0  # events recorded so far, in stream order
-    _completed_upto = 0  # the stream has run up to this event
+    _recorded = 0  # events recorded and work enqueued so far, in order
+    _completed_upto = 0  # the null stream has run up to this event
 
     def __init__(self, block=False, disable_timing=False, interprocess=False):
         self._time = None
         self._seq = None
+        self._stream = None
 
     def record(self, stream=None):
         Event._recorded += 1
         self._time, self._seq = time.perf_counter(), Event._recorded
+        self._stream = None if stream is None or stream.null else stream
 
     def synchronize(self):
         _state.COUNTS.syncs += 1
-        if self._seq is not None:
+        if self._seq is None:
+            return
+        if self._stream is not None:
+            self._stream.run_upto(self._seq)
+        else:
             Event._completed_upto = max(Event._completed_upto, self._seq)
 
     @property
     def done(self):
-        return self._seq is not None and self._seq <= Event._completed_upto
+        if self._seq is None:
+            return False
+        if self._stream is not None:
+            return not any(seq <= self._seq for seq, _ in self._stream._queue)
+        return self._seq <= Event._completed_upto
 
 
 def get_elapsed_time(start_event, end_event):
@@ -112,7 +173,7 @@ def get_elapsed_time(start_event, end_event):
 
 
 def get_current_stream(device_id=None):
-    return Stream.null
+    return _CURRENT[-1]
 
 
 __all__ = [

@@ -47,4 +47,7 @@ def memGetInfo():
 
 
 def deviceSynchronize():
+    from . import synchronize_all
+
     _state.COUNTS.syncs += 1
+    synchronize_all()
