@@ -1,8 +1,11 @@
+import gc
 import importlib.util
 import io
 import os
 import pickle
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +218,62 @@ def fake_cublas(monkeypatch):
         kernels._DIRECT, cupy.cuda.Device().id, (cublas.Cublas(library, "fake"), "")
     )
     return library
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+LEFT_FILES = (".*.tmp", ".checkpoint-*.tmp", ".gpubp-*")  # temporary names gpubp writes
+
+
+def gpubp_threads() -> set:
+    """gpubp's live threads (the reader, a checkpoint's timer; not the watchdog, which
+    lives as long as its communicator)."""
+    return {
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("gpubp-") and t.name != "gpubp-watchdog" and t.is_alive()
+    }
+
+
+def device_bytes() -> int:
+    """The stand-in pool's used bytes after a collection (0 elsewhere: a real pool keeps
+    what it caches)."""
+    if not standin_installed():
+        return 0
+    gc.collect()
+    import cupy
+
+    return cupy.get_default_memory_pool().used_bytes()
+
+
+@pytest.fixture
+def leaves_nothing_behind(request):
+    """What a test's fits leave behind when they return, stop early or fail: the signal
+    handlers as they were, no thread of gpubp's alive, every communicator's watchdog idle,
+    no temporary file in the test's folder, and the stand-in pool's used bytes back where
+    they were."""
+    handlers = {s: signal.getsignal(s) for s in SIGNALS}
+    threads = gpubp_threads()
+    used = device_bytes()
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    assert {s: signal.getsignal(s) for s in SIGNALS} == handlers, "a signal handler was left"
+    left = gpubp_threads() - threads
+    assert not left, f"threads left running: {sorted(t.name for t in left)}"
+    from gpubp import distributed
+
+    for comm in distributed.communicators():
+        watchdog = getattr(comm, "watchdog", None)
+        assert watchdog is None or watchdog.since is None, "the watchdog is still armed"
+    if folder is not None:
+        files = sorted({str(f) for pattern in LEFT_FILES for f in folder.rglob(pattern)})
+        assert not files, f"temporary files left: {files}"
+    if getattr(request.node, "gpubp_call_passed", False):  # a skip or failure keeps its frames
+        assert device_bytes() <= used, "device memory was left in use"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.gpubp_call_passed = report.passed
+    return report

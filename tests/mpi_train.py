@@ -9,6 +9,7 @@ once).
 import os
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -181,6 +182,19 @@ def run(scenario, out, rank, size):
         gpubp.MLPClassifier(**common).fit(Xr, y[part])
 
 
+def left_behind() -> None:
+    """What a scenario's fits left on this rank: an armed watchdog (which would end the
+    job once its timeout passed, after fit returned) or a thread of gpubp's."""
+    from gpubp.distributed import communicators
+
+    armed = [c for c in communicators() if c.watchdog is not None and c.watchdog.since]
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("gpubp-")]
+    threads = [name for name in threads if name != "gpubp-watchdog"]
+    if armed or threads:
+        print(f"rank {MPI.COMM_WORLD.Get_rank()}: left behind: {armed} {threads}", flush=True)
+        sys.exit(4)
+
+
 if __name__ == "__main__":
     from mpi4py import MPI
 
@@ -189,6 +203,7 @@ if __name__ == "__main__":
     try:
         for scenario in sys.argv[1].split(","):
             run(scenario, Path(sys.argv[2]), rank, MPI.COMM_WORLD.Get_size())
+            left_behind()
     except DistributedError as exc:
         print(f"rank {rank}: DistributedError: {exc}", flush=True)
         sys.exit(3)

@@ -22,6 +22,7 @@ from gpubp.train_stack import StackHistory, fit_stack
 
 pytestmark = [
     pytest.mark.backends,
+    pytest.mark.usefixtures("leaves_nothing_behind"),
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 

@@ -20,6 +20,8 @@ import gpubp
 from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
 from gpubp.errors import PREEMPTED, CheckpointError, InputError
 
+pytestmark = pytest.mark.usefixtures("leaves_nothing_behind")
+
 HERE = Path(__file__).resolve().parent
 RUN = HERE / "checkpoint_run.py"
 ALL = list(SCENARIOS)

@@ -18,7 +18,7 @@ import gpubp
 from gpubp import distributed
 from gpubp.distributed import DistributedError, communicator, shard
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("leaves_nothing_behind")]
 
 HERE = Path(__file__).resolve().parent
 # The environment before any test initialised MPI in this process: a singleton MPI_Init

@@ -13,7 +13,7 @@ import gpubp
 from gpubp import InputError, MLPClassifier, MLPRegressor
 from gpubp.backend import out_of_memory
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.backends, pytest.mark.usefixtures("leaves_nothing_behind")]
 
 X, y = make_classification(
     n_samples=30, n_features=3, n_informative=2, n_redundant=0, random_state=0

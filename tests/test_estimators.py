@@ -26,7 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import gpubp
 from gpubp import MLPClassifier, MLPRegressor
 
-pytestmark = pytest.mark.backends
+pytestmark = [pytest.mark.backends, pytest.mark.usefixtures("leaves_nothing_behind")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(gpubp.__file__)))  # the checkout
 

@@ -23,7 +23,10 @@ from gpubp.inputs.checks import load_rows
 from gpubp.inputs.data import BufferedOrder
 from gpubp.inputs.sources import Rows, SelectedRows, as_rows, distinct_values
 
-pytestmark = pytest.mark.backends("numba", "cupy")  # host or device data, not formulas
+pytestmark = [
+    pytest.mark.backends("numba", "cupy"),  # host or device data, not formulas
+    pytest.mark.usefixtures("leaves_nothing_behind"),
+]
 
 N, P, BATCH = 530, 6, 20  # 26.5 batches: the last one is short
 
@@ -217,6 +220,23 @@ def test_buffered_order_shuffles_blocks_and_rows_within_a_buffer():
     np.testing.assert_array_equal(again.materialize(), everything)  # seeded
     assert not np.array_equal(BufferedOrder(n, bs, m, rng).materialize(), everything)  # new epoch
     assert sorted(BufferedOrder(5, bs, m, rng).materialize()) == list(range(5))  # < a block
+
+
+def test_the_order_changes_between_epochs_and_seeds_within_a_buffer_too():
+    """Block order held fixed, the rows within each buffer come in another order in the
+    next epoch and with another seed (the same rows); the block order and a full
+    permutation change between epochs and seeds too."""
+    rng, other_rng = np.random.default_rng(0), np.random.default_rng(1)
+    first, second = BufferedOrder(N, BATCH, 3, rng), BufferedOrder(N, BATCH, 3, rng)
+    other = BufferedOrder(N, BATCH, 3, other_rng)
+    for order in (second, other):
+        assert not np.array_equal(order.block_order, first.block_order)
+        order.block_order = first.block_order
+    for a, b, c in zip(first.blocks(), second.blocks(), other.blocks()):
+        assert sorted(a) == sorted(b) == sorted(c) and len(a) > BATCH
+        assert not np.array_equal(a, b) and not np.array_equal(a, c)
+    full = [inputs_data.permutation(g, N) for g in (rng, rng, other_rng)]
+    assert not np.array_equal(full[0], full[1]) and not np.array_equal(full[0], full[2])
 
 
 def test_buffered_shuffle_mixes_sorted_labels_like_a_permutation(monkeypatch):
