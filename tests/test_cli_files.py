@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import on_standin
+from test_cli import gpubp_cmd
 
 import gpubp
 from gpubp import cli, tables
@@ -177,3 +178,50 @@ def test_chunks_of_blank_lines_are_dropped_and_a_file_of_no_rows_is_an_error(tmp
     for name in ("none.csv", "none.parquet", "none.npy"):
         with pytest.raises(gpubp.InputError, match="at least one row"):
             list(tables.table_chunks(tmp_path / name))
+
+
+# -- the command's readers, several chunks and a short last one --------------------------------
+
+
+def _write(tmp_path, kind, table):
+    path = tmp_path / f"data.{kind}"
+    if kind == "csv":
+        table.to_csv(path, index=False)
+    elif kind == "parquet":
+        table.to_parquet(path, index=False)
+    else:
+        np.save(path, table.to_numpy())
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "npy"])
+def test_each_reader_gives_every_row_once_numbered_from_the_file(tmp_path, kind):
+    if kind == "parquet":
+        pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(31, 3)), columns=["0", "1", "2"])
+    path = _write(tmp_path, kind, table)
+    chunks = list(tables.table_chunks(path, rows=7))
+    assert [len(c) for c in chunks] == [7, 7, 7, 7, 3]
+    whole = pd.concat(chunks)
+    np.testing.assert_array_equal(whole.to_numpy(), table.to_numpy())
+    first = 2 if kind == "csv" else 1  # a CSV's line numbers count its header line
+    assert list(whole.index) == list(range(first, first + 31))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_the_command_names_a_bad_row_in_a_later_chunk(tmp_path, monkeypatch, kind):
+    if kind == "parquet":
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 16)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(70, 3)), columns=["0", "1", "2"])  # as .npy's
+    table["2"] = (table["0"] > 0).astype(float)
+    table.loc[40, "1"] = np.nan  # row 41, in the third chunk
+    out = tmp_path / "out"
+    path = _write(tmp_path, kind, table)
+    ran = gpubp_cmd(
+        "train", "--data", path, "--target", "2", "--out", str(out), "--epochs", "1", cwd=tmp_path
+    )
+    assert ran.returncode != 0 and "'1' is empty on line 41 " in ran.stderr, ran.stderr
+    assert not list(out.glob(".gpubp-*"))  # its temporary copy of the data went too

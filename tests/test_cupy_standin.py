@@ -178,3 +178,23 @@ def test_event_times_need_the_end_event_synchronised(cp):
 
 def test_a_pickled_device_array_needs_cupy_to_load(cp):
     assert b"cupy" in pickle.dumps(cp.ones(2))
+
+
+def test_a_copy_on_another_stream_waits_for_its_event(cp):
+    """A copy put on a stream of its own runs when its event is waited for: read before,
+    the device buffer is as it was; a host buffer refilled before it ran is copied with
+    what it holds then (as a pinned buffer is on a GPU)."""
+    target = cp.zeros(3)
+    host = np.ones(3)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        target.set(host, stream=stream)
+        done = stream.record()
+    assert not done.done
+    host[...] = 2.0  # refilled before the copy ran
+    np.testing.assert_array_equal(target.get(), 0.0)
+    cp.cuda.get_current_stream().wait_event(done)
+    np.testing.assert_array_equal(target.get(), 2.0)
+    assert done.done
+    target.set(np.full(3, 5.0))  # the null stream: at once
+    np.testing.assert_array_equal(target.get(), 5.0)

@@ -65,22 +65,31 @@ def test_graphed_steps_train_exactly_as_single_kernels(monkeypatch, solver):
     assert on._optimizer.__dict__.get("t") == off._optimizer.__dict__.get("t")
 
 
-def test_a_changed_penalty_is_a_new_graph_and_trains_as_single_kernels(monkeypatch):
-    """A captured step has J's kernel baked in: switching to weight elimination between
-    partial fits on the same device X captures a new step, which trains as the
-    one-kernel-at-a-time path."""
+CHANGES = {  # a parameter baked into the captured step, changed between partial fits
+    "penalty": (dict(), dict(penalty="weight_elimination")),
+    "w0": (dict(penalty="weight_elimination"), dict(w0=0.7)),
+    "alpha": (dict(), dict(alpha=0.05)),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_changed_step_parameter_is_a_new_graph_and_trains_as_single_kernels(monkeypatch, change):
+    """A captured step has J's kernel and the decay baked in: changing the penalty, w0 or
+    alpha between partial fits on the same device X captures a new step, which trains as
+    the one-kernel-at-a-time path."""
     import cupy
 
     X, y = digits_like()
-    X = cupy.asarray(X)  # the same X for every call: only the penalty changes the key
+    X = cupy.asarray(X)  # the same X for every call: only the parameter changes the key
+    first, then = CHANGES[change]
     results = {}
     for on in (True, False):
         monkeypatch.setenv(graphs.ENV_VAR, "1" if on else "0")
         est = gpubp.MLPClassifier((8,), batch_size=32, alpha=0.5, w0=0.3, random_state=0,
-                                  backend="cupy")  # fmt: skip
+                                  backend="cupy", **first)  # fmt: skip
         est.partial_fit(X, y, classes=np.arange(4))
         before = graphs.latest(est.get_network())
-        est.set_params(penalty="weight_elimination").partial_fit(X, y)
+        est.set_params(**then).partial_fit(X, y)
         after = graphs.latest(est.get_network())
         assert (after is not None and after is not before) == on
         results[on] = est
