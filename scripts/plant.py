@@ -468,7 +468,8 @@ def run_slip(tree: Path, slip: Slip, commands: list[str], whole: bool, timeout: 
                 )
             except subprocess.TimeoutExpired:
                 return _verdict("caught (timeout)", i, "", started)
-            if out.returncode == 1:
+            stopped = out.returncode == 2 and "stopping after" in out.stdout  # xdist's -x
+            if out.returncode == 1 or stopped:
                 return _verdict("caught", i, first_failure(out.stdout), started)
             if out.returncode != 0:
                 tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
