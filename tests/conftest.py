@@ -234,12 +234,13 @@ def gpubp_threads() -> set:
     }
 
 
-def device_bytes() -> int:
-    """The stand-in pool's used bytes after a collection (0 elsewhere: a real pool keeps
-    what it caches)."""
-    if not standin_installed():
+def device_bytes(collect: bool) -> int:
+    """The stand-in pool's used bytes (after a collection, with ``collect``); 0 off the
+    stand-in (a real pool keeps what it caches)."""
+    if not on_standin():
         return 0
-    gc.collect()
+    if collect:
+        gc.collect()
     import cupy
 
     return cupy.get_default_memory_pool().used_bytes()
@@ -253,7 +254,7 @@ def leaves_nothing_behind(request):
     they were."""
     handlers = {s: signal.getsignal(s) for s in SIGNALS}
     threads = gpubp_threads()
-    used = device_bytes()
+    used = device_bytes(collect=False)  # garbage not yet collected only makes it lenient
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     assert {s: signal.getsignal(s) for s in SIGNALS} == handlers, "a signal handler was left"
@@ -268,7 +269,9 @@ def leaves_nothing_behind(request):
         files = sorted({str(f) for pattern in LEFT_FILES for f in folder.rglob(pattern)})
         assert not files, f"temporary files left: {files}"
     if getattr(request.node, "gpubp_call_passed", False):  # a skip or failure keeps its frames
-        assert device_bytes() <= used, "device memory was left in use"
+        # a collection (slow: a tenth of a second) only where freeing by count left more
+        left = device_bytes(collect=False) > used and device_bytes(collect=True) > used
+        assert not left, "device memory was left in use"
 
 
 @pytest.hookimpl(wrapper=True)

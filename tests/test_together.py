@@ -74,7 +74,7 @@ def estimator(model, shuffle, **kw):
         tol=0.0,
         shuffle=SHUFFLES[shuffle],
     )
-    return gpubp.MLPClassifier(**params, **MODELS[model], **kw)
+    return gpubp.MLPClassifier(**(params | MODELS[model] | kw))
 
 
 def outcome(est) -> dict:
@@ -125,13 +125,21 @@ class Steps:
                 hook(self.count)
             act = self.actions.pop(self.count, None)
             if act is not None:
-                act()
+                self.last = args  # (theta, ...): for the action only, not kept after
+                try:
+                    act()
+                finally:
+                    self.last = None
             return result
 
         return counted
 
     def at(self, k, act):
         self.actions[k] = act
+
+    def poison(self, k):
+        """After step k, the weights it updated are NaN."""
+        self.at(k, lambda: self.last[0].__setitem__(Ellipsis, float("nan")))
 
 
 class Timers:
@@ -250,6 +258,32 @@ def test_a_streamed_fit_stopped_early_returns_at_once_and_resumes(
     assert_same(outcome(again), expected)
     kept = 20 if raises is RuntimeError else 35  # an error's step is not saved: the timed one is
     assert taken == 35 and steps.count == STEPS - kept
+
+
+def test_a_streamed_run_that_diverged_goes_on_from_its_last_good_checkpoint(
+    tmp_path, monkeypatch, gpubp_backend
+):
+    """Weights made NaN in step 35 (epoch 2): DivergenceError, with the weights of epoch 1
+    in place and the run not marked finished; the run again goes on from epoch 1's
+    checkpoint to the uninterrupted weights. (A stack's network that diverges stops
+    alone, with the reason "diverged": `tests/test_stack.py`.)"""
+    model = "one"
+    X, y = problem()
+    expected = uninterrupted(gpubp_backend, model, "buffered")
+    first_epoch = outcome(estimator(model, "buffered", streaming=False, max_iter=1).fit(X, y))
+    steps = Steps(monkeypatch)
+    steps.poison(35)
+    folder = str(tmp_path / "run")
+    est = estimator(model, "buffered", streaming=True, checkpoint=folder, checkpoint_every=1)
+    with pytest.raises(gpubp.errors.DivergenceError, match="epoch 2"):
+        est.fit(on_disk(tmp_path), y)
+    np.testing.assert_array_equal(to_numpy(est.get_network().theta), first_epoch["theta"])
+    steps.count = 0
+    again = estimator(model, "buffered", streaming=True, checkpoint=folder).fit(
+        on_disk(tmp_path), y
+    )
+    assert_same(outcome(again), expected)
+    assert steps.count == STEPS // EPOCHS
 
 
 # -- every path that works a chunk at a time -------------------------------------------------
