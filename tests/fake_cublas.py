@@ -32,6 +32,16 @@ def _scalar(ref, dtype):
     return dtype(ref._obj.value)
 
 
+def _launched(work) -> None:
+    """Run a GEMM; during a capture on the CuPy stand-in, keep it (its pointers and
+    scalars as they are now) for the graph's replays instead, as CUDA does."""
+    from cupy import _state
+
+    if _state.CAPTURE[0] is not None:
+        _state.CAPTURE[0].append((work, (), {}, None))
+    work()
+
+
 class _Routine:
     """A Python function standing for a ctypes one: it takes ``argtypes`` too."""
 
@@ -72,8 +82,9 @@ class FakeCublasLibrary:
         assert atype == btype == ctype and compute in COMPUTE
         dtype = DTYPES[atype]
         self.calls.append(("gemm", ta, tb, m, n, k))
-        self._one(ta, tb, m, n, k, _scalar(alpha, dtype), A.value, lda, B.value, ldb,
-                  _scalar(beta, dtype), C.value, ldc, dtype)  # fmt: skip
+        args = (ta, tb, m, n, k, _scalar(alpha, dtype), A.value, lda, B.value, ldb,
+                _scalar(beta, dtype), C.value, ldc, dtype)  # fmt: skip
+        _launched(lambda: self._one(*args))
         return 0
 
     def _gemm_batched(self, handle, ta, tb, m, n, k, alpha, A, atype, lda, stride_a, B,
@@ -83,10 +94,15 @@ class FakeCublasLibrary:
         dtype = DTYPES[atype]
         item = np.dtype(dtype).itemsize
         self.calls.append(("batched", ta, tb, m, n, k, batch))
-        for j in range(batch):
-            self._one(
-                ta, tb, m, n, k, _scalar(alpha, dtype),
-                A.value + j * stride_a * item, lda, B.value + j * stride_b * item, ldb,
-                _scalar(beta, dtype), C.value + j * stride_c * item, ldc, dtype,
-            )  # fmt: skip
+        a, b = _scalar(alpha, dtype), _scalar(beta, dtype)
+
+        def run():
+            for j in range(batch):
+                self._one(
+                    ta, tb, m, n, k, a,
+                    A.value + j * stride_a * item, lda, B.value + j * stride_b * item, ldb,
+                    b, C.value + j * stride_c * item, ldc, dtype,
+                )  # fmt: skip
+
+        _launched(run)
         return 0

@@ -198,3 +198,31 @@ def test_a_copy_on_another_stream_waits_for_its_event(cp):
     assert done.done
     target.set(np.full(3, 5.0))  # the null stream: at once
     np.testing.assert_array_equal(target.get(), 5.0)
+
+
+def test_a_captured_graph_replays_with_the_scalars_it_was_captured_with(cp):
+    """Capturing records and leaves device memory as it was; a launch runs the record on
+    the arrays as they are then, the scalars as they were, into the arrays it made; a
+    transfer to or from the host cannot be captured."""
+    a, total = cp.arange(3.0), cp.zeros(3)
+    scale = 2.0
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        doubled = a * scale  # made in the capture
+        total += doubled
+        graph = stream.end_capture()
+    np.testing.assert_array_equal(total.get(), 0.0)  # the capture ran nothing
+    scale = 10.0  # a Python value changed after the capture is not seen
+    a[...] = cp.ones(3)
+    graph.launch(stream)
+    graph.launch(stream)
+    np.testing.assert_array_equal(total.get(), 4.0)  # twice 1 * 2
+    np.testing.assert_array_equal(doubled.get(), 2.0)
+    assert scale == 10.0
+    with stream:
+        stream.begin_capture()
+        with pytest.raises(cp.cuda.runtime.CUDARuntimeError, match="capturing"):
+            a.get()
+        with pytest.raises(cp.cuda.runtime.CUDARuntimeError, match="Invalidated"):
+            stream.end_capture()

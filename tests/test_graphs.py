@@ -72,12 +72,19 @@ CHANGES = {  # a parameter baked into the captured step, changed between partial
 }
 
 
+@pytest.mark.parametrize("captured", [False, True], ids=["replayed", "captured"])
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_a_changed_step_parameter_is_a_new_graph_and_trains_as_single_kernels(monkeypatch, change):
+def test_a_changed_step_parameter_is_a_new_graph_and_trains_as_single_kernels(
+    monkeypatch, request, change, captured
+):
     """A captured step has J's kernel and the decay baked in: changing the penalty, w0 or
     alpha between partial fits on the same device X captures a new step, which trains as
-    the one-kernel-at-a-time path."""
+    the one-kernel-at-a-time path. ``captured``: on the stand-in, through the fake cuBLAS,
+    so that the steps are captured and replayed with their scalars as captured."""
     import cupy
+
+    if captured:
+        request.getfixturevalue("fake_cublas")
 
     X, y = digits_like()
     X = cupy.asarray(X)  # the same X for every call: only the parameter changes the key
@@ -271,9 +278,24 @@ def test_steps_through_the_direct_products_train_as_numpy(monkeypatch, fake_cubl
     """Every product of the graphed step (and the partial minibatch's) through
     ``gpubp.cublas``'s arguments, as cuBLAS reads them: the NumPy backend's training."""
     on = fit(monkeypatch, True, **SOLVERS[solver])
-    assert graphs.latest(on.get_network()) is not None
+    steps = graphs.latest(on.get_network())
+    assert steps.graph is not None, steps.why_not_captured  # captured: replays of a record
     assert fake_cublas.calls
     ref = fit(monkeypatch, True, backend="numpy", **SOLVERS[solver])
     np.testing.assert_allclose(on.loss_curve_, ref.loss_curve_, rtol=1e-5)
     for a, b in zip(on.coefs_ + on.intercepts_, ref.coefs_ + ref.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_captured_step_is_replayed_as_one_launch(monkeypatch, fake_cublas):
+    """Through the fake cuBLAS the stand-in captures: each full minibatch after the first
+    is one launch of the graph, not the step's kernels one by one."""
+    import cupy
+
+    launches = {}
+    for on in (True, False):
+        with cupy.counting() as counts:
+            fit(monkeypatch, on, epochs=2, **SOLVERS["adam"])
+        launches[on] = counts.launches
+    # 12 full minibatches: 11 replays in place of about 30 launches each
+    assert launches[False] - launches[True] > 11 * 20, launches

@@ -19,6 +19,9 @@ gpubp's CuPy path on it, without a GPU. It imitates what matters for plumbing, a
   after it, or a synchronisation), reading its host buffer then: a chunk read before
   its copy's event is waited for, or a pinned buffer refilled too soon, shows.
 
+- a stream capture records operations (arrays by reference, scalars by value) and
+  leaves device memory as it was; a graph's launch runs the record again.
+
 It cannot show CUDA arithmetic, speed, concurrency, or the order of the compute
 stream's own work (it runs at once): only a real GPU does.
 """
@@ -234,6 +237,7 @@ class ndarray:
             raise TypeError("iteration over a 0-d array")
         return (self[i] for i in range(len(self._a)))
 
+    @_state.operation
     def __getitem__(self, key):
         key = _index(key)
         _launch()
@@ -242,6 +246,7 @@ class ndarray:
             result = self._a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
         return _wrap(result)
 
+    @_state.operation
     def __setitem__(self, key, value):
         key = _index(key)
         if isinstance(value, _np.ndarray) and value.shape != ():
@@ -252,10 +257,12 @@ class ndarray:
         self._a[key] = _unwrap(value)
 
     # -- methods -----------------------------------------------------------------------
+    @_state.operation
     def copy(self, order="C"):
         _launch()
         return _wrap(self._a.copy(order=order))
 
+    @_state.operation
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         if not copy and self.dtype == _np.dtype(dtype):
             return self
@@ -280,6 +287,7 @@ class ndarray:
     def squeeze(self, axis=None):
         return _wrap(self._a.squeeze(axis))
 
+    @_state.operation
     def fill(self, value):
         if isinstance(value, _np.ndarray) and value.shape != ():
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
@@ -292,6 +300,7 @@ class ndarray:
         function = globals()[name] if name in globals() else _numpy_function(name)
         return functools.partial(function, self)
 
+    @_state.operation
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         for x in inputs + tuple(kwargs.get("out", ())):
             if isinstance(x, _np.ndarray):
@@ -357,7 +366,7 @@ def _binary(op):
         op(self._a, _unwrap(other), out=self._a)
         return self
 
-    return forward, reflected, inplace
+    return tuple(map(_state.operation, (forward, reflected, inplace)))
 
 
 for _name, _op in {
@@ -389,8 +398,12 @@ for _name, _op in {
     setattr(ndarray, f"__{_name}__", _binary(_op)[0])
 
 for _name, _op in {"neg": _np.negative, "pos": _np.positive, "abs": _np.abs}.items():
-    setattr(ndarray, f"__{_name}__", lambda self, _op=_op: (_launch(), _wrap(_op(self._a)))[1])
-ndarray.__invert__ = lambda self: (_launch(), _wrap(_np.invert(self._a)))[1]
+    setattr(
+        ndarray,
+        f"__{_name}__",
+        _state.operation(lambda self, _op=_op: (_launch(), _wrap(_op(self._a)))[1]),
+    )
+ndarray.__invert__ = _state.operation(lambda self: (_launch(), _wrap(_np.invert(self._a)))[1])
 
 
 # -- functions ---------------------------------------------------------------------------
@@ -403,6 +416,7 @@ def _numpy_function(name):
     if not callable(function) or isinstance(function, type):
         return None
 
+    @_state.operation
     @functools.wraps(function)
     def run(*args, **kwargs):
         if name not in _SEQUENCES:
@@ -455,6 +469,7 @@ def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
     return _np.asarray(a, order=order)
 
 
+@_state.operation
 def ascontiguousarray(a, dtype=None):
     if not isinstance(a, ndarray):
         raise TypeError(f"Unsupported type {type(a)}")
@@ -476,6 +491,7 @@ def from_dlpack(x, *, device=None, copy=None):
 def _creation(name):
     function = getattr(_np, name)
 
+    @_state.operation
     @functools.wraps(function)
     def make(shape, dtype=float, *args, **kwargs):
         dtype = _np.dtype(dtype)
@@ -489,6 +505,7 @@ def _creation(name):
 empty, zeros, ones = (_creation(n) for n in ("empty", "zeros", "ones"))
 
 
+@_state.operation
 def full(shape, fill_value, dtype=None, order="C"):
     if isinstance(fill_value, _np.ndarray):
         _refuse_host(fill_value)
@@ -498,6 +515,7 @@ def full(shape, fill_value, dtype=None, order="C"):
     return out
 
 
+@_state.operation
 def matmul(a, b, out=None, **kwargs):
     if isinstance(a, ndarray) and isinstance(b, ndarray) and a.ndim == b.ndim == 2:
         itemsize = _np.result_type(a.dtype, b.dtype).itemsize

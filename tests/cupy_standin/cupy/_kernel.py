@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _state
 from ._state import COUNTS
 
 _C_TYPES = {
@@ -85,6 +86,7 @@ class ElementwiseKernel:
         self.nin, self.nout = len(self.in_params), len(self.out_params)
         self.nargs = self.nin + self.nout
 
+    @_state.operation
     def __call__(self, *args, size=None, block_size=128, stream=None):
         from . import _launch, _wrap, ndarray
 
@@ -156,6 +158,7 @@ class RawKernel:
             self.names.append((part.replace("*", " ").split()[-1], written))
         self._run = None  # the formula it runs, found at the first launch
 
+    @_state.operation
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None, **kwargs):
         from . import _launch, ndarray
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import traceback
 import weakref
@@ -37,6 +38,7 @@ TRACE = [False]
 
 
 def d2h() -> None:
+    refuse_in_capture("a device-to-host copy")
     COUNTS.d2h += 1
     if TRACE[0]:
         COUNTS.where.append("".join(traceback.format_stack(limit=8)[:-2]))
@@ -68,6 +70,7 @@ def counting(trace: bool = False):
 
 def h2d(nbytes: int) -> None:
     """One host-to-device copy of ``nbytes``."""
+    refuse_in_capture("a host-to-device copy")
     COUNTS.h2d += 1
     COUNTS.h2d_bytes += int(nbytes)
     COUNTS.largest_h2d = max(COUNTS.largest_h2d, int(nbytes))
@@ -80,15 +83,25 @@ PEAK = [0]
 LIMIT = [0]
 
 
+OWNERS: dict = {}  # the NumPy arrays that hold device memory, weakly, by id
+
+
 def allocated(owner, nbytes: int) -> None:
     """``owner`` (a NumPy array) holds ``nbytes`` of device memory until it is freed."""
+    OWNERS[id(owner)] = weakref.ref(owner)
     LIVE[0] += nbytes
     PEAK[0] = max(PEAK[0], LIVE[0])
-    weakref.finalize(owner, _freed, nbytes)
+    weakref.finalize(owner, _freed, nbytes, id(owner))
 
 
-def _freed(nbytes: int) -> None:
+def _freed(nbytes: int, key: int) -> None:
     LIVE[0] -= nbytes
+    OWNERS.pop(key, None)
+
+
+def device_arrays() -> list:
+    """Every NumPy array that holds device memory now."""
+    return [a for a in (ref() for ref in list(OWNERS.values())) if a is not None]
 
 
 def reset_peak() -> int:
@@ -107,3 +120,41 @@ def total_memory() -> int:
 
 
 CURRENT_DEVICE = [0]
+
+
+# A stream capture in progress: the operations recorded for a graph's replays (None: no
+# capture), and how deep the operation now running is (only the outermost is recorded).
+CAPTURE = [None]
+DEPTH = [0]
+INVALIDATED = [False]
+
+
+def operation(function):
+    """``function``, an operation on the device: during a capture, its outermost call is
+    recorded with its arguments as they are now (arrays by reference, scalars by value)
+    and the arrays it made, for ``cuda.graph.Graph.launch`` to run again."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        if CAPTURE[0] is None or DEPTH[0]:
+            return function(*args, **kwargs)
+        DEPTH[0] += 1
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            DEPTH[0] -= 1
+        CAPTURE[0].append((function, args, kwargs, result))
+        return result
+
+    return run
+
+
+def refuse_in_capture(what: str) -> None:
+    """A transfer between host and device cannot be captured (CUDA refuses it)."""
+    if CAPTURE[0] is not None:
+        from .cuda.runtime import CUDARuntimeError
+
+        INVALIDATED[0] = True
+        raise CUDARuntimeError(
+            f"cudaErrorStreamCaptureUnsupported: {what} is not permitted when stream is capturing"
+        )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 
 from .. import _state
 from . import memory, nccl, runtime
+from .memory import MemoryPool
 
 
 class Device:
@@ -103,12 +105,65 @@ class Stream:
             target = event._stream
             self.enqueue(lambda: target.run_upto(event._seq))
 
+    def begin_capture(self, mode=None):
+        """Operations from now on are recorded for a ``Graph``, and the device memory they
+        change is put back at ``end_capture``: a capture records, it does not run."""
+        if _state.CAPTURE[0] is not None:
+            raise runtime.CUDARuntimeError("cudaErrorIllegalState: already capturing")
+        self._before = [(a, a.copy()) for a in _state.device_arrays()]
+        _state.CAPTURE[0], _state.INVALIDATED[0] = [], False
+
+    def end_capture(self):
+        ops, _state.CAPTURE[0] = _state.CAPTURE[0], None
+        for a, saved in self._before:
+            a[...] = saved
+        self._before = None
+        if _state.INVALIDATED[0]:
+            _state.INVALIDATED[0] = False
+            raise runtime.CUDARuntimeError("cudaErrorStreamCaptureInvalidated: capture failed")
+        return Graph(ops)
+
+    def is_capturing(self):
+        return _state.CAPTURE[0] is not None
+
     def __enter__(self):
         _CURRENT.append(self)
         return self
 
     def __exit__(self, *exc):
         _CURRENT.pop()
+
+
+class Graph:
+    """A captured sequence of operations. ``launch`` runs them again, each on its arrays
+    as they are then and its scalars as they were at the capture, writing into the arrays
+    the capture made: what a replayed CUDA graph does (one launch)."""
+
+    def __init__(self, ops):
+        self._ops = ops
+
+    def launch(self, stream=None):
+        launches = _state.COUNTS.launches
+        for function, args, kwargs, made in self._ops:
+            _into(made, function(*args, **kwargs))
+        _state.COUNTS.launches = launches + 1
+
+
+def _into(made, new) -> None:
+    """The values of ``new`` into the arrays ``made`` at the capture."""
+    from .. import ndarray
+
+    if isinstance(made, ndarray) and isinstance(new, ndarray) and new is not made:
+        made._a[...] = new._a
+    elif isinstance(made, tuple) and isinstance(new, tuple):
+        for m, n in zip(made, new):
+            _into(m, n)
+
+
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    """The stand-in allocates from its one pool whatever the allocator."""
+    yield
 
 
 def run_current() -> None:
@@ -179,10 +234,13 @@ def get_current_stream(device_id=None):
 __all__ = [
     "Device",
     "Event",
+    "Graph",
+    "MemoryPool",
     "Stream",
     "get_current_stream",
     "get_elapsed_time",
     "memory",
     "nccl",
     "runtime",
+    "using_allocator",
 ]
