@@ -380,6 +380,14 @@ SLIPS += [
         ("test_graphs", "test_penalties"),
     ),
     Slip(
+        "graph-never-replayed",
+        "a captured step is never launched: each step runs its kernels again (graphs.py)",
+        "gpubp/graphs.py",
+        "        return lambda: graph.launch(stream)\n",
+        "        return self.step\n",
+        ("test_graphs",),
+    ),
+    Slip(
         "npy-row-names",
         "a .npy file read in chunks numbers every chunk's rows from 1 (tables.py)",
         "gpubp/tables.py",
