@@ -24,6 +24,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -464,18 +465,23 @@ def run_slip(tree: Path, slip: Slip, commands: list[str], whole: bool, timeout: 
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         started = time.perf_counter()
         for i, command in enumerate(commands, start=1):
+            run = subprocess.Popen(
+                command.format(tests=tests),
+                shell=True,
+                cwd=copy,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # a group of its own: a hang is ended whole
+            )
             try:
-                out = subprocess.run(
-                    command.format(tests=tests),
-                    shell=True,
-                    cwd=copy,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                )
+                stdout, stderr = run.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)  # the shell, pytest and its workers
+                run.communicate()
                 return _verdict("caught (timeout)", i, "", started)
+            out = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
             stopped = out.returncode == 2 and "stopping after" in out.stdout  # xdist's -x
             if out.returncode == 1 or stopped:
                 return _verdict("caught", i, first_failure(out.stdout), started)

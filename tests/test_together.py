@@ -8,6 +8,7 @@ three minibatches, two epochs. Every test checks what its fits leave behind
 (``leaves_nothing_behind``).
 """
 
+import faulthandler
 import functools
 import os
 import signal
@@ -33,6 +34,15 @@ pytestmark = [
 
 N, P, BATCH, EPOCHS = 530, 6, 20, 2
 STEPS = EPOCHS * -(-N // BATCH)  # 54 steps of one network
+
+
+@pytest.fixture(autouse=True)
+def bounded():
+    """A test that hangs (a fit that never returns from an early stop) ends its process
+    after 120 s, with every thread's traceback, instead of holding the run."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
@@ -180,10 +190,15 @@ class Timers:
         steps.hooks.append(due)
 
 
+def _raise():
+    raise RuntimeError("a step failed")
+
+
 CHECKPOINTS = {
     "none": None,
     "every-step": None,  # a timer that fires at every step
     "mid-epoch": {35},  # once: epoch 2, step 8, inside its third chunk
+    "resumed": {35},  # the same, then an error in step 41: the run again goes on from 35
 }
 
 
@@ -202,21 +217,25 @@ def test_features_together_give_the_uninterrupted_resident_fit(
     if checkpoints != "none":
         timers = Timers(monkeypatch, steps, CHECKPOINTS[checkpoints])
         kw.update(checkpoint=str(tmp_path / "run"), checkpoint_every="1s")
-    est = estimator(model, shuffle, **kw).fit(on_disk(tmp_path) if streamed else X, y)
+    source = on_disk(tmp_path) if streamed else X
+    if checkpoints == "resumed":
+        steps.at(41, _raise)
+        with pytest.raises(RuntimeError, match="a step failed"):
+            estimator(model, shuffle, **kw).fit(source, y)
+        assert steps.count == 41
+        steps.count = 0
+    est = estimator(model, shuffle, **kw).fit(source, y)
     assert_same(outcome(est), expected)
-    if timers is not None:  # the pauses happened
-        if checkpoints == "every-step":  # (but where an epoch's end was the next stop)
-            assert timers.pauses >= steps.count - EPOCHS * (1 + (model != "one")) - 1
-        else:
-            assert timers.pauses == 1
+    if checkpoints == "every-step":  # a pause after each step but where an epoch ended
+        assert timers.pauses >= steps.count - EPOCHS * (1 + (model != "one")) - 1
+    elif checkpoints == "mid-epoch":
+        assert timers.pauses == 1
+    elif checkpoints == "resumed":
+        assert steps.count == STEPS - 35
 
 
 def _interrupt(signum):
     return lambda: os.kill(os.getpid(), signum)
-
-
-def _raise():
-    raise RuntimeError("a step failed")
 
 
 STOPS = {  # what stops it, what the fit says, and whether it raises
