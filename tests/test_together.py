@@ -38,11 +38,20 @@ STEPS = EPOCHS * -(-N // BATCH)  # 54 steps of one network
 
 @pytest.fixture(autouse=True)
 def bounded():
-    """A test that hangs (a fit that never returns from an early stop) ends its process
-    after 120 s, with every thread's traceback, instead of holding the run."""
+    """A test that hangs (a fit that never returns from an early stop) fails after 60 s
+    (SIGALRM raises in the main thread, even in a join); one stuck where no signal reaches
+    Python ends its process after 120 s, with every thread's traceback."""
+
+    def ran_too_long(signum, frame):
+        raise TimeoutError("the test ran past 60 s: a fit that does not return")
+
+    previous = signal.signal(signal.SIGALRM, ran_too_long)
+    signal.alarm(60)
     faulthandler.dump_traceback_later(120, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
