@@ -221,7 +221,7 @@ def fake_cublas(monkeypatch):
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-LEFT_FILES = (".*.tmp", ".checkpoint-*.tmp", ".gpubp-*")  # temporary names gpubp writes
+LEFT_FILES = (".*.tmp", ".gpubp-*")  # the temporary names gpubp writes
 
 
 def gpubp_threads() -> set:
@@ -270,8 +270,8 @@ def leaves_nothing_behind(request):
         assert not files, f"temporary files left: {files}"
     if getattr(request.node, "gpubp_call_passed", False):  # a skip or failure keeps its frames
         # a collection (slow: a tenth of a second) only where freeing by count left more
-        left = device_bytes(collect=False) > used and device_bytes(collect=True) > used
-        assert not left, "device memory was left in use"
+        leaked = device_bytes(collect=False) > used and device_bytes(collect=True) > used
+        assert not leaked, "device memory was left in use"
 
 
 @pytest.hookimpl(wrapper=True)
