@@ -234,6 +234,20 @@ def gpubp_threads() -> set:
     }
 
 
+def still_running(threads_before=frozenset()) -> list[str]:
+    """What fits left running, in words: gpubp's threads started since ``threads_before``
+    and the watchdogs still armed (each would end the job once its timeout passed)."""
+    from gpubp import distributed
+
+    left = [f"thread {t.name}" for t in gpubp_threads() - set(threads_before)]
+    left += [
+        f"rank {comm.rank}'s watchdog, armed"
+        for comm in distributed.communicators()
+        if comm.watchdog is not None and comm.watchdog.since is not None
+    ]
+    return sorted(left)
+
+
 def device_bytes(collect: bool) -> int:
     """The stand-in pool's used bytes (after a collection, with ``collect``); 0 off the
     stand-in (a real pool keeps what it caches)."""
@@ -258,13 +272,8 @@ def leaves_nothing_behind(request):
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     assert {s: signal.getsignal(s) for s in SIGNALS} == handlers, "a signal handler was left"
-    left = gpubp_threads() - threads
-    assert not left, f"threads left running: {sorted(t.name for t in left)}"
-    from gpubp import distributed
-
-    for comm in distributed.communicators():
-        watchdog = getattr(comm, "watchdog", None)
-        assert watchdog is None or watchdog.since is None, "the watchdog is still armed"
+    left = still_running(threads)
+    assert not left, f"left running: {left}"
     if folder is not None:
         files = sorted({str(f) for pattern in LEFT_FILES for f in folder.rglob(pattern)})
         assert not files, f"temporary files left: {files}"

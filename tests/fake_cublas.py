@@ -33,8 +33,9 @@ def _scalar(ref, dtype):
 
 
 def _launched(work) -> None:
-    """Run a GEMM; during a capture on the CuPy stand-in, keep it (its pointers and
-    scalars as they are now) for the graph's replays instead, as CUDA does."""
+    """Run a GEMM; during a capture on the CuPy stand-in, also keep it (its pointers and
+    scalars as they are now) for the graph's replays (the capture puts back what it
+    wrote)."""
     from cupy import _state
 
     if _state.CAPTURE[0] is not None:
@@ -95,13 +96,14 @@ class FakeCublasLibrary:
         item = np.dtype(dtype).itemsize
         self.calls.append(("batched", ta, tb, m, n, k, batch))
         a, b = _scalar(alpha, dtype), _scalar(beta, dtype)
+        pa, pb, pc = A.value, B.value, C.value  # as now, as the scalars
 
         def run():
             for j in range(batch):
                 self._one(
                     ta, tb, m, n, k, a,
-                    A.value + j * stride_a * item, lda, B.value + j * stride_b * item, ldb,
-                    b, C.value + j * stride_c * item, ldc, dtype,
+                    pa + j * stride_a * item, lda, pb + j * stride_b * item, ldb,
+                    b, pc + j * stride_c * item, ldc, dtype,
                 )  # fmt: skip
 
         _launched(run)

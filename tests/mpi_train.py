@@ -9,7 +9,6 @@ once).
 import os
 import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -183,15 +182,13 @@ def run(scenario, out, rank, size):
 
 
 def left_behind() -> None:
-    """What a scenario's fits left on this rank: an armed watchdog (which would end the
-    job once its timeout passed, after fit returned) or a thread of gpubp's."""
-    from gpubp.distributed import communicators
+    """Ends this rank if a scenario's fits left something running (conftest's
+    ``still_running``: a thread of gpubp's, an armed watchdog)."""
+    from conftest import still_running
 
-    armed = [c for c in communicators() if c.watchdog is not None and c.watchdog.since]
-    threads = [t.name for t in threading.enumerate() if t.name.startswith("gpubp-")]
-    threads = [name for name in threads if name != "gpubp-watchdog"]
-    if armed or threads:
-        print(f"rank {MPI.COMM_WORLD.Get_rank()}: left behind: {armed} {threads}", flush=True)
+    left = still_running()
+    if left:
+        print(f"rank {MPI.COMM_WORLD.Get_rank()}: left running: {left}", flush=True)
         sys.exit(4)
 
 

@@ -17,8 +17,7 @@ gpubp's CuPy path on it, without a GPU. It imitates what matters for plumbing, a
   lookups and launches (``counting()``);
 - a copy put on a stream of its own runs only when something waits for it (an event
   after it, or a synchronisation), reading its host buffer then: a chunk read before
-  its copy's event is waited for, or a pinned buffer refilled too soon, shows.
-
+  its copy's event is waited for, or a pinned buffer refilled too soon, shows;
 - a stream capture records operations (arrays by reference, scalars by value) and
   leaves device memory as it was; a graph's launch runs the record again.
 

@@ -132,7 +132,7 @@ INVALIDATED = [False]
 def operation(function):
     """``function``, an operation on the device: during a capture, its outermost call is
     recorded with its arguments as they are now (arrays by reference, scalars by value)
-    and the arrays it made, for ``cuda.graph.Graph.launch`` to run again."""
+    and the arrays it made, for ``cuda.Graph.launch`` to run again."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):

@@ -68,7 +68,6 @@ class Stream:
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.null = null
         self._queue = []  # (sequence number, work) not yet run
-        self._done_upto = 0
 
     def enqueue(self, work) -> None:
         """``work()`` runs when this stream reaches it (at once on the null stream)."""
@@ -83,7 +82,6 @@ class Stream:
         while self._queue and self._queue[0][0] <= seq:
             _, work = self._queue.pop(0)
             work()
-        self._done_upto = max(self._done_upto, seq)
 
     def synchronize(self):
         _state.COUNTS.syncs += 1
