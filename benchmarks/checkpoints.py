@@ -59,7 +59,8 @@ def epoch_costs(rows: int, epochs: int, rounds: int, folder: str) -> dict:
 def write_and_read(name: str, rounds: int, folder: str) -> dict:
     """Seconds to write and to read configuration ``name``'s checkpoint with Adam."""
     import gpubp
-    from gpubp.checkpoint import Folder, Run
+    from gpubp.checkpoint import Run
+    from gpubp.checkpoint_files import Folder
 
     config = CONFIGS[name]
     X, _ = make_data(64, config.layer_sizes[0])

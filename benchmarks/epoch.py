@@ -176,8 +176,7 @@ def environment(args, gpu) -> dict:
 
     env = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.node()} {platform.machine()}, {cpu_model()}, "
-        f"{os.cpu_count()} cores",
+        "machine": f"{platform.node()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
         "gpubp": gpubp.__version__,
         "numpy": numpy.__version__,

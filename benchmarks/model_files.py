@@ -58,8 +58,13 @@ def measure(formats, rounds: int, folder: str, layer_sizes) -> dict:
             del back
             os.unlink(path)
     weights = sum(W.nbytes + b.nbytes for W, b in zip(est.coefs_, est.intercepts_))
-    return {"layer_sizes": list(layer_sizes), "weight_bytes": weights, "rounds": rounds,
-            "times": times, "sizes": sizes}
+    return {
+        "layer_sizes": list(layer_sizes),
+        "weight_bytes": weights,
+        "rounds": rounds,
+        "times": times,
+        "sizes": sizes,
+    }
 
 
 def markdown(results: dict) -> str:

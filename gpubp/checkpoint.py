@@ -11,18 +11,16 @@ rows passed and the sums of the steps taken, and the weights the epoch started
 from. With the same data, settings and number of ranks, going on from it takes
 the steps the uninterrupted run would have taken, on the same numbers.
 
-A checkpoint is a file of the model file's version 1 container (an .npz of arrays
-and a JSON description, never a pickle; every array with its SHA-256), written
-atomically (``gpubp.file_formats.write_atomically``: a temporary file, flushed,
-renamed, the folder flushed) as ``checkpoint-NNNNNNNN.npz``; the newest two are
-kept, and a damaged newest one falls back to the one before, with a warning.
+The files are ``gpubp.checkpoint_files``'. A fit's checkpoints are one ``Run``: opened
+(``open_run``) with the fit's ``identity`` under the agreement of every rank, and
+around the training loop ``training``: the saved state put back, the timer stopped
+after, and at the end the last checkpoint of a run that is over, or ``Preempted``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -32,16 +30,13 @@ import time
 
 import numpy as np
 
-from .backend import is_sparse, to_numpy
-from .errors import CheckpointError, InputError, ModelFileError, warn_at_caller
-from .file_formats import NpzFile, sha256, sync_folder, write_atomically, write_npz
+from .backend import is_sparse
+from .checkpoint_files import FORMAT, VERSION, Folder, pack, unpack
+from .distributed import agree
+from .errors import CheckpointError, InputError, Preempted
 from .inputs.shards import sampled_digest
 from .train import EpochSums, Position
 
-FORMAT = "gpubp-checkpoint"
-VERSION = 1
-PATTERN = "checkpoint-{:08d}.npz"
-KEPT = 2  # the newest checkpoints kept: the last one and the one before
 AUTO_SECONDS = 60.0  # "auto": at the end of an epoch, at most once a minute
 ON_DEVICE = ("best_theta", "kept")  # the history's arrays of the backend (weights)
 FINGERPRINT_ROWS = 4096  # the rows of X, y and the weights that a data fingerprint reads
@@ -79,130 +74,36 @@ def cadence(every) -> Cadence:
     )
 
 
-# -- the files -----------------------------------------------------------------------------
-
-
-class Folder:
-    """A run's checkpoint files in ``path``: ``write`` a new one, read the ``latest``."""
-
-    def __init__(self, path, writer: bool = True):
-        self.path = os.fspath(path)
-        self.writer = writer
-        if writer:
-            self._check_writable()
-
-    def _check_writable(self) -> None:
-        try:
-            os.makedirs(self.path, exist_ok=True)
-            for stale in glob.glob(os.path.join(glob.escape(self.path), ".checkpoint-*.tmp")):
-                os.unlink(stale)  # left by a write that was killed
-            probe = os.path.join(self.path, ".gpubp-can-write")
-            write_atomically(probe, lambda f: f.write(b"gpubp"))
-            os.unlink(probe)
-        except OSError as exc:
-            raise CheckpointError(f"cannot write checkpoints to {self.path}: {exc}") from None
-
-    def files(self) -> list[str]:
-        """The checkpoint files, newest first."""
-        names = glob.glob(os.path.join(glob.escape(self.path), "checkpoint-*.npz"))
-        numbered = [(int(m.group(1)), p) for p in names if (m := _NUMBER.search(p))]
-        return [p for _, p in sorted(numbered, reverse=True)]
-
-    def write(self, description: dict, arrays: dict) -> str:
-        """A new checkpoint file (the older ones but the newest KEPT - 1 removed after)."""
-        files = self.files()
-        number = int(_NUMBER.search(files[0]).group(1)) + 1 if files else 1
-        path = os.path.join(self.path, PATTERN.format(number))
-        digests = sha256(arrays)
-        description = dict(description, arrays={k: digests[k] for k in arrays})
-        try:
-            write_npz(path, json.dumps(description), arrays)
-        except OSError as exc:
-            kept = f"; {files[0]} is intact" if files else ""
-            raise CheckpointError(f"{exc}{kept}") from None
-        for old in files[KEPT - 1 :]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(old)
-        sync_folder(self.path)
-        return path
-
-    def latest(self):
-        """(description, arrays, path) of the newest checkpoint that reads whole, or None
-        where there is none; a damaged newer one is passed over with a warning."""
-        damaged = []
-        for path in self.files():
-            try:
-                description, arrays = read(path)
-            except Exception as exc:  # any way of failing to read: a damaged file
-                damaged.append(f"{path} ({exc})")
-                continue
-            if damaged:
-                warn_at_caller(
-                    f"checkpoint {'; '.join(damaged)} cannot be read; going on from {path}"
-                )
-            return description, arrays, path
-        if damaged:
-            raise CheckpointError(
-                f"no checkpoint in {self.path} can be read: {'; '.join(damaged)}. Remove the "
-                "folder (or pass another one) to start afresh"
-            )
-        return None
-
-
-_NUMBER = re.compile(r"checkpoint-(\d+)\.npz$")
-
-
-def read(path) -> tuple[dict, dict]:
-    """(description, arrays) of a checkpoint file, every array checked against its SHA-256."""
-    with NpzFile(path) as f:
-        description = json.loads(f.description())
-        if description.get("format") != FORMAT or description.get("version") != VERSION:
-            raise ModelFileError(f"{path}: not a version {VERSION} gpubp checkpoint")
-        declared = description["arrays"]
-        if f.names() != set(declared):
-            raise ModelFileError(f"{path}: its arrays are not the ones it lists")
-        arrays = {name: f.read(name) for name in sorted(declared)}
-    for name, digest in sha256(arrays).items():
-        if digest != declared[name]:
-            raise ModelFileError(f"{path}: {name} is damaged (its SHA-256 is not the one saved)")
-    return description, arrays
-
-
-# -- the state as JSON and arrays ----------------------------------------------------------
-
-
-def pack(tree, arrays: dict):
-    """``tree`` (dicts, lists, numbers, text, arrays) as JSON-able values, its arrays moved
-    to the host into ``arrays`` and named there."""
-    if isinstance(tree, dict):
-        return {str(k): pack(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [pack(v, arrays) for v in tree]
-    if dataclasses.is_dataclass(tree):
-        return pack({f.name: getattr(tree, f.name) for f in dataclasses.fields(tree)}, arrays)
-    if tree is None or isinstance(tree, (bool, int, float, str)):
-        return tree
-    if isinstance(tree, np.generic) and tree.ndim == 0 and tree.dtype.kind in "biuf":
-        tree = np.asarray(tree)  # keeps its dtype: a float32 sum stays float32
-    if hasattr(tree, "shape") and hasattr(tree, "dtype"):
-        name = f"a{len(arrays)}"
-        arrays[name] = np.array(to_numpy(tree), order="C")  # 0-d stays 0-d
-        return {"@array": name}
-    raise TypeError(f"a checkpoint cannot hold {type(tree).__name__}")
-
-
-def unpack(tree, arrays: dict):
-    """The tree ``pack`` gave, its arrays NumPy arrays."""
-    if isinstance(tree, dict):
-        if "@array" in tree:
-            return arrays[tree["@array"]]
-        return {k: unpack(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [unpack(v, arrays) for v in tree]
-    return tree
-
-
 # -- what identifies a run -----------------------------------------------------------------
+
+NOT_IDENTITY = ("verbose", "backend", "checkpoint", "checkpoint_every")  # may change on resume
+
+
+def plain(value):
+    """A parameter's value as JSON (tuples as lists; a generator by its kind)."""
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return type(value).__name__
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def identity(kind, params, data, backend, comm, n_outputs, classes, more: dict) -> dict:
+    """What a checkpoint of this fit must have been written for: the estimator's kind and
+    parameters (but NOT_IDENTITY), the shapes, classes, ranks and data, and ``more``."""
+    return {
+        "estimator": kind,
+        **{k: plain(v) for k, v in params.items() if k not in NOT_IDENTITY},
+        "n_features": data.n_features,
+        "n_outputs": n_outputs,
+        "classes": plain(classes),
+        "ranks": 1 if comm is None else comm.size,
+        **more,
+        "data": fingerprint(data, backend, comm),
+    }
 
 
 def fingerprint(data, backend, comm=None) -> str:
@@ -240,6 +141,40 @@ def mismatch(saved: dict, now: dict) -> list[str]:
 
 
 # -- a run ---------------------------------------------------------------------------------
+
+
+def open_run(folder, every, identity: dict, comm):
+    """The ``Run`` in ``folder``, opened on every rank (rank 0 writes, every rank reads)
+    once all of them can (a refused checkpoint raises on all of them)."""
+    writer = comm is None or comm.rank == 0
+    return agree(comm, lambda: Run(folder, every, identity, writer))
+
+
+def start_of(folder):
+    """The generator state that the run whose checkpoints are in ``folder`` started from
+    (None: no checkpoint there)."""
+    saved = Folder(folder, writer=False).latest() if os.path.isdir(folder) else None
+    return None if saved is None else saved[0]["state"]["start_rng"]
+
+
+@contextlib.contextmanager
+def training(run, net, optimizer, history, rng, start_rng, to_device):
+    """Around a training loop (``run`` None: no checkpoints): yields whether the run is
+    already over (a rerun of a finished fit trains nothing); the saved state put back
+    before, the timer stopped after; and once the loop ended, the last checkpoint of a
+    run that is over, or ``Preempted`` (status 75) for one preempted, its checkpoint
+    written. The loop's stop reasons are the history's."""
+    if run is None:
+        yield False
+        return
+    run.bind(net, optimizer, history, rng, start_rng, to_device)
+    finished = run.finished
+    try:
+        yield finished
+    finally:
+        run.close()
+    if not finished:
+        run.end(getattr(history, "stop_reasons", None) or [history.stop_reason])
 
 
 class Run:
@@ -348,10 +283,17 @@ class Run:
         ):
             self._write(None)
 
-    def finish(self) -> None:
-        """The last checkpoint: the run is over, and a fit with it does not train again."""
-        self.close()
-        self._write(None, finished=True)
+    def end(self, reasons) -> None:
+        """After the loop stopped for ``reasons``: the last checkpoint of a run that is over
+        (a fit with it does not train again); a preempted run raises Preempted."""
+        if "preempted" in reasons:
+            raise Preempted(
+                f"training preempted; its checkpoint is in {self.folder.path}: run the same "
+                "fit again to go on"
+            )
+        if "interrupted" not in reasons:
+            self.close()
+            self._write(None, finished=True)
 
     def close(self) -> None:
         if self._timer is not None:

@@ -27,7 +27,7 @@ MAX_MEMBER_BYTES = 8 * 2**34  # an .npz member larger than any model we write
 
 
 def container(path) -> str:
-    """"safetensors" or "npz", from the file's first bytes (a safetensors file is an
+    """ "safetensors" or "npz", from the file's first bytes (a safetensors file is an
     8-byte header length and then its JSON header)."""
     with open(path, "rb") as f:
         head = f.read(9)

@@ -21,6 +21,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
 from .estimators import BaseMLP, MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
+from .estimators.plan import hidden_sizes
 from .estimators.sklearn_mlp import SHARED_FITTED
 from .file_formats import READERS, container, sha256, write_npz, write_safetensors
 from .network import MLP, count_parameters
@@ -192,7 +193,7 @@ def _json_params(model) -> dict:
     params = model.get_params()
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None  # a generator object: only fit would use it
-    params["hidden_layer_sizes"] = model._hidden_sizes()
+    params["hidden_layer_sizes"] = hidden_sizes(model.hidden_layer_sizes)
     return params
 
 

@@ -17,7 +17,8 @@ from mpi_train import at_step
 from test_cli import gpubp_cmd
 
 import gpubp
-from gpubp.checkpoint import KEPT, Folder, Run, cadence, pack, read, unpack
+from gpubp.checkpoint import Run, cadence
+from gpubp.checkpoint_files import KEPT, Folder, pack, read, unpack
 from gpubp.errors import PREEMPTED, CheckpointError, InputError
 
 pytestmark = pytest.mark.usefixtures("leaves_nothing_behind")
@@ -406,7 +407,7 @@ def test_checkpoints_need_fit_and_a_stochastic_solver(tmp_path, solver):
 def test_writes_killed_at_random_points_always_leave_a_checkpoint_that_loads(tmp_path):
     """200 writes killed (SIGKILL) at random moments: the newest file that remains reads
     whole and holds the values its description says; the leftovers are cleared."""
-    from gpubp.checkpoint import FORMAT, VERSION
+    from gpubp.checkpoint_files import FORMAT, VERSION
 
     def write(folder, k):
         arrays = {"a0": np.full(100_000, k, dtype=np.float64)}

@@ -14,7 +14,7 @@ from test_cli import gpubp_cmd
 
 import gpubp
 from gpubp import cli, tables
-from gpubp.estimators import base as estimators_base
+from gpubp.estimators import predicting
 from gpubp.inputs import data as inputs_data
 from gpubp.inputs import sources
 
@@ -27,7 +27,7 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(tables, "CHUNK_ROWS", 700)
     monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 2**18)
     monkeypatch.setattr(sources, "BLOCK_BYTES", 2**18)
-    monkeypatch.setattr(estimators_base, "PREDICT_CHUNK_BYTES", 2**18)
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 2**18)
 
 
 def frame(n=3000, seed=0, p=6):

@@ -147,8 +147,15 @@ def test_with_n_init_best_each_fold_is_scored_by_its_start_of_lowest_loss(digits
     X, y = digits
     cv = StratifiedKFold(3)
     model = MLPClassifierCV(
-        (12,), alphas=[1e-4, 0.3], cv=cv, n_init=2, max_iter=3, random_state=5,
-        batch_size=50, dtype="float64", learning_rate_init=0.05,
+        (12,),
+        alphas=[1e-4, 0.3],
+        cv=cv,
+        n_init=2,
+        max_iter=3,
+        random_state=5,
+        batch_size=50,
+        dtype="float64",
+        learning_rate_init=0.05,
     ).fit(X, y)
     rng = np.random.default_rng(5)
     seeds = [int(s) for s in rng.integers(2**32, size=2)]

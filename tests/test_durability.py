@@ -10,7 +10,7 @@ import pytest
 
 import gpubp
 from gpubp import file_formats
-from gpubp.checkpoint import Folder
+from gpubp.checkpoint_files import Folder
 
 
 @pytest.fixture

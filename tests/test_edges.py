@@ -15,8 +15,7 @@ from conftest import standin_installed
 from sklearn.exceptions import ConvergenceWarning
 
 import gpubp
-from gpubp.estimators import MLPClassifier, MLPRegressor
-from gpubp.estimators import base as estimators_base
+from gpubp.estimators import MLPClassifier, MLPRegressor, predicting
 
 pytestmark = pytest.mark.backends
 
@@ -143,7 +142,7 @@ def test_predict_in_chunks_gives_the_same_answers(monkeypatch):
     X, y = data(n=500)
     clf = MLPClassifier((7, 5), max_iter=30, random_state=0).fit(X, y)
     whole = clf.predict_proba(X), clf.predict_log_proba(X), clf.predict(X)
-    monkeypatch.setattr(estimators_base, "PREDICT_CHUNK_BYTES", 4 * 64 * (6 + 7 + 5 + 2 * 1))
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 4 * 64 * (6 + 7 + 5 + 2 * 1))
     net, calls = clf.get_network(), []
     propagate = net.propagate
     monkeypatch.setattr(net, "propagate", lambda X: calls.append(len(X)) or propagate(X))
@@ -163,9 +162,9 @@ def test_predicting_more_rows_than_the_device_holds_goes_in_chunks(monkeypatch):
     with pytest.warns(ConvergenceWarning):
         reg.fit(X[:200], y[:200])
     monkeypatch.setenv("GPUBP_STANDIN_MEMORY", str(2 * 2**20))  # X is 4 MB in float32
-    monkeypatch.setattr(estimators_base, "PREDICT_CHUNK_BYTES", 2**19)
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 2**19)
     assert reg.predict(X).shape == (20000,)
-    monkeypatch.setattr(estimators_base, "PREDICT_CHUNK_BYTES", 2**30)
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 2**30)
     with pytest.raises(gpubp.DeviceMemoryError, match="predicting in smaller chunks"):
         reg.predict(X)
 

@@ -221,10 +221,10 @@ def test_gpu_out_of_memory_becomes_advice(monkeypatch):
     import cupy
 
     if standin_installed():  # a card of 64 MiB, predicting 16 MiB at a time: fewer rows
-        from gpubp.estimators import base
+        from gpubp.estimators import predicting
 
         monkeypatch.setenv("GPUBP_STANDIN_MEMORY", str(2**26))
-        monkeypatch.setattr(base, "PREDICT_CHUNK_BYTES", 2**24)
+        monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 2**24)
 
     p, width = 10, 100_000  # 4 MB of weights; the hidden layer of N cases takes N * 400 kB
     clf = MLPClassifier((width,), solver="sgd", max_iter=1, backend="cupy", random_state=0)

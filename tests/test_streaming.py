@@ -17,10 +17,14 @@ from sklearn.exceptions import ConvergenceWarning
 
 import gpubp
 from gpubp import InputError, MLPClassifier, MLPRegressor
+from gpubp.backend import get_backend
+from gpubp.estimators.plan import Plan
 from gpubp.inputs import data as inputs_data
 from gpubp.inputs import sources
 from gpubp.inputs.checks import load_rows
 from gpubp.inputs.data import BufferedOrder
+from gpubp.inputs.prepare import prepare
+from gpubp.inputs.residency import streamed_source
 from gpubp.inputs.sources import Rows, SelectedRows, as_rows, distinct_values
 
 pytestmark = [
@@ -116,16 +120,16 @@ def test_auto_streams_a_memmap_on_the_numpy_backend_and_keeps_an_array_resident(
     X, y = problem()
     est = MLPClassifier(backend="numpy")
     backend = gpubp.get_backend("numpy")
-    assert est._streamed_source(X, backend) is None
-    assert est._streamed_source(memmap(tmp_path, X), backend).kind == "memmap"
-    assert est.set_params(streaming=False)._streamed_source(memmap(tmp_path, X), backend) is None
+
+    def streamed(est, X):
+        return streamed_source(X, backend, est.streaming, est.solver, est.dtype)
+
+    assert streamed(est, X) is None
+    assert streamed(est, memmap(tmp_path, X)).kind == "memmap"
+    assert streamed(est.set_params(streaming=False), memmap(tmp_path, X)) is None
     for solver in ("lbfgs", "gd"):  # they take all of X in every step
-        assert (
-            est.set_params(streaming="auto", solver=solver)._streamed_source(
-                memmap(tmp_path, X), backend
-            )
-            is None
-        )
+        est.set_params(streaming="auto", solver=solver)
+        assert streamed(est, memmap(tmp_path, X)) is None
         with pytest.raises(InputError, match="streaming needs solver 'sgd' or 'adam'"):
             est.set_params(streaming=True).fit(memmap(tmp_path, X), y)
 
@@ -191,11 +195,25 @@ def test_chunked_sources_train_predict_and_score_as_memory_does(tmp_path, kind):
     assert buffered.score(X, y) > 0.9 and resident.score(X, y) > 0.9  # shuffled by chunks
     if kind == "sliceable":  # at most one read per chunk of 20 rows and epoch, not per row
         assert 30 * 4 <= source.reads <= 30 * (N // 20 + 1), source.reads
-    assert buffered._shuffle_mode(_streamed_data(buffered, source, y)) == "buffered"
+    plan = Plan(buffered)
+    assert plan.shuffle_mode(_streamed_data(buffered, source, y)) == "buffered"
 
 
 def _streamed_data(est, X, y):
-    return est._streamed(as_rows(X, stream_arrays=True), y, None, None, True, False)[0]
+    """The set that a streamed fit of est on X, y trains on."""
+    targets = est._targets(incremental=False)
+    return prepare(
+        est.set_params(streaming=True),
+        X,
+        y,
+        None,
+        targets=targets,
+        backend=get_backend(est.backend),
+        comm=None,
+        reset=True,
+        incremental=False,
+        stack=False,
+    ).data
 
 
 def test_buffered_order_shuffles_blocks_and_rows_within_a_buffer():

@@ -20,7 +20,8 @@ import pytest
 import gpubp
 from gpubp import checkpoint
 from gpubp.backend import to_numpy
-from gpubp.estimators import base, cv
+from gpubp.estimators import cv, predicting
+from gpubp.estimators.plan import Plan
 from gpubp.inputs import data as inputs_data
 from gpubp.inputs import sources
 from gpubp.optim import SGD, Adam
@@ -321,10 +322,12 @@ def test_prediction_in_several_chunks_is_prediction_in_one(tmp_path, monkeypatch
     X, y = problem()
     est = estimator("starts", "full").fit(X, y)
     whole = est.predict_proba(X)
-    rows = est._chunk_rows(est.get_network())
-    monkeypatch.setattr(base, "PREDICT_CHUNK_BYTES", base.PREDICT_CHUNK_BYTES * 60 // rows)
-    assert 1 < N / est._chunk_rows(est.get_network()) < N // 50  # several, the last short
-    assert N % est._chunk_rows(est.get_network())
+    rows = predicting.chunk_rows(est.get_network(), est.dtype)
+    bytes_ = predicting.PREDICT_CHUNK_BYTES * 60 // rows
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", bytes_)
+    rows = predicting.chunk_rows(est.get_network(), est.dtype)
+    assert 1 < N / rows < N // 50  # several, the last short
+    assert N % rows
     for source in (X, on_disk(tmp_path)):
         np.testing.assert_allclose(est.predict_proba(source), whole, rtol=1e-6, atol=1e-7)
 
@@ -332,8 +335,9 @@ def test_prediction_in_several_chunks_is_prediction_in_one(tmp_path, monkeypatch
 def test_the_out_of_bag_pass_in_several_chunks_is_the_pass_in_one(tmp_path, monkeypatch):
     X, y = problem()
     resident = estimator("bagging", "full", streaming=False).fit(X, y)
-    rows = resident._chunk_rows(resident.get_network())
-    monkeypatch.setattr(base, "PREDICT_CHUNK_BYTES", base.PREDICT_CHUNK_BYTES * 170 // rows)
+    rows = predicting.chunk_rows(resident.get_network(), resident.dtype)
+    bytes_ = predicting.PREDICT_CHUNK_BYTES * 170 // rows
+    monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", bytes_)
     streamed = estimator("bagging", "full", streaming=True).fit(on_disk(tmp_path), y)
     np.testing.assert_array_equal(
         to_numpy(streamed.get_network().theta), to_numpy(resident.get_network().theta)
@@ -378,9 +382,9 @@ def test_cross_validation_in_several_stacks_is_one_stack(monkeypatch):
         refit=False,
     )
     one = gpubp.MLPClassifierCV(**params).fit(X[:-7], y[:-7])
-    assert len(one._chunks(list(range(12)), [P, 5, 3], N - 7)) == 1
+    assert len(one._chunks(Plan(one), list(range(12)), [P, 5, 3], N - 7)) == 1
     monkeypatch.setattr(cv, "STACK_BYTES", 1)  # a network a stack
-    assert len(one._chunks(list(range(12)), [P, 5, 3], N - 7)) == 12
+    assert len(one._chunks(Plan(one), list(range(12)), [P, 5, 3], N - 7)) == 12
     several = gpubp.MLPClassifierCV(**params).fit(X[:-7], y[:-7])
     for key, value in one.cv_results_.items():
         if "time" not in key:

@@ -16,6 +16,7 @@ import copy
 
 import numpy as np
 
+from ..errors import warn_at_caller
 from ..inputs.data import Data, held_out_pieces
 
 # what a bagged fit sets: the samples' seed, the score and the out-of-bag outputs
@@ -66,6 +67,34 @@ def out_of_bag_outputs(net, whole: Data, rows, counts, y_host, batch_size: int, 
             labels.append(np.asarray(y_piece))
             done += n
     return F, np.concatenate(labels)
+
+
+def score_out_of_bag(net, whole, bagged_set, counts, y_host, targets, comm, batch, chunk) -> dict:
+    """``oob_score_`` (unweighted, as scikit-learn's bagging scores) and the out-of-bag
+    outputs of this rank's rows, NaN for a row no network left out (or held out for
+    early stopping): ``oob_decision_function_`` or ``oob_prediction_``."""
+    rows = bagged_set.source_rows(np.arange(bagged_set.n))
+    F_rows, y = out_of_bag_outputs(net, whole, rows, counts, y_host, batch, chunk)
+    seen = ~np.isnan(F_rows).any(axis=1)
+    sums = targets.score_sums(F_rows[seen], y[seen], None)
+    if comm is not None:
+        sums = comm.sum(np.asarray(sums, dtype=np.float64))
+        n_seen = int(comm.sum([int(seen.sum())])[0])
+    else:
+        n_seen = int(seen.sum())
+    if n_seen == 0:
+        warn_at_caller(
+            "no case was out of bag for any network, so oob_score_ is NaN: use more "
+            "cases or a larger n_init",
+            UserWarning,
+        )
+    F = np.full((whole.n, F_rows.shape[1]), np.nan)
+    F[rows] = F_rows
+    score = targets.score_from_sums(sums) if n_seen else float("nan")
+    if targets.classifier:
+        outputs = np.column_stack([1 - F, F]) if F.shape[1] == 1 else F
+        return {"oob_score_": score, "oob_decision_function_": outputs}
+    return {"oob_score_": score, "oob_prediction_": F.ravel() if F.shape[1] == 1 else F}
 
 
 def one_network(data: Data, r: int, backend) -> Data:

@@ -6,13 +6,13 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target
 
 from ..backend import to_numpy
 from ..functions import log_softmax, softplus
 from .base import BaseMLP, host_arrays
 from .starts import log_average
+from .targets import Labels
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -42,46 +42,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     network left it out, or where early stopping held it out).
     """
 
-    def _output(self, K):
-        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+    def _targets(self, incremental):
+        keep = hasattr(self, "classes_") and (self.warm_start or incremental)
+        binarizer = self.__dict__.get("_label_binarizer")
+        return Labels(self.dtype, binarizer, keep=keep, warm_start=self.warm_start)
 
-    def _encode_targets(self, y, incremental, labels=None):
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y if labels is None else labels)
-            self.classes_ = self._label_binarizer.classes_
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    "MLPClassifier needs samples of at least 2 classes in y; got only one "
-                    f"class: {self.classes_[0]!r}."
-                )
-        else:
-            classes = unique_labels(y)
-            if self.warm_start and not incremental:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same classes as in the "
-                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
-                    )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(
-                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                    f"{self.classes_}. 'y' has {classes}."
-                )
-        return y, self._label_binarizer.transform(y).astype(self.dtype)
-
-    def _score_sums(self, F, y, sample_weight):
-        correct = np.asarray(self._labels(F) == y)
-        if correct.ndim == 2:  # multi-label: a case counts when every label is right
-            correct = correct.all(axis=1)
-        w = np.ones(len(correct)) if sample_weight is None else sample_weight
-        return np.array([np.sum(w * correct), np.sum(w)])
-
-    def _score_from_sums(self, sums):
-        """Accuracy, as accuracy_score gives it."""
-        return sums[0] / sums[1]
+    def _adopt_targets(self, targets):
+        if targets.binarizer is not self.__dict__.get("_label_binarizer"):  # a new one
+            self._label_binarizer = targets.binarizer
+            self.classes_ = targets.classes
 
     def _labels(self, F):
         if self.n_outputs_ == 1:

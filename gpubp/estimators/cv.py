@@ -21,17 +21,15 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import Interval
 
-from ..backend import get_backend, is_sparse, to_numpy
-from ..checkpoint import Folder
-from ..distributed import agree, communicator
+from ..checkpoint import start_of, training
 from ..errors import InputError
-from ..inputs.checks import inputs, named, sample_weights
-from ..inputs.shards import own_rows_if_replicated, shards
-from ..network import MLP, count_parameters
-from ..train import Data, Objective
-from ..train_stack import StackHistory, fit_stack
-from .base import ACTIVATIONS, finish_run, generator, shared_seed
+from ..inputs.checks import named
+from ..inputs.data import Data
+from ..network import count_parameters
+from ..train import Objective
+from ..train_stack import StackHistory
 from .classifier import MLPClassifier
+from .plan import Plan, generator, shared_seed
 from .regressor import MLPRegressor
 
 CV_PARAMETERS = ("alphas", "learning_rate_inits", "cv", "scoring", "refit")
@@ -91,23 +89,16 @@ class _CrossValidated:
             return self._cross_validate(X, y, sample_weight)
 
     def _cross_validate(self, X, y, sample_weight):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
         settings = self._settings()
-        backend = get_backend(self.backend)
-        comm = communicator(self.distributed, backend.name)
-        if is_sparse(X):  # a stack of networks takes a dense X
-            X = X.toarray()
-        X, y = agree(comm, lambda: inputs(self, X, backend, reset=True, y=to_numpy(y)))
-        labels = self._all_labels(comm, y)
-        y_host, Y = agree(comm, lambda: named("y", self._encode_targets, y, False, labels))
-        w_host = sample_weights(comm, sample_weight, X.shape[0], np.float64)
-        X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
-        offset, n_total = shards(comm, X.shape[0], X.shape[1], Y.shape[1])
-        n = X.shape[0]
-        w_host = np.ones(n) if w_host is None else w_host
+        plan = Plan(self)
+        backend, comm = plan.place(None)
+        prepared = self._prepare(
+            plan, X, y, sample_weight, None, False, streaming=False, stack=True
+        )
+        targets, whole = prepared.targets, prepared.data
+        X, y_host, Y_dev, K = whole.X, prepared.y, whole.Y, prepared.n_outputs
+        n, offset = X.shape[0], whole.offset
+        w_host = np.ones(n) if whole.w_host is None else whole.w_host
         # the folds, and each network's case weights, over the rows of every rank
         y_all, w_all = (
             a if comm is None else np.concatenate(comm.allgather(a)) for a in (y_host, w_host)
@@ -115,7 +106,7 @@ class _CrossValidated:
         splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
         rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
-        runs = self._checkpoint_runs(rng, folds, comm)
+        runs = self._checkpoint_runs(plan, rng, folds, comm, K, getattr(targets, "classes", None))
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
         # network k = ((setting * folds) + fold) * n_init + start
@@ -125,16 +116,12 @@ class _CrossValidated:
             for f in range(len(folds))
             for i in range(self.n_init)
         ]
-        sizes = [X.shape[1], *self._hidden_sizes(), Y.shape[1]]
-        K = Y.shape[1]
-        output = self._output(K)
+        sizes = [X.shape[1], *plan.hidden, K]
         self.n_outputs_ = K
-        dtype = getattr(backend.xp, self.dtype)
-        Y_dev = backend.to_device(Y, dtype=dtype)
         F = np.empty((len(grid), len(y_all), K))
         losses = np.empty(len(grid))
         started = time.perf_counter()
-        for i, chunk in enumerate(self._chunks(grid, sizes, n)):
+        for i, chunk in enumerate(self._chunks(plan, grid, sizes, n)):
             alphas = np.array([settings[grid[k][0]][0] for k in chunk])
             rates = np.array([settings[grid[k][0]][1] for k in chunk])
             w = np.zeros((len(chunk), len(y_all)), dtype=self.dtype)
@@ -142,52 +129,25 @@ class _CrossValidated:
                 train = folds[grid[k][1]][0]
                 w[row, train] = w_all[train]
             w = np.ascontiguousarray(w[:, offset : offset + n])  # this rank's rows
-            net = MLP(
-                sizes,
-                ACTIVATIONS[self.activation],
-                output,
-                dtype=self.dtype,
-                backend=backend,
-                seed=[int(seeds[grid[k][2]]) for k in chunk],
-                n_networks=len(chunk),
-                matmul_precision=self.matmul_precision,
-                penalty=self.penalty,
-                w0=self.w0,
-                init=self.init,
-            )
+            seed = [int(seeds[grid[k][2]]) for k in chunk]
+            net = plan.network(sizes, targets.output(), backend, seed, len(chunk))
             history = StackHistory(len(chunk))
-            data = Data(X, Y_dev, backend.to_device(w), w, offset, n_total)
-            optimizer = self._new_optimizer(net, rates)
+            data = Data(X, Y_dev, backend.to_device(w), w, offset, whole.n_total)
+            optimizer = plan.optimizer(net, rates)
             chunk_rng = np.random.default_rng(shuffle_seed)
             run = None if runs is None else runs(i, chunk, data, backend)
-            if run is not None:
-                run.bind(net, optimizer, history, chunk_rng, runs.start_rng, backend.to_device)
-            if run is None or not run.finished:
-                try:
-                    fit_stack(
-                        net,
-                        optimizer,
-                        data,
-                        Objective(self._loss_factor(K), alphas),
-                        history,
-                        batch_size=self._batch_size(len(y_all)),
-                        rng=chunk_rng,
-                        **self._stopping_rule(data),
-                        verbose=bool(self.verbose) and (comm is None or comm.rank == 0),
-                        comm=comm,
-                        run=run,
-                    )
-                finally:
-                    if run is not None:
-                        run.close()
-                if run is not None:
-                    finish_run(run, history.stop_reasons)
+            start = None if runs is None else runs.start_rng
+            objective = Objective(targets.loss_factor(K), alphas)
+            state = (net, optimizer, history, chunk_rng, start, backend.to_device)
+            with training(run, *state) as done:
+                if not done:
+                    plan.train_stack(net, optimizer, data, objective, history, chunk_rng, comm, run)
             _, T = net.propagate(X)
             F_here = backend.to_host(net.g(T))
             F[chunk] = F_here if comm is None else np.concatenate(comm.allgather(F_here), axis=1)
             losses[chunk] = history.final_losses
         fit_time = time.perf_counter() - started
-        self._summarise(settings, folds, grid, F, losses, X, y_all, fit_time)
+        self._summarise(settings, folds, grid, F, losses, X, y_all, fit_time, targets)
         if self.refit:  # on the same rows, data-parallel like the search
             single = self._single().set_params(
                 alpha=self.alpha_, learning_rate_init=self.learning_rate_init_
@@ -199,7 +159,7 @@ class _CrossValidated:
             self._adopt(self.best_estimator_)
         return self
 
-    def _checkpoint_runs(self, rng, folds, comm):
+    def _checkpoint_runs(self, plan, rng, folds, comm, K, classes):
         """None without ``checkpoint``; else a function that gives the ``Run`` of chunk i of
         the networks (in the folder's ``chunk-i``). The generator goes back to where the
         first chunk's run started, so that the seeds drawn are those of that run."""
@@ -211,26 +171,25 @@ class _CrossValidated:
 
         def runs(i, chunk, data, backend):
             more = {"chunk": i, "networks": list(chunk), "folds": folds_key}
-            identity = self._identity(data, backend, comm, more)
-            return self._run(os.path.join(self.checkpoint, f"chunk-{i}"), identity, comm)
+            folder = os.path.join(self.checkpoint, f"chunk-{i}")
+            return plan.checkpoints(data, backend, comm, K, classes, more, folder)
 
-        first = os.path.join(self.checkpoint, "chunk-0")
-        saved = Folder(first, writer=False).latest() if os.path.isdir(first) else None
+        saved = start_of(os.path.join(self.checkpoint, "chunk-0"))
         if saved is not None:
-            rng.bit_generator.state = saved[0]["state"]["start_rng"]
+            rng.bit_generator.state = saved
         runs.start_rng = rng.bit_generator.state
         return runs
 
-    def _chunks(self, grid, sizes, n):
+    def _chunks(self, plan, grid, sizes, n):
         """Lists of network indices, each small enough for STACK_BYTES."""
         itemsize = np.dtype(self.dtype).itemsize
-        batch = self._batch_size(n)
+        batch = plan.minibatch(n)
         per_network = itemsize * (6 * count_parameters(sizes) + 3 * batch * sum(sizes) + 2 * n)
         size = max(1, STACK_BYTES // per_network)
         every = list(range(len(grid)))
         return [every[i : i + size] for i in range(0, len(every), size)]
 
-    def _summarise(self, settings, folds, grid, F, losses, X, y_host, fit_time):
+    def _summarise(self, settings, folds, grid, F, losses, X, y_host, fit_time, targets):
         """Each setting's fold scores, from its starts combined as ``ensemble`` says."""
         S, n_folds, I = len(settings), len(folds), self.n_init
         scores = np.empty((S, n_folds))
@@ -250,8 +209,8 @@ class _CrossValidated:
                 if not np.isfinite(F_sf[test]).all():
                     scores[s, f] = -np.inf
                 elif scorer is None:
-                    scores[s, f] = self._score_from_sums(
-                        self._score_sums(F_sf[test], y_host[test], None)
+                    scores[s, f] = targets.score_from_sums(
+                        targets.score_sums(F_sf[test], y_host[test], None)
                     )
                 else:
                     scores[s, f] = scorer(_Fixed(self, F_sf), test, y_host[test])

@@ -6,10 +6,9 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import column_or_1d
 
-from ..inputs.checks import in_dtype
 from .base import BaseMLP, host_arrays
+from .targets import Reals
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
@@ -104,29 +103,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         )
         self.loss = loss
 
-    def _output(self, K):
-        return "identity"
-
-    def _encode_targets(self, y, incremental, labels=None):
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return y, in_dtype(y.reshape(len(y), -1), self.dtype, "y")
-
-    def _score_sums(self, F, y, sample_weight):
-        Y = np.asarray(y, dtype=np.float64).reshape(np.shape(F))
-        w = (np.ones(len(F)) if sample_weight is None else sample_weight)[:, None]
-        return np.concatenate(
-            [[w.sum()], (w * Y).sum(0), (w * Y * Y).sum(0), (w * (Y - F) ** 2).sum(0)]
-        )
-
-    def _score_from_sums(self, sums):
-        """R^2 averaged over the outputs, as r2_score gives it (1 or 0 for a constant y)."""
-        K = (len(sums) - 1) // 3
-        S, sy, syy, res = sums[0], sums[1 : 1 + K], sums[1 + K : 1 + 2 * K], sums[1 + 2 * K :]
-        total = np.maximum(syy - sy * sy / S, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(total > 0, 1 - res / total, np.where(res == 0, 1.0, 0.0))
-        return float(np.mean(r2))
+    def _targets(self, incremental):
+        return Reals(self.dtype)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

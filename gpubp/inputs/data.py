@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .device import ChunkFeed
 from .sources import Rows
 
 CHUNK_BYTES = 2**26  # rows of X, Y and w read, converted and copied at a time, about
@@ -243,8 +244,6 @@ class Streamed(Data):
                 for X, Y, w in host:
                     yield Data(X, Y, w, w)
                 return
-            from .device import ChunkFeed
-
             if getattr(self, "_feed", None) is None:  # its buffers serve every epoch
                 self._feed = ChunkFeed(backend)
             feed = self._feed
@@ -253,10 +252,10 @@ class Streamed(Data):
                 return
             feed.send(ahead)
             for following in host:
-                current = feed.receive()
+                current = Data(*feed.receive())
                 feed.send(following)
                 yield current
-            yield feed.receive()
+            yield Data(*feed.receive())
 
 
 def held_out_pieces(data: Data, positions, y, backend, batch_size: int):

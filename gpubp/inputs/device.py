@@ -53,7 +53,8 @@ class ChunkFeed:
     """Double-buffered host-to-device copies of training chunks (see the module's text).
 
     ``send(parts)`` starts copying a chunk (a tuple of host arrays, None allowed);
-    ``receive()`` gives that chunk on the device, as a ``Data``, for the compute stream.
+    ``receive()`` gives that chunk on the device, (X, Y, w, w on the host), for the compute
+    stream.
     """
 
     def __init__(self, backend):
@@ -81,9 +82,7 @@ class ChunkFeed:
                 buffer.staging[: a.size].set(pinned, stream=self.stream)
             self.filled = self.stream.record()
 
-    def receive(self):
-        from .data import Data
-
+    def receive(self) -> tuple:
         compute = self.xp.cuda.get_current_stream()
         compute.wait_event(self.filled)
         parts = []
@@ -96,8 +95,7 @@ class ChunkFeed:
             buffer.compute[:size] = buffer.staging[:size]
             parts.append(self.xp.reshape(buffer.compute[:size], shape))
         self.drained = compute.record()
-        X, Y, w = parts
-        return Data(X, Y, w, self.w_host)
+        return (*parts, self.w_host)
 
     def _buffer(self, i: int, a) -> _Staged:
         while len(self.buffers) <= i:
