@@ -137,7 +137,10 @@ class Gpubp:
 
     def loop(self):
         """One epoch of ``run_epoch`` (shuffled, as the estimator's), read once at the end."""
-        from gpubp.train import run_epoch
+        try:
+            from gpubp.epoch import run_epoch
+        except ImportError:  # a --baseline checkout from before gpubp.epoch
+            from gpubp.train import run_epoch
 
         net, optimizer, data, objective = self._loop
         order = self._rng.permutation(data.n)

@@ -135,7 +135,8 @@ def loops(configs, rows: int, rounds: int) -> list[dict]:
 
     from gpubp import MLP, optim
     from gpubp.backend import NUMPY, probe_numba
-    from gpubp.train import Data, Objective, run_epoch
+    from gpubp.epoch import run_epoch
+    from gpubp.train import Data, Objective
 
     from .configs import CONFIGS, LEARNING_RATE, N_CLASSES, make_data
 

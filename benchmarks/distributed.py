@@ -31,8 +31,10 @@ def main(argv=None) -> int:
 
     from gpubp import MLP
     from gpubp.distributed import MPIComm, shard
+    from gpubp.epoch import run_epoch
     from gpubp.optim import SGD
-    from gpubp.train import Data, Objective, run_epoch, run_epoch_distributed
+    from gpubp.train import Data, Objective
+    from gpubp.train_distributed import run_epoch_distributed
 
     from .configs import CONFIGS, make_data
 

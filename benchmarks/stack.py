@@ -72,8 +72,9 @@ def stack_epochs(Rs=(1, 4, 16, 64), rounds=5, solvers=("sgd", "adam")) -> list[d
     import numpy as np
 
     from gpubp import MLP
+    from gpubp.epoch import run_epoch
     from gpubp.optim import SGD, Adam
-    from gpubp.train import Data, Objective, run_epoch
+    from gpubp.train import Data, Objective
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3000, 784), dtype=np.float32)

@@ -33,9 +33,10 @@ import numpy as np
 from .backend import is_sparse
 from .checkpoint_files import FORMAT, VERSION, Folder, pack, unpack
 from .distributed import agree
+from .epoch import Position
 from .errors import CheckpointError, InputError, Preempted
 from .inputs.shards import sampled_digest
-from .train import EpochSums, Position
+from .objective import EpochSums
 
 AUTO_SECONDS = 60.0  # "auto": at the end of an epoch, at most once a minute
 ON_DEVICE = ("best_theta", "kept")  # the history's arrays of the backend (weights)

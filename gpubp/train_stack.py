@@ -20,8 +20,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .errors import warn_at_caller
-from .progress import progress as progress_bar
-from .train import STOP_REASONS, Data, Epoch, Objective, interrupt_after_the_step
+from .train import STOP_REASONS, Data, Objective, run_epochs
 
 
 @dataclass
@@ -72,6 +71,52 @@ class StackHistory:
         return np.array([reason == "diverged" for reason in self.stop_reasons])
 
 
+class _Stack:
+    """A stack's part in ``gpubp.train.run_epochs``: each network's record and rules."""
+
+    def __init__(self, net, history: StackHistory, tol, n_iter_no_change, validate):
+        self.net, self.history, self.tol = net, history, tol
+        self.n_iter_no_change, self.validate = n_iter_no_change, validate
+        self.unit = f"epochs of {net.n_networks} networks"
+
+    def begin(self, resumed: bool) -> None:
+        history = self.history
+        if not resumed:
+            history.running[:] = True
+            history.epoch = 0
+            history.kept = self.net.theta.copy()
+
+    @property
+    def epochs(self) -> int:
+        return self.history.epoch
+
+    def going(self) -> bool:
+        return bool(self.history.running.any())
+
+    def losses(self, total, n: int) -> np.ndarray:
+        return self.net.backend.to_host(total).astype(np.float64) / n
+
+    def quit_words(self, reason: str, steps: int) -> str:
+        return (
+            f"training {STOP_REASONS[reason].split(' (')[0]}; each network keeps the "
+            "weights of its last completed step"
+        )
+
+    def epoch_ended(self, losses, epoch, optimizer, n, progress) -> None:
+        net, history = self.net, self.history
+        history.epoch += 1
+        _record(net, history, losses, n, self.tol, self.validate, history.kept, epoch.start_theta)
+        optimizer.iteration_ends(history.t)
+        tired = history.running & (history.no_improvement_count > self.n_iter_no_change)
+        if tired.any():
+            stops = optimizer.trigger_stopping(tired)
+            history.no_improvement_count[tired & ~stops] = 0
+            _stop(net, history, stops, "no_improvement", history.kept)
+        if progress is not None:
+            progress.set_postfix({"running": int(history.running.sum())}, refresh=False)
+            progress.update(1)
+
+
 def fit_stack(
     net,
     optimizer,
@@ -91,7 +136,8 @@ def fit_stack(
     comm=None,
     run=None,
 ) -> None:
-    """Up to ``max_iter`` epochs; scikit-learn's stopping rules, network by network.
+    """Up to ``max_iter`` epochs (``gpubp.train.run_epochs``); scikit-learn's stopping
+    rules, network by network.
 
     ``validate`` returns each network's validation score and loss; with it each
     network ends with the weights of its best validation score. With ``comm``
@@ -99,59 +145,29 @@ def fit_stack(
     (``gpubp.checkpoint.Run``) writes checkpoints as in ``gpubp.train.fit_stochastic``.
     """
     R, backend = net.n_networks, net.backend
-    if run is None or run.saved is None:
-        history.running[:] = True
-        history.epoch = 0
-        history.kept = net.theta.copy()
-    kept = history.kept
-    quit = ""
-    progress = None
-    if verbose and not incremental:
-        progress = progress_bar(max_iter, f"epochs of {R} networks", "epoch", history.epoch)
-    try:
-        with interrupt_after_the_step(preemptible=run is not None) as stop:
-            if run is not None:
-                run.watch(stop)
-            while history.epoch < max_iter:
-                if not history.running.any():
-                    break
-                epoch = Epoch(net, data, rng, shuffle, batch_size, run)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    total, _ = epoch.take_steps(optimizer, objective, stop, comm)
-                    losses = backend.to_host(total).astype(np.float64) / data.n_global
-                if epoch.quit:
-                    quit = epoch.quit
-                    warn_at_caller(
-                        f"training {STOP_REASONS[quit].split(' (')[0]}; each network keeps the "
-                        "weights of its last completed step"
-                    )
-                    break
-                history.epoch += 1
-                _record(net, history, losses, data.n_global, tol, validate, kept, epoch.start_theta)
-                optimizer.iteration_ends(history.t)
-                tired = history.running & (history.no_improvement_count > n_iter_no_change)
-                if tired.any():
-                    stops = optimizer.trigger_stopping(tired)
-                    history.no_improvement_count[tired & ~stops] = 0
-                    _stop(net, history, stops, "no_improvement", kept)
-                if progress is not None:
-                    progress.set_postfix({"running": int(history.running.sum())}, refresh=False)
-                    progress.update(1)
-                if incremental:
-                    break
-                if run is not None:
-                    run.epoch_ended(history.epoch)
-    finally:
-        if progress is not None:
-            progress.close()
+    reason = run_epochs(
+        _Stack(net, history, tol, n_iter_no_change, validate),
+        net,
+        optimizer,
+        data,
+        objective,
+        batch_size=batch_size,
+        max_iter=max_iter,
+        shuffle=shuffle,
+        rng=rng,
+        incremental=incremental,
+        verbose=verbose,
+        comm=comm,
+        run=run,
+    )
+    quit = reason if reason in ("interrupted", "preempted") else ""
     still = history.running.copy()
-    reason = quit or ("partial_fit" if incremental else "max_iter")
     for r in np.flatnonzero(still):
         history.stop_reasons[r] = reason
     done = ~still
     if done.any():
         rows = backend.to_device(np.flatnonzero(done))
-        net.theta[rows] = kept[rows]
+        net.theta[rows] = history.kept[rows]
     if reason == "max_iter":
         warn_at_caller(
             f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the "

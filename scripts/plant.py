@@ -73,8 +73,8 @@ SLIPS = [
     ),
     Slip(
         "host-transfer",
-        "each step reads its loss on the host (train.py)",
-        "gpubp/train.py",
+        "each step reads its loss on the host (epoch.py)",
+        "gpubp/epoch.py",
         "sums.total = sums.total + trace.loss * (end - start)",
         "sums.total = sums.total + float(trace.loss) * (end - start)",
         ("test_device_traffic", "test_graphs", "test_gpu"),
@@ -89,8 +89,8 @@ SLIPS = [
     ),
     Slip(
         "resume-rng-order",
-        "an epoch's generator state is taken after it drew its order (train.py)",
-        "gpubp/train.py",
+        "an epoch's generator state is taken after it drew its order (epoch.py)",
+        "gpubp/epoch.py",
         "        self.rng_state = None if run is None else rng.bit_generator.state"
         "  # for a checkpoint\n"
         "        self.order = data.epoch_order(rng, shuffle, batch_size)\n",
@@ -133,8 +133,8 @@ SLIPS = [
     ),
     Slip(
         "mpi-path",
-        "a rank also takes the first case of the next rank's shard (train.py)",
-        "gpubp/train.py",
+        "a rank also takes the first case of the next rank's shard (train_distributed.py)",
+        "gpubp/train_distributed.py",
         "cases[(cases >= lo) & (cases < hi)]",
         "cases[(cases >= lo) & (cases <= hi)]",
         ("test_distributed",),
@@ -196,8 +196,8 @@ SLIPS += [
     ),
     Slip(
         "stream-pause-skip",
-        "a streamed epoch paused for a checkpoint starts its rows again (train.py)",
-        "gpubp/train.py",
+        "a streamed epoch paused for a checkpoint starts its rows again (epoch.py)",
+        "gpubp/epoch.py",
         "chunks = data.chunks(net.backend, order, batch_size, skip=run.sums.rows)",
         "chunks = data.chunks(net.backend, order, batch_size, skip=0)",
         (*TOGETHER, "test_streaming"),
@@ -269,16 +269,16 @@ SLIPS += [
     ),
     Slip(
         "stack-timer",
-        "a stack's epochs never start the timed checkpoints' timer (train_stack.py)",
-        "gpubp/train_stack.py",
+        "the epochs never start the timed checkpoints' timer (train.py)",
+        "gpubp/train.py",
         "            if run is not None:\n                run.watch(stop)\n",
         "",
         TOGETHER,
     ),
     Slip(
         "quit-checkpoint",
-        "a preempted or interrupted epoch writes no checkpoint where it stopped (train.py)",
-        "gpubp/train.py",
+        "a preempted or interrupted epoch writes no checkpoint where it stopped (epoch.py)",
+        "gpubp/epoch.py",
         "        if self.quit and self.checkpoints is not None:\n"
         "            self.checkpoints.pause(self.position())\n",
         "",

@@ -15,9 +15,10 @@ from gpubp import MLPClassifier, MLPRegressor
 from gpubp.errors import InputError
 from gpubp.estimators.bagging import bagged, bootstrap_counts
 from gpubp.inputs.data import Data
+from gpubp.lbfgs import fit_lbfgs
 from gpubp.network import MLP
 from gpubp.optim import Adam
-from gpubp.train import Objective, fit_lbfgs
+from gpubp.train import Objective
 from gpubp.train_stack import StackHistory, fit_stack
 
 pytestmark = [

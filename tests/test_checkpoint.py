@@ -298,7 +298,7 @@ def test_a_finished_fit_does_not_train_again(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run trained again")
 
-    monkeypatch.setattr(gpubp.train.Epoch, "take_steps", no_training)
+    monkeypatch.setattr(gpubp.epoch.Epoch, "take_steps", no_training)
     fresh, _, _ = small(checkpoint=tmp_path)
     fresh.fit(X, y)
     assert all(np.array_equal(a, b) for a, b in zip(coefs(fresh), weights))

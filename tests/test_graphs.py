@@ -120,7 +120,8 @@ def test_partial_fit_reuses_the_captured_step(monkeypatch):
 
 
 def test_a_stack_of_networks_runs_graphed_as_alone(monkeypatch):
-    from gpubp.train import Data, Objective, run_epoch
+    from gpubp.epoch import run_epoch
+    from gpubp.train import Data, Objective
 
     X, y = digits_like(n=96)
     Y = np.eye(4, dtype=np.float32)[y]

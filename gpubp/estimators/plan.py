@@ -29,9 +29,10 @@ from ..checkpoint import identity, open_run, training
 from ..distributed import communicator
 from ..errors import InputError, warn_at_caller
 from ..inputs.data import SHUFFLES
+from ..lbfgs import fit_lbfgs
 from ..network import MLP
 from ..optim import SGD, Adam, moved
-from ..train import History, Objective, fit_lbfgs, fit_stochastic
+from ..train import History, Objective, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
 from .bagging import OUT_OF_BAG, bagged, bootstrap_counts, one_network, score_out_of_bag
 from .holdout import split_validation
