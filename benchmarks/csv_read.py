@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpubp.cli import _dataset
+from gpubp.cli.data import dataset
 
 
 def main(rows: int = 200_000, columns: int = 50, rounds: int = 5) -> None:
@@ -33,7 +33,7 @@ def main(rows: int = 200_000, columns: int = 50, rounds: int = 5) -> None:
         for r in range(rounds):
             start = time.perf_counter()
             with contextlib.ExitStack() as cleanup:
-                _dataset(args, cleanup)
+                dataset(args, cleanup)
             times.append(time.perf_counter() - start)
             print(f"round {r + 1}: {times[-1]:.3f} s")
     print(f"median of {rounds}: {statistics.median(times):.3f} s for {rows} x {columns}")

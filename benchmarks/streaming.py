@@ -237,7 +237,8 @@ def files(args) -> None:
     import numpy as np
     import pandas as pd
 
-    from gpubp import MLPClassifier, cli, tables
+    from gpubp import MLPClassifier, tables
+    from gpubp.cli import data as cli_data
 
     tables.STREAM_CSV_BYTES = 0  # the CSV read in chunks, as a file over 256 MiB is
     rng = np.random.default_rng(0)
@@ -257,7 +258,7 @@ def files(args) -> None:
             )
             with contextlib.ExitStack() as cleanup:
                 start = time.perf_counter()
-                X_rows, y, _, _, _, _ = cli._dataset(argv, cleanup)
+                X_rows, y, _, _, _, _ = cli_data.dataset(argv, cleanup)
                 copy_s = time.perf_counter() - start
                 est = MLPClassifier((64,), max_iter=1, random_state=0, backend="numpy")
                 start = time.perf_counter()

@@ -117,8 +117,8 @@ SLIPS = [
     ),
     Slip(
         "command-option",
-        "the command's --penalty is not passed on (cli.py)",
-        "gpubp/cli.py",
+        "the command's --penalty is not passed on (cli/train.py)",
+        "gpubp/cli/train.py",
         "        penalty=args.penalty,\n",
         "",
         ("test_cli", "test_cli_edges", "test_cli_files", "test_penalties"),
@@ -414,8 +414,8 @@ SLIPS += [
     ),
     Slip(
         "command-temp-left",
-        "the command's temporary copy of a data file is left in --out (cli.py)",
-        "gpubp/cli.py",
+        "the command's temporary copy of a data file is left in --out (cli/data.py)",
+        "gpubp/cli/data.py",
         "    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)\n",
         "",
         ("test_cli_files",),

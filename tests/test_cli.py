@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.cli import fold_standardization, main
+from gpubp.cli import main
+from gpubp.cli.train import fold_standardization
 
 
 def gpubp_process(*args, cwd):

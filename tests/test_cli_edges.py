@@ -309,11 +309,12 @@ def test_an_out_folder_without_write_permission_is_refused_before_training(
     tmp_path, monkeypatch, capsys
 ):
     from gpubp import cli
+    from gpubp.cli import train
 
     (tmp_path / "locked").mkdir()
     real_access = os.access
     monkeypatch.setattr(  # root may write anywhere: the permission is what os.access says
-        cli.os, "access", lambda p, mode: False if "locked" in str(p) else real_access(p, mode)
+        train.os, "access", lambda p, mode: False if "locked" in str(p) else real_access(p, mode)
     )
     assert cli.main(["train", "--out", str(tmp_path / "locked"), "--quiet"]) == 1
     err = capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""``gpubp predict``: a model's predictions for the rows of a CSV, Parquet or .npy file,
+a chunk at a time, as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+
+import numpy as np
+
+from ..estimators import MLPClassifier
+from ..file_formats import write_atomically
+from ..persist import load_with_description
+from ..tables import column, numbers, read_csv, read_in_chunks, some, table_chunks
+from .options import CommandError
+
+
+def run(args) -> int:
+    if args.out:
+        for other, what in ((args.model, "the model"), (args.csv, "the CSV")):
+            if os.path.exists(other) and os.path.realpath(args.out) == os.path.realpath(other):
+                raise CommandError(f"--out {args.out} is {what} being read; give another file")
+    model, description = load_with_description(args.model, backend=args.backend)
+    if not hasattr(model, "n_features_in_"):
+        raise CommandError(f"{args.model} holds a bare network; predict needs an estimator")
+    if args.proba and not isinstance(model, MLPClassifier):
+        raise CommandError("--proba needs a classifier")
+    trained_on = (description["record"] or {}).get("target")
+    if read_in_chunks(args.csv):
+        tables = table_chunks(args.csv, args.sep, args.encoding)
+    else:
+        tables = iter([read_csv(args.csv, args.sep, args.encoding)])
+    first = next(tables)
+    if args.target:
+        column(first, args.target, args.csv)
+
+    def values(table, note):
+        X = _features(model, table, {args.target, trained_on}, args, note)
+        if args.proba:
+            return model.predict_proba(X)
+        return np.asarray(model.predict(X)).reshape(len(X), -1)
+
+    head = values(first, True)
+    if args.proba:
+        columns = [f"p_{c}" for c in model.classes_]
+    elif head.shape[1] == 1:
+        columns = ["prediction"]
+    else:
+        columns = [f"prediction_{k}" for k in range(head.shape[1])]
+
+    def write(f):
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(head.tolist())
+        for table in tables:
+            writer.writerows(values(table, False).tolist())
+
+    def write_bytes(f):
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        write(text)
+        text.flush()
+        text.detach()
+
+    if args.out:
+        write_atomically(args.out, write_bytes)
+    else:
+        write(sys.stdout)
+        sys.stdout.flush()
+    return 0
+
+
+def _features(model, table, leave_out, args, note=True):
+    """The model's input columns of the CSV: by name when the model knows its features'
+    names (reordered; columns it does not know are left out with a note, when ``note``),
+    else by position after leaving out ``--target``."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        keep = [c for c in table.columns if c not in leave_out]
+        if len(keep) != model.n_features_in_:
+            raise CommandError(
+                f"the model takes {model.n_features_in_} features, {args.csv} has {len(keep)} "
+                "columns" + ("" if args.target else "; name a column to leave out with --target")
+            )
+        return numbers(table[keep], args.csv)
+    import pandas as pd
+
+    names = [str(c) for c in names]
+    missing = [c for c in names if c not in table.columns]
+    if missing:
+        raise CommandError(
+            f"{args.csv} lacks {len(missing)} of the model's {len(names)} columns: "
+            f"{some(missing, 10)}"
+        )
+    unknown = [c for c in table.columns if c not in names and c not in leave_out]
+    if unknown and note:
+        print(
+            f"gpubp predict: note: leaving out columns the model was not trained on: "
+            f"{some(unknown, 10)}",
+            file=sys.stderr,
+        )
+    return pd.DataFrame(numbers(table[names], args.csv), columns=names)
