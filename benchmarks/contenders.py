@@ -120,7 +120,7 @@ class Gpubp:
             self.model.partial_fit(self.X, self.y)
 
     def prepare_loop(self, config: Config, X, y):
-        """The estimator's training loop without the estimator: ``gpubp.train.run_epoch``
+        """The estimator's training loop without the estimator: ``gpubp.epoch.run_epoch``
         over a network, plain SGD and data already on the device (what ``loop`` times)."""
         from gpubp import MLP
         from gpubp.optim import SGD

@@ -2,7 +2,7 @@
 
     python -m benchmarks.cpu_profile [--configs a,b] [--rows 60000] [--threads 2] [--out DIR]
 
-Times ``gpubp.train.run_epoch`` (plain SGD, as ``benchmarks.own_process``'s loop) with
+Times ``gpubp.epoch.run_epoch`` (plain SGD, as ``benchmarks.own_process``'s loop) with
 a timer around each of the network's and optimiser's methods; each phase is the
 time inside its method less the time of the methods it calls (so the matrix
 products are one phase wherever they are called). The timers add about a

@@ -5,9 +5,9 @@ Each replaces several array operations of the reference formulas in
 the NumPy backend runs) by one kernel launch: bias + activation, the
 activation derivative, softmax + cross-entropy, sigmoid + binary
 cross-entropy, the gradients of weight decay and weight elimination, and every optimiser step over
-the flat parameter vector. Only
-``gpubp.backend`` imports this module, after CuPy has imported and a device
-has answered.
+the flat parameter vector (each an ``Elementwise`` of ``gpubp.vectorized``), with the
+matrix products of ``gpubp.gemm``. Only ``gpubp.backend`` imports this module, after
+CuPy has imported and a device has answered.
 """
 
 from __future__ import annotations
@@ -15,162 +15,11 @@ from __future__ import annotations
 import functools
 
 import cupy as cp
-import numpy as np
 
-_C_TYPES = {"uint32": "unsigned int", "int64": "long long"}
-_SCALAR_TYPES = {"unsigned int": np.uint32, "long long": np.int64}  # by C type
-_PACK = r"""
-template <typename T> struct __align__(16) Pack { T v[16 / sizeof(T)]; };
-"""
-VECTORIZED = []  # every _Elementwise, for the tests (their C on the host, each path on a GPU)
+from .gemm import column_sums, direct_cublas, matmul
+from .vectorized import VECTORIZED, Elementwise, c_type, vectorized_source
 
-
-class _Vectorized:
-    """An ElementwiseKernel's (inputs, outputs, operation) as a raw kernel that loads and
-    stores 16 bytes at a time (4 floats or 2 doubles) per array, as PyTorch's elementwise
-    kernels do: CuPy's one element per thread reached 0.4-0.65 of a copy's memory speed on
-    (d)'s arrays on an H200, these 0.9-1.0. The same C expression runs on each element;
-    compiled apart, it may fuse a multiply and an add otherwise than the ElementwiseKernel
-    does, so the two agree to rounding, not always bit for bit (the Nesterov step). The
-    n mod 4 (or 2) elements left over take a thread each.
-
-    ``values``: the T inputs passed as numbers (by value), not arrays. Called with every
-    argument, outputs included; returns None where it does not apply (an array that is not
-    C-contiguous, not 16-byte aligned or of another shape, a dtype other than float32 or
-    float64, no elements, a device array given for a value), and the caller falls back on
-    the ElementwiseKernel."""
-
-    THREADS, MAX_BLOCKS = 256, 4096
-
-    def __init__(self, in_params: str, out_params: str, operation: str, name: str, values=()):
-        self.name = name
-        self.params = []  # (kind, C type, name, is output); kind: array, raw or value
-        for text, is_out in ((in_params, False), (out_params, True)):
-            for part in text.split(","):
-                *kind, type_, pname = part.split()
-                raw = kind == ["raw"]
-                ctype = "T" if type_ == "T" else _C_TYPES[type_]
-                if raw:
-                    how = "raw"
-                elif type_ == "T" and pname not in values:
-                    how = "array"
-                else:
-                    how = "value"
-                self.params.append((how, ctype, pname, is_out))
-        self.source = self._source(operation)
-        self.module = cp.RawModule(code=_PACK + self.source)
-        self._kernels = {}
-
-    def _declared(self, T: str, op: bool) -> str:
-        """The parameter list of the per-element function (``op``) or of the kernel."""
-        out = []
-        for how, ctype, name, is_out in self.params:
-            if how == "array" and op:
-                out.append(f"{T}& {name}" if is_out else f"const {T} {name}")
-            elif how == "array":
-                out.append(f"{'' if is_out else 'const '}{T}* _{name}")
-            elif how == "raw":
-                out.append(f"const {T if ctype == 'T' else ctype}* {name}")
-            else:
-                out.append(f"{T if ctype == 'T' else ctype} {name}")
-        return ", ".join(out)
-
-    def _source(self, operation: str) -> str:
-        name, arrays = self.name, [p for p in self.params if p[0] == "array"]
-        loads = " ".join(
-            f"Pack<T> {n}_p;" if is_out else f"const Pack<T> {n}_p = ((const Pack<T>*)_{n})[pack];"
-            for _, _, n, is_out in arrays
-        )
-        stores = " ".join(f"((Pack<T>*)_{n})[pack] = {n}_p;" for _, _, n, o in arrays if o)
-        by_pack = ", ".join(f"{p[2]}_p.v[l]" if p[0] == "array" else p[2] for p in self.params)
-        by_index = ", ".join(f"_{p[2]}[i]" if p[0] == "array" else p[2] for p in self.params)
-        run_args = ", ".join(("_" if p[0] == "array" else "") + p[2] for p in self.params)
-        wrappers = "".join(
-            f'extern "C" __global__ void {name}_vec_{c}({self._declared(c, False)}, '
-            f"long long n) {{\n    {name}_run<{c}>({run_args}, n);\n}}\n"
-            for c in ("float", "double")
-        )
-        return f"""
-template <typename T>
-__device__ __forceinline__ void {name}_op(long long i, {self._declared("T", True)}) {{
-    {operation};
-}}
-template <typename T>
-__device__ void {name}_run({self._declared("T", False)}, long long n) {{
-    const int W = 16 / sizeof(T);
-    const long long n_packs = n / W, stride = (long long)gridDim.x * blockDim.x;
-    const long long thread = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    for (long long pack = thread; pack < n_packs; pack += stride) {{
-        {loads}
-#pragma unroll
-        for (int l = 0; l < W; ++l) {name}_op<T>(pack * W + l, {by_pack});
-        {stores}
-    }}
-    if (thread < n - n_packs * W) {{
-        const long long i = n_packs * W + thread;
-        {name}_op<T>(i, {by_index});
-    }}
-}}
-{wrappers}"""
-
-    def __call__(self, *args):
-        if len(args) != len(self.params):
-            return None
-        arrays = [a for (how, *_), a in zip(self.params, args) if how == "array"]
-        first = arrays[0]
-        if not isinstance(first, cp.ndarray) or first.dtype.name not in ("float32", "float64"):
-            return None
-        for a in arrays:
-            if not (
-                isinstance(a, cp.ndarray)
-                and a.dtype == first.dtype
-                and a.shape == first.shape
-                and a.flags.c_contiguous
-                and a.data.ptr % 16 == 0
-            ):
-                return None
-        n = first.size
-        if n == 0:
-            return None
-        converted = []
-        for (how, ctype, _, _), a in zip(self.params, args):
-            scalar = first.dtype.type if ctype == "T" else _SCALAR_TYPES.get(ctype)
-            if how == "value":
-                if isinstance(a, cp.ndarray):
-                    return None
-                a = scalar(a)
-            elif how == "raw" and not (
-                isinstance(a, cp.ndarray) and a.flags.c_contiguous and a.dtype == scalar
-            ):
-                return None
-            converted.append(a)
-        ctype = _ctype(first.dtype)
-        if ctype not in self._kernels:
-            self._kernels[ctype] = self.module.get_function(f"{self.name}_vec_{ctype}")
-        packs = n // (16 // first.itemsize)
-        blocks = min(self.MAX_BLOCKS, max(1, -(-packs // self.THREADS)))
-        self._kernels[ctype]((blocks,), (self.THREADS,), (*converted, cp.int64(n)))
-        outs = [a for (_, _, _, is_out), a in zip(self.params, args) if is_out]
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def vectorized_source() -> str:
-    """The CUDA C of every ``_Vectorized`` kernel, as one translation unit (for the tests)."""
-    return _PACK + "".join(e.vector.source for e in VECTORIZED)
-
-
-class _Elementwise:
-    """An ElementwiseKernel that runs as its ``_Vectorized`` twin wherever that applies."""
-
-    def __init__(self, in_params: str, out_params: str, operation: str, name: str, values=()):
-        self.kernel = cp.ElementwiseKernel(in_params, out_params, operation, name)
-        self.vector = _Vectorized(in_params, out_params, operation, name, values)
-        VECTORIZED.append(self)
-
-    def __call__(self, *args):
-        result = self.vector(*args)
-        return self.kernel(*args) if result is None else result
-
+__all__ = ["VECTORIZED", "column_sums", "direct_cublas", "matmul", "vectorized_source"]
 
 _SIGMA = {
     "sigmoid": "(T)0.5 * tanh((T)0.5 * a) + (T)0.5",
@@ -193,7 +42,7 @@ _BIAS_BROADCAST = {  # b broadcast against a: any shapes (a stack's (R, 1, K) bi
 }
 
 _BIAS_ROWS = {  # a C-contiguous: element i is in column i % K (32-bit arithmetic)
-    name: _Elementwise(
+    name: Elementwise(
         "T a_in, raw T b, uint32 K",
         "T z",
         f"T a = a_in + b[(unsigned int)i % K]; z = {formula};",
@@ -205,7 +54,7 @@ _BIAS_ROWS = {  # a C-contiguous: element i is in column i % K (32-bit arithmeti
 
 class _BiasActivation:
     """z = sigma(a + b). A C-contiguous ``a`` (and ``z``) with one bias vector b reads b by
-    column in a flat loop (16 bytes at a time where ``_Vectorized`` applies); any other
+    column in a flat loop (16 bytes at a time where ``Vectorized`` applies); any other
     shapes (a stack's (R, 1, K) biases) broadcast as CuPy does."""
 
     def __init__(self, name: str):
@@ -230,7 +79,7 @@ class _BiasActivation:
 BIAS_ACTIVATION = {name: _BiasActivation(name) for name in _SIGMA}
 
 DERIVATIVE = {  # g <- g * sigma'(z), in place: call with g as input and output
-    name: _Elementwise("T z, T g_in", "T g", f"g = g_in * ({formula});", f"gpubp_d{name}")
+    name: Elementwise("T z, T g_in", "T g", f"g = g_in * ({formula});", f"gpubp_d{name}")
     for name, formula in _SIGMA_PRIME.items()
 }
 
@@ -288,7 +137,7 @@ _SOFTMAX_CE_MODULE = cp.RawModule(code=_SOFTMAX_CE)
 
 @functools.cache
 def _softmax_ce_kernel(dtype):
-    return _SOFTMAX_CE_MODULE.get_function(f"softmax_ce_{_ctype(dtype)}")
+    return _SOFTMAX_CE_MODULE.get_function(f"softmax_ce_{c_type(dtype)}")
 
 
 def softmax_cross_entropy(T, Y):
@@ -332,10 +181,6 @@ def softmax_cross_entropy_output(A, Y, bias=None, bias_stride=0, scale=1.0):
     return T, F, R, D
 
 
-def _ctype(dtype) -> str:
-    return {"float32": "float", "float64": "double"}[dtype.name]
-
-
 _SIGMOID_BCE = cp.ElementwiseKernel(
     "T t, T y",
     "T f, T r, T d",
@@ -364,11 +209,11 @@ LOSSES = {  # by (output, loss); squared error keeps the reference formulas
 }
 
 
-AXPY = _Elementwise(  # y += a x: weight decay's dW += 2 lambda W, no temporary
+AXPY = Elementwise(  # y += a x: weight decay's dW += 2 lambda W, no temporary
     "T x, T a, T y_in", "T y", "y = y_in + a * x", "gpubp_axpy", values=("a",)
 )
 
-WEIGHT_ELIMINATION = _Elementwise(  # dW += a W q / (1 + q W^2)^2, ESL eq. 11.17
+WEIGHT_ELIMINATION = Elementwise(  # dW += a W q / (1 + q W^2)^2, ESL eq. 11.17
     "T x, T a, T q, T y_in",
     "T y",
     "T d = 1 + x * x * q; y = y_in + a * (x * q / (d * d))",
@@ -414,8 +259,8 @@ class _Step:
         rate = params[1].split()[1]
         numbers = [p.split()[1] for p in params[2:] if not p.endswith("_in")]  # mu, b1, ...
         rows = ", ".join([params[0], f"raw T {rate}_rows, uint32 P", *params[2:]])
-        self.broadcast = _Elementwise(inputs, outputs, update, name, values=(rate, *numbers))
-        self.rows = _Elementwise(
+        self.broadcast = Elementwise(inputs, outputs, update, name, values=(rate, *numbers))
+        self.rows = Elementwise(
             rows, outputs, f"const T {rate} = {rate}_rows[P ? (unsigned int)i / P : 0u];" + update,
             f"{name}_rows", values=numbers,
         )  # fmt: skip
@@ -439,54 +284,9 @@ SGD_NESTEROV = _Step("gpubp_sgd_nesterov")
 ADAM = _Step("gpubp_adam")
 
 
-# -- matrix products, and what a CUDA graph of a training step reads from the device --
+# -- what a CUDA graph of a training step reads from the device --------------------
 
-_DIRECT = {}  # device id -> (gpubp.cublas.Cublas or None, why not)
-
-
-def direct_cublas():
-    """This device's cuBLAS for direct calls (capturable in a CUDA graph), or None and why."""
-    device = cp.cuda.Device().id
-    if device not in _DIRECT:
-        from . import cublas
-
-        _DIRECT[device] = cublas.load()
-    return _DIRECT[device]
-
-
-def matmul(a, b, out=None, precision="float32"):
-    """``a @ b`` through cuBLAS called directly where it can be (float32/float64, at most
-    one batch axis), else ``cupy.matmul``, which cannot be captured in a CUDA graph and
-    ignores ``precision="tf32"``."""
-    direct, _ = direct_cublas()
-    if direct is not None:
-        result = direct.matmul(a, b, out, precision)
-        if result is not None:
-            return result
-    return cp.matmul(a, b, out=out)
-
-
-_ONES = {}  # (device id, N, dtype) -> a row of N ones; kept: captured graphs read it by address
-
-
-def column_sums(D, out=None):
-    """db = the sum of D over its cases (axis -2), into ``out`` when given: the product
-    1^T D through cuBLAS (capturable, and it reads D at memory speed, where a sum over
-    axis -2 reads it a column at a time); ``cupy.sum`` where cuBLAS cannot be called."""
-    direct, _ = direct_cublas()
-    if direct is not None and D.ndim in (2, 3):
-        key = (cp.cuda.Device().id, D.shape[-2], D.dtype.name)
-        if key not in _ONES:
-            _ONES[key] = cp.ones((1, D.shape[-2]), dtype=D.dtype)
-        lead = D.shape[:-2]
-        row = None if out is None else out[..., None, :]  # (..., 1, K) views of db
-        result = direct.matmul(_ONES[key], D, row)
-        if result is not None:
-            return out if out is not None else result.reshape(*lead, D.shape[-1])
-    return cp.sum(D, axis=-2, out=out)
-
-
-GATHER_ROWS = _Elementwise(  # dst = rows order[k*batch : (k+1)*batch] of src
+GATHER_ROWS = Elementwise(  # dst = rows order[k*batch : (k+1)*batch] of src
     "raw T src, raw int64 order, raw int64 k, uint32 width, int64 batch",
     "T dst",
     """

@@ -211,12 +211,10 @@ def fake_cublas(monkeypatch):
     import cupy
     from fake_cublas import FakeCublasLibrary
 
-    from gpubp import cublas, kernels
+    from gpubp import cublas, gemm
 
     library = FakeCublasLibrary()
-    monkeypatch.setitem(
-        kernels._DIRECT, cupy.cuda.Device().id, (cublas.Cublas(library, "fake"), "")
-    )
+    monkeypatch.setitem(gemm.DIRECT, cupy.cuda.Device().id, (cublas.Cublas(library, "fake"), ""))
     return library
 
 

@@ -14,13 +14,14 @@ import pytest
 
 import gpubp
 from gpubp import functions
-from gpubp.network import weight_elimination_slope
+from gpubp.penalties import weight_elimination_slope
 
-KERNELS = Path(gpubp.__file__).with_name("kernels.py")
+KERNEL_MODULES = ("gpubp.kernels", "gpubp.vectorized", "gpubp.gemm")
 
 
 def kernel_sources():
-    """Load kernels.py against a stand-in cupy that records each kernel's definition."""
+    """Import gpubp.kernels (and the modules it imports) against a stand-in cupy that
+    records each kernel's definition; the real modules, if any, are put back after."""
     recorded = []
 
     class ElementwiseKernel:
@@ -33,17 +34,25 @@ def kernel_sources():
 
     fake = types.ModuleType("cupy")
     fake.ElementwiseKernel, fake.RawModule = ElementwiseKernel, RawModule
-    saved = sys.modules.get("cupy")
+    saved_cupy = sys.modules.get("cupy")
+    saved = {name: sys.modules.pop(name) for name in KERNEL_MODULES if name in sys.modules}
+    attributes = {n: getattr(gpubp, n.split(".")[1], None) for n in KERNEL_MODULES}
     sys.modules["cupy"] = fake
     try:
-        spec = importlib.util.spec_from_file_location("gpubp_kernels_source", KERNELS)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = importlib.import_module("gpubp.kernels")
     finally:
-        if saved is None:
+        for name in KERNEL_MODULES:
+            sys.modules.pop(name, None)
+            value = attributes[name]
+            if value is None:
+                vars(gpubp).pop(name.split(".")[1], None)
+            else:
+                setattr(gpubp, name.split(".")[1], value)
+        sys.modules.update(saved)
+        if saved_cupy is None:
             del sys.modules["cupy"]
         else:
-            sys.modules["cupy"] = saved
+            sys.modules["cupy"] = saved_cupy
     return module, recorded
 
 
@@ -450,7 +459,7 @@ POSITIVE = {"v_in", "eps", "lr", "lr_t", "b1", "b2", "mu", "a", "q"}
 
 
 def vector_arguments(elementwise, dtype, xp, rng, rows=5, width=7, by_row=True):
-    """Arguments (outputs included) for an _Elementwise over (rows, width) arrays, and the
+    """Arguments (outputs included) for an Elementwise over (rows, width) arrays, and the
     formula's inputs: a bias per column, a rate per row (or one, P = 0), a gather from a
     larger table; numbers by value."""
     name = elementwise.vector.name
@@ -611,7 +620,7 @@ def test_a_step_reads_one_device_rate_or_one_per_network():
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_each_vectorized_kernel_agrees_with_its_elementwise_kernel(dtype):
-    """On the GPU, each _Vectorized kernel against the ElementwiseKernel it replaces, over
+    """On the GPU, each Vectorized kernel against the ElementwiseKernel it replaces, over
     1001 x 7 elements (packs and leftovers), rates per row and one: the same numbers to a
     few roundings of the largest value. Not bit for bit: the two compilations of the same C
     may fuse a multiply and an add differently (on an H200 the Nesterov step differed

@@ -14,7 +14,7 @@ import gpubp
 from gpubp import MLPClassifier, MLPClassifierCV, MLPRegressor
 from gpubp.backend import NUMPY, probe_numba
 from gpubp.errors import InputError, ModelFileError
-from gpubp.network import weight_elimination_slope
+from gpubp.penalties import weight_elimination_slope
 
 pytestmark = [
     pytest.mark.backends,

@@ -180,8 +180,8 @@ def _my_shard(args, X, y):
     --distributed."""
     if not args.distributed:
         return 0, 1, X, y
-    from .backend import get_backend
-    from .distributed import communicator, shard
+    from ..backend import get_backend
+    from ..distributed import communicator, shard
 
     comm = communicator(args.distributed, get_backend(args.backend).name)
     if comm is None:

@@ -17,7 +17,6 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import Interval
 
@@ -29,6 +28,7 @@ from ..network import count_parameters
 from ..train import Objective
 from ..train_stack import StackHistory
 from .classifier import MLPClassifier
+from .cv_results import cv_results, fold_scores
 from .plan import Plan, generator, shared_seed
 from .regressor import MLPRegressor
 
@@ -147,7 +147,9 @@ class _CrossValidated:
             F[chunk] = F_here if comm is None else np.concatenate(comm.allgather(F_here), axis=1)
             losses[chunk] = history.final_losses
         fit_time = time.perf_counter() - started
-        self._summarise(settings, folds, grid, F, losses, X, y_all, fit_time, targets)
+        scores = fold_scores(self, settings, folds, F, losses, y_all, targets)
+        vars(self).update(cv_results(settings, scores, fit_time))
+        self.n_features_in_ = X.shape[1]
         if self.refit:  # on the same rows, data-parallel like the search
             single = self._single().set_params(
                 alpha=self.alpha_, learning_rate_init=self.learning_rate_init_
@@ -189,60 +191,6 @@ class _CrossValidated:
         every = list(range(len(grid)))
         return [every[i : i + size] for i in range(0, len(every), size)]
 
-    def _summarise(self, settings, folds, grid, F, losses, X, y_host, fit_time, targets):
-        """Each setting's fold scores, from its starts combined as ``ensemble`` says."""
-        S, n_folds, I = len(settings), len(folds), self.n_init
-        scores = np.empty((S, n_folds))
-        scorer = None if self.scoring is None else check_scoring(self, self.scoring)
-        for s in range(S):
-            for f, (_, test) in enumerate(folds):
-                first = (s * n_folds + f) * I
-                starts = np.arange(first, first + I)
-                if self.ensemble == "average":
-                    F_sf = F[starts].mean(axis=0)
-                else:
-                    F_sf = F[
-                        starts[
-                            np.argmin(np.where(np.isfinite(losses[starts]), losses[starts], np.inf))
-                        ]
-                    ]
-                if not np.isfinite(F_sf[test]).all():
-                    scores[s, f] = -np.inf
-                elif scorer is None:
-                    scores[s, f] = targets.score_from_sums(
-                        targets.score_sums(F_sf[test], y_host[test], None)
-                    )
-                else:
-                    scores[s, f] = scorer(_Fixed(self, F_sf), test, y_host[test])
-        mean = scores.mean(axis=1)
-        order = np.argsort(-mean, kind="stable")
-        rank = np.empty(S, dtype=np.int32)
-        rank[order] = np.arange(1, S + 1)
-        for s in range(S - 1):  # ties share the better rank, as GridSearchCV's
-            a, b = order[s], order[s + 1]
-            if mean[b] == mean[a]:
-                rank[b] = rank[a]
-        results = {
-            "params": [{"alpha": a, "learning_rate_init": r} for a, r in settings],
-            "param_alpha": np.array([a for a, _ in settings]),
-            "param_learning_rate_init": np.array([r for _, r in settings]),
-        }
-        for f in range(n_folds):
-            results[f"split{f}_test_score"] = scores[:, f]
-        results.update(
-            mean_test_score=mean,
-            std_test_score=scores.std(axis=1),
-            rank_test_score=rank,
-            mean_fit_time=np.full(S, fit_time / S),
-        )
-        self.cv_results_ = results
-        self.best_index_ = int(order[0])
-        self.alpha_, self.learning_rate_init_ = settings[self.best_index_]
-        self.best_params_ = dict(results["params"][self.best_index_])
-        self.best_score_ = float(mean[self.best_index_])
-        self.n_splits_ = n_folds
-        self.n_features_in_ = X.shape[1]
-
     def refitted(self):
         """``best_estimator_``, the plain estimator this one predicts with (and what
         ``gpubp.save``, ``to_sklearn`` and ``gpubp.export_onnx`` take from it)."""
@@ -261,38 +209,6 @@ class _CrossValidated:
         for key, value in vars(fitted).items():
             if key.endswith("_") or key in ("_net", "_history", "_optimizer", "_label_binarizer"):
                 setattr(self, key, value)
-
-
-class _Fixed:
-    """A stand-in estimator for ``scoring``: its predictions are rows of fixed outputs F,
-    and the X it is given are row numbers."""
-
-    def __init__(self, owner, F):
-        self.owner, self.F = owner, F
-        self._estimator_type = "classifier" if is_classifier(owner) else "regressor"
-        if hasattr(owner, "classes_"):
-            self.classes_ = owner.classes_
-
-    def __sklearn_tags__(self):
-        return self.owner.__sklearn_tags__()
-
-    def _rows(self, rows):
-        return self.F[np.asarray(rows)]
-
-    def predict(self, rows):
-        F = self._rows(rows)
-        if is_classifier(self.owner):
-            return self.owner._labels(F)
-        return F.ravel() if F.shape[1] == 1 else F
-
-    def predict_proba(self, rows):
-        F = self._rows(rows)
-        if F.shape[1] == 1:
-            return np.column_stack([1 - F[:, 0], F[:, 0]])
-        return F / F.sum(axis=1, keepdims=True)  # float32 outputs sum to 1 within rounding
-
-    def decision_function(self, rows):
-        return self.predict_proba(rows)[:, 1] if self.F.shape[1] == 1 else self._rows(rows)
 
 
 def _cv_doc(kind):

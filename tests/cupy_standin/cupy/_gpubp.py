@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from gpubp.functions import ACTIVATIONS, DERIVATIVES, LOSSES, sigmoid, softplus
-from gpubp.network import weight_elimination_slope
+from gpubp.penalties import weight_elimination_slope
 
 ELEMENTWISE = {}
 for _name, _sigma in ACTIVATIONS.items():
@@ -100,7 +100,7 @@ RAW = {"softmax_ce_float": _softmax_ce, "softmax_ce_double": _softmax_ce}
 
 
 def _vectorized(formula, names):
-    """A ``_Vectorized`` kernel (gpubp.kernels): its ElementwiseKernel's formula over the
+    """A ``Vectorized`` kernel (gpubp.vectorized): its ElementwiseKernel's formula over the
     first n elements of each array parameter (named ``_x`` in its C; written if not
     const), the raw and value parameters as they are; the outputs written in place."""
 
@@ -123,7 +123,7 @@ def _vectorized(formula, names):
 
 
 def vectorized(name, names):
-    """The formula of a ``_Vectorized`` kernel ``name`` whose C parameters are ``names``,
+    """The formula of a ``Vectorized`` kernel ``name`` whose C parameters are ``names``,
     or None where ``name`` is not one."""
     vector = re.fullmatch(r"(.+)_vec_(float|double)", name)
     if vector is None or vector.group(1) not in ELEMENTWISE:
