@@ -8,6 +8,7 @@ to a tolerance far below what a change in the draws or the steps moves them by, 
 the counts (epochs, stop reasons, the chosen start and alpha, the bootstrap seed)
 exactly."""
 
+import pickle
 import shutil
 import sys
 import warnings
@@ -20,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "reference"))
 
 import make_reference as make  # noqa: E402
+
+import gpubp  # noqa: E402
 
 pytestmark = [pytest.mark.backends("reference"), pytest.mark.usefixtures("leaves_nothing_behind")]
 FITS = np.load(HERE / "reference" / "fits.npz")
@@ -84,3 +87,29 @@ def test_a_checkpoint_of_the_reference_code_resumes_to_its_weights(tmp_path, mon
         make.fit(model.set_params(checkpoint=str(folder), **settings), X, y, w, extra)
     assert_as_made(scenario, make.outcome(model))
     assert 0 < steps["n"] < whole, (steps["n"], whole)
+
+
+def test_pickles_and_model_files_of_the_reference_code_load_predict_and_go_on(tmp_path):
+    """Estimators fitted, pickled and saved by the reference code: unpickled and loaded
+    they predict as they did then, and an unpickled one's next partial_fit epoch ends
+    where it ended then (its optimiser and record came through the pickle)."""
+    reference = HERE / "reference"
+    kept = pickle.loads((reference / "estimators.pkl").read_bytes())
+    assert set(kept) == set(make.KEPT)
+    for name, (scenario, goes_on) in make.KEPT.items():
+        _, X, y, _, _ = make.problem(scenario, tmp_path)
+        want = FITS[f"pickled/{name}/predict"]
+        loaded = gpubp.load(reference / "models" / f"{name}.safetensors")
+        for model in (kept[name], loaded):
+            got = np.asarray(model.predict(X[:50]))
+            if want.dtype.kind == "f":
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+            else:
+                assert np.array_equal(got, want), name
+        if goes_on:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept[name].partial_fit(X, y)
+            got = np.concatenate([W.ravel() for W in kept[name].coefs_])
+            want = FITS[f"pickled/{name}/partial_fit"]
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5, err_msg=name)

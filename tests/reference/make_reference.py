@@ -2,13 +2,20 @@
 
     python tests/reference/make_reference.py [FOLDER]
 
-Run with the code whose results are the reference (it was run at commit ba310e1, before
-the estimator's input path and training plan were rewritten). It writes, on the NumPy
-backend with its reference formulas (``GPUBP_NUMBA=0``):
+Run with the code whose results are the reference: it was run with commit ba310e1, from
+before the estimator's input path and training plan were rewritten, as
+
+    git worktree add /tmp/before ba310e1
+    cd /tmp && PYTHONPATH=/tmp/before python ~-/tests/reference/make_reference.py ~-/tests/reference
+
+It writes, on the NumPy backend with its reference formulas (``GPUBP_NUMBA=0``):
 
 - ``fits.npz``: what each scenario's fit ends with (weights, curves, scores), for the
   scenarios of tests/checkpoint_run.py and a few more (L-BFGS, full-batch descent,
   weight elimination, multi-label targets, partial_fit, warm_start, both CV estimators);
+- ``estimators.pkl`` and ``models/NAME.safetensors``: fitted estimators pickled and saved
+  (``gpubp.save``), whose predictions, and whose next ``partial_fit`` epoch after
+  unpickling, ``fits.npz`` holds under ``pickled/NAME``;
 - ``checkpoints/NAME/``: the checkpoint folder of a fit stopped part way (Ctrl-C inside
   an epoch for one network and an ``n_init`` stack; a crash after a checkpoint for a
   CV estimator), which a fit with the same settings resumes to the weights in
@@ -199,6 +206,35 @@ def stop_part_way(name, folder):
             older.unlink()  # the newest is the one a fit resumes from
 
 
+KEPT = {  # fitted estimators kept as pickles and model files: scenario, partial_fit goes on
+    "classifier": ("adam_weighted", True),
+    "stack": ("sgd_stack_stops", True),
+    "regressor_cv": ("regressor_cv", False),
+}
+
+
+def keep_fitted(folder, results) -> None:
+    """Pickle and save the KEPT estimators; their predictions (and the weights after one
+    more partial_fit epoch of the unpickled estimator) into ``results``."""
+    import pickle
+
+    kept = {}
+    (folder / "models").mkdir(exist_ok=True)
+    for name, (scenario, goes_on) in KEPT.items():
+        model, X, y, w, extra = problem(scenario, folder)
+        fit(model, X, y, w, extra)
+        kept[name] = model
+        gpubp.save(model, folder / "models" / f"{name}.safetensors")
+        results[f"pickled/{name}/predict"] = np.asarray(model.predict(X[:50]))
+        if goes_on:
+            again = pickle.loads(pickle.dumps(model))
+            again.partial_fit(X, y)
+            results[f"pickled/{name}/partial_fit"] = np.concatenate(
+                [W.ravel() for W in again.coefs_]
+            )
+    (folder / "estimators.pkl").write_bytes(pickle.dumps(kept))
+
+
 def main():
     warnings.simplefilter("ignore")
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
@@ -208,6 +244,7 @@ def main():
         model, X, y, w, extra = problem(name, folder)
         for key, value in outcome(fit(model, X, y, w, extra)).items():
             results[f"{name}/{key}"] = value
+    keep_fitted(folder, results)
     for stale in folder.glob("*.X.npy"):
         stale.unlink()
     np.savez_compressed(folder / "fits.npz", **results)
