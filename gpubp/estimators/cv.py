@@ -71,8 +71,8 @@ class _CrossValidated:
     def fit(self, X, y, sample_weight=None):
         """Cross-validate every setting, then (``refit``) fit the best on all of X, y."""
         self._validate_params()
-        if self.solver == "lbfgs":
-            raise InputError("the CV estimators train stochastic solvers ('adam', 'sgd', 'gd')")
+        plan = Plan(self)
+        plan.refuse_lbfgs("the CV estimators' search")
         if self.early_stopping:
             raise InputError(
                 "early_stopping=True is not supported by the CV estimators: the held-out "
@@ -86,11 +86,10 @@ class _CrossValidated:
                 "already hold cases out; use 'best' or 'average'"
             )
         with self._gpu_memory_advice():
-            return self._cross_validate(X, y, sample_weight)
+            return self._cross_validate(plan, X, y, sample_weight)
 
-    def _cross_validate(self, X, y, sample_weight):
+    def _cross_validate(self, plan, X, y, sample_weight):
         settings = self._settings()
-        plan = Plan(self)
         backend, comm = plan.place(None)
         prepared = self._prepare(
             plan, X, y, sample_weight, None, False, streaming=False, stack=True

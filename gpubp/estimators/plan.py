@@ -115,10 +115,15 @@ class Plan:
         fit's backend, or the previous network's."""
         backend = get_backend(self.backend) if previous is None else previous.net.backend
         comm = communicator(self.distributed, backend.name)
-        if comm is not None and self.solver == "lbfgs":
-            raise InputError("distributed training needs solver 'sgd', 'adam' or 'gd', not lbfgs")
+        if comm is not None:
+            self.refuse_lbfgs("distributed training")
         self.device, self.comm = backend, comm
         return backend, comm
+
+    def refuse_lbfgs(self, what: str) -> None:
+        """``what`` takes minibatch steps: an InputError for L-BFGS."""
+        if self.solver == "lbfgs":
+            raise InputError(f"{what} needs a stochastic solver ('sgd', 'adam' or 'gd'), not lbfgs")
 
     def stacked(self, previous: Previous | None) -> bool:
         """Whether the fit trains a stack of networks (a bag of one too)."""
@@ -233,8 +238,7 @@ class Plan:
         folder = self.checkpoint if folder is None else folder
         if folder is None:
             return None
-        if self.solver == "lbfgs":
-            raise InputError("checkpoint needs solver 'sgd', 'adam' or 'gd', not lbfgs")
+        self.refuse_lbfgs("checkpoint")
         who = identity(self.kind, self.params, data, backend, comm, n_outputs, classes, more)
         return open_run(folder, self.checkpoint_every, who, comm)
 
