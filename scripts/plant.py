@@ -423,6 +423,86 @@ SLIPS += [
 ]
 
 
+# The input path and the training plan (issue 49): prepare, plan, publish, one epoch loop.
+PATH_SLIPS = [
+    Slip(
+        "prepare-labels",
+        "a data-parallel classifier encodes only its own rank's classes (inputs/prepare.py)",
+        "gpubp/inputs/prepare.py",
+        "labels = all_labels(comm, targets, y) if reset or not incremental else None",
+        "labels = None",
+        ("test_distributed",),
+    ),
+    Slip(
+        "targets-keep",
+        "partial_fit fits a new label binarizer on every call (estimators/targets.py)",
+        "gpubp/estimators/targets.py",
+        "self.keep, self.warm_start = keep and binarizer is not None, warm_start",
+        "self.keep, self.warm_start = False, warm_start",
+        ("test_estimators", "test_reference"),
+    ),
+    Slip(
+        "plan-bootstrap-seed",
+        "a warm refit of a bag draws new bootstrap samples (estimators/plan.py)",
+        "gpubp/estimators/plan.py",
+        "elif first or previous.bootstrap_seed is None:",
+        "elif True:",
+        ("test_bagging",),
+    ),
+    Slip(
+        "checkpoint-end",
+        "a run that is over writes no last checkpoint, so a rerun trains again (checkpoint.py)",
+        "gpubp/checkpoint.py",
+        "    if not finished:\n        run.end(",
+        "    if False:\n        run.end(",
+        ("test_checkpoint", "test_reference"),
+    ),
+    Slip(
+        "loop-epoch-end",
+        "the loop never asks for a checkpoint at an epoch's end (train.py)",
+        "gpubp/train.py",
+        "                if run is not None:\n                    run.epoch_ended(record.epochs)\n",
+        "",
+        ("test_checkpoint", "test_reference"),
+    ),
+    Slip(
+        "holdout-stratify",
+        "early stopping's split is never stratified (estimators/holdout.py)",
+        "gpubp/estimators/holdout.py",
+        "if targets.classifier and n_outputs == 1:",
+        "if False:",
+        ("test_estimators", "test_reference"),
+    ),
+    Slip(
+        "publish-on-error",
+        "a fit stopped by an error publishes nothing (estimators/base.py)",
+        "gpubp/estimators/base.py",
+        "        try:\n            plan.run(prepared, previous, outcome, incremental)\n"
+        "        finally:\n            self._publish(outcome)\n",
+        "        plan.run(prepared, previous, outcome, incremental)\n"
+        "        self._publish(outcome)\n",
+        ("test_estimators", "test_errors", "test_together"),
+    ),
+    Slip(
+        "cv-dense",
+        "the CV search hands a sparse X to its stack (estimators/cv.py)",
+        "gpubp/estimators/cv.py",
+        "streaming=False, stack=True",
+        "streaming=False, stack=False",
+        ("test_cv", "test_edges"),
+    ),
+    Slip(
+        "stack-going",
+        "a stack's epochs go on after every network has stopped (train_stack.py)",
+        "gpubp/train_stack.py",
+        "        return bool(self.history.running.any())",
+        "        return True",
+        ("test_stack", "test_reference"),
+    ),
+]
+SLIPS += PATH_SLIPS
+
+
 def copy_tree(tree: Path, into: Path) -> None:
     """The tracked and untracked (not ignored) files of the git checkout ``tree``."""
     listed = subprocess.run(

@@ -93,6 +93,16 @@ def run(scenario, out, rank, size):
                 loss=np.array(clf.loss_curve_),
                 classes=clf.classes_,
             )
+        # sorted by class, rank 0's rows hold no case of class 2 and rank 1's none of 0
+        order = np.argsort(y, kind="stable")
+        mine = order[part]
+        lacking = gpubp.MLPClassifier(**common, **SOLVERS["sgd"]).fit(X[mine], y[mine])
+        np.savez(
+            out / f"lacking-rank{rank}.npz",
+            *lacking.coefs_,
+            *lacking.intercepts_,
+            classes=lacking.classes_,
+        )
     elif scenario == "stacks":  # random starts and cross-validation as stacks, over the ranks
         ens = gpubp.MLPClassifier(**common, **STACKS["starts"]).fit(X[part], y[part])
         clf = gpubp.MLPClassifierCV(**common, **STACKS["cv"]).fit(X[part], y[part])

@@ -114,6 +114,18 @@ def test_two_ranks_train_the_weights_of_one_process(job):
         np.testing.assert_allclose(ranks[1]["reg_W"], reg.coefs_[0], rtol=1e-10, atol=1e-12)
 
 
+def test_ranks_that_lack_a_class_encode_the_classes_of_every_rank(job):
+    X, y = problem()
+    order = np.argsort(y, kind="stable")
+    for rank in range(2):
+        assert len(set(y[order][shard(len(y), rank, 2)])) < 3  # a class is missing here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = gpubp.MLPClassifier(**COMMON, **SOLVERS["sgd"]).fit(X[order], y[order])
+    for saved in ranks_trained_as(one, job, "lacking"):
+        assert list(saved["classes"]) == [0, 1, 2]
+
+
 def test_every_rank_passing_all_the_data_trains_once_on_it_not_on_copies(job):
     one = single_process(gpubp.MLPClassifier, "y", **SOLVERS["sgd"])
     for rank in range(2):

@@ -1,5 +1,6 @@
 """The scikit-learn face: drop-in behaviour, accuracy on bundled data, the solvers."""
 
+import inspect
 import os
 import pickle
 import subprocess
@@ -552,3 +553,22 @@ def test_partial_fit_encodes_the_same_targets_once_and_sees_them_change():
     np.testing.assert_array_equal(est._last_targets[2], np.eye(3)[y])
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         est.partial_fit(X[:30], y)
+
+
+def test_the_four_estimators_take_the_same_parameters_with_the_same_defaults():
+    """A parameter added to BaseMLP is added, with its default, to every estimator that
+    spells its signature out (the regressor adds ``loss``, the CV forms their search's)."""
+    from gpubp.estimators.base import BaseMLP
+    from gpubp.estimators.cv import CV_PARAMETERS
+
+    shared = inspect.signature(BaseMLP.__init__).parameters
+    for kind, own in [
+        (MLPClassifier, ()),
+        (MLPRegressor, ("loss",)),
+        (gpubp.MLPClassifierCV, CV_PARAMETERS),
+        (gpubp.MLPRegressorCV, ("loss", *CV_PARAMETERS)),
+    ]:
+        params = inspect.signature(kind.__init__).parameters
+        assert set(params) == set(shared) | set(own), kind.__name__
+        for name, p in shared.items():
+            assert params[name].default == p.default, (kind.__name__, name)

@@ -1,15 +1,33 @@
 """What MLPClassifier and MLPRegressor share: parameters, fitting, weights.
 
-A thin face over the network (``gpubp.network``), the loop (``gpubp.train``) and
-the input side (``gpubp.inputs``): the same parameters, defaults and fitted
-attributes as scikit-learn, plus ``backend``, ``dtype``, ``distributed``,
-``n_init``, ``ensemble``, ``penalty``, ``w0``, ``init``, ``matmul_precision``
-(``"tf32"``: the GPU's faster TF32 matrix products, see ``MLP``) and ``streaming``
-("auto", True, False: X read from where it lies a chunk at a time, see
-``gpubp.inputs.residency``), ``checkpoint`` (a folder: ``fit`` writes checkpoints
+The same parameters, defaults and fitted attributes as scikit-learn, plus ``backend``,
+``dtype``, ``distributed``, ``n_init``, ``ensemble``, ``penalty``, ``w0``, ``init``,
+``matmul_precision`` (``"tf32"``: the GPU's faster TF32 matrix products, see ``MLP``)
+and ``streaming`` ("auto", True, False: X read from where it lies a chunk at a time,
+see ``gpubp.inputs.residency``), ``checkpoint`` (a folder: ``fit`` writes checkpoints
 there and, run again, goes on from the newest bit for bit; see ``gpubp.checkpoint``)
 and ``checkpoint_every`` ("auto": an epoch's end, at most once a minute; N epochs;
 "30s"); ``shuffle`` also takes "full" and "buffered".
+
+A fit goes down once and comes back once (docs/architecture.md):
+
+    fit(X, y, sample_weight)
+      -> Plan(self)              the parameters resolved once        estimators/plan.py
+      -> inputs.prepare(...)     the training set, once              inputs/prepare.py
+      -> plan.run(...)           the one training run: checkpoints,  estimators/plan.py
+                                 network or stack, split, loop
+      -> self._publish(outcome)  the fitted attributes               here
+
+=================  ==========================================================
+who                owns
+=================  ==========================================================
+this module        parameters, fit/partial_fit/predict, fitted attributes,
+                   weights and pickling
+targets            how y is encoded and scored (a subclass's ``_targets``)
+inputs.prepare     X, y and sample_weight made the training set
+plan               settings, the run, its checkpoints, and the ``Outcome``
+train, train_stack the epoch loop: one network, a stack
+=================  ==========================================================
 """
 
 from __future__ import annotations

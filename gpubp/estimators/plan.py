@@ -185,10 +185,8 @@ class Plan:
         if learning_rate_init is None:
             learning_rate_init = self.learning_rate_init
         if self.solver == "adam":
-            return Adam(
-                xp, net.theta, learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
-                fused=fused,
-            )  # fmt: skip
+            rates = (learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
+            return Adam(xp, net.theta, *rates, fused=fused)
         momentum = self.momentum if self.solver == "sgd" else 0.0
         return SGD(
             xp,
@@ -279,16 +277,16 @@ class Plan:
         net.set_penalty(self.penalty, self.w0)  # set_params may change J between warm fits
         outcome.attributes["backend_"] = net.backend.name
         objective = Objective(targets.loss_factor(K), float(self.alpha))
+        self.incremental, self.rng = incremental, rng  # what the run's parts share
+        self.start_rng, self.checkpoint_run = start_rng, run
         if net.n_networks is not None:  # n_init random starts as one stack
-            self._starts(prepared, previous, objective, rng, incremental, comm, run, start_rng,
-                         seed, outcome)  # fmt: skip
+            self._starts(prepared, previous, objective, seed, outcome)
         elif self.solver == "lbfgs":
             n_iter, loss, reason = self._lbfgs(net, data, objective)
             outcome.attributes.update(n_iter_=n_iter, loss_=loss, stop_reason_=reason)
             outcome.recorded = False
         else:
-            self._one(prepared, previous, objective, rng, incremental, comm, run, start_rng,
-                      outcome)  # fmt: skip
+            self._one(prepared, previous, objective, outcome)
 
     def _new(self, p, K, targets, rng, backend, outcome) -> Previous:
         """A new network (a stack for n_init starts or bagging), drawn from ``rng``."""
@@ -325,11 +323,11 @@ class Plan:
             verbose=bool(self.verbose),
         )
 
-    def _held_out(self, net, prepared, data, objective, rng, comm, incremental):
+    def _held_out(self, net, prepared, data, objective):
         """(training set, validate): early stopping's split, or (data, None)."""
         if not self.early_stopping or self.solver == "lbfgs":
             return data, None
-        if incremental:
+        if self.incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         return split_validation(
             net,
@@ -338,23 +336,27 @@ class Plan:
             prepared.n_outputs,
             prepared.targets,
             objective,
-            rng,
-            comm,
+            self.rng,
+            self.comm,
             self.validation_fraction,
             self.minibatch(data.n_global),
         )
 
-    def _one(self, prepared, previous, objective, rng, incremental, comm, run, start_rng, outcome):
+    def _training(self, net, optimizer, history):
+        """``gpubp.checkpoint.training`` around this run's loop."""
+        to_device = net.backend.to_device
+        return training(
+            self.checkpoint_run, net, optimizer, history, self.rng, self.start_rng, to_device
+        )
+
+    def _one(self, prepared, previous, objective, outcome):
         """One network by minibatches."""
-        net, history = previous.net, previous.history
+        net, history, incremental = previous.net, previous.history, self.incremental
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         outcome.optimizer = optimizer = self._optimizer_for(net, previous, incremental)
-        data, validate = self._held_out(
-            net, prepared, prepared.data, objective, rng, comm, incremental
-        )
-        batch_size = self.minibatch(data.n_global)
-        with training(run, net, optimizer, history, rng, start_rng, net.backend.to_device) as done:
+        data, validate = self._held_out(net, prepared, prepared.data, objective)
+        with self._training(net, optimizer, history) as done:
             if not done:
                 fit_stochastic(
                     net,
@@ -362,21 +364,19 @@ class Plan:
                     data,
                     objective,
                     history,
-                    batch_size=batch_size,
-                    rng=rng,
+                    batch_size=self.minibatch(data.n_global),
+                    rng=self.rng,
                     **self.stopping_rule(data),
                     validate=validate,
                     incremental=incremental,
-                    verbose=self.verbosity(comm),
-                    comm=comm,
-                    run=run,
+                    verbose=self.verbosity(self.comm),
+                    comm=self.comm,
+                    run=self.checkpoint_run,
                 )
 
-    def _starts(
-        self, prepared, previous, objective, rng, incremental, comm, run, start_rng, seed, outcome
-    ):
+    def _starts(self, prepared, previous, objective, seed, outcome):
         """n_init random starts as one stack; the best start kept, or all of them (with
-        ``ensemble="bagging"`` each on a bootstrap sample of the training cases)."""
+        ``ensemble="bagging"`` each on a bootstrap sample, drawn from ``seed``)."""
         net, history = previous.net, previous.history
         if not isinstance(history, StackHistory):  # a loaded ensemble: fresh counters
             history = StackHistory(net.n_networks)
@@ -384,7 +384,7 @@ class Plan:
                 history.with_validation()
         outcome.history = history
         whole = prepared.data
-        data, validate = self._held_out(net, prepared, whole, objective, rng, comm, incremental)
+        data, validate = self._held_out(net, prepared, whole, objective)
         counts = None
         if self.ensemble == "bagging":  # drawn after the split: its rows stay out of the bags
             drawn = np.random.default_rng(seed)
@@ -399,20 +399,28 @@ class Plan:
                 history.n_iter[r], history.loss_curves[r] = n_iter, [loss]
                 history.stop_reasons[r] = reason
         else:
-            outcome.optimizer = self._optimizer_for(net, previous, incremental)
-        to_device = net.backend.to_device
-        with training(run, net, outcome.optimizer, history, rng, start_rng, to_device) as done:
+            outcome.optimizer = self._optimizer_for(net, previous, self.incremental)
+        with self._training(net, outcome.optimizer, history) as done:
             if not done and self.solver != "lbfgs":
+                more = dict(validate=validate, incremental=self.incremental)
+                optimizer, rng, comm = outcome.optimizer, self.rng, self.comm
                 self.train_stack(
-                    net, outcome.optimizer, data, objective, history, rng, comm, run,
-                    validate=validate, incremental=incremental,
-                )  # fmt: skip
+                    net, optimizer, data, objective, history, rng, comm, self.checkpoint_run, **more
+                )
             outcome.attributes["init_losses_"] = history.final_losses
             if counts is not None:
                 batch, chunk = self.minibatch(whole.n_global), chunk_rows(net, self.dtype)
                 outcome.attributes.update(
                     score_out_of_bag(
-                        net, whole, data, counts, prepared.y, prepared.targets, comm, batch, chunk
+                        net,
+                        whole,
+                        data,
+                        counts,
+                        prepared.y,
+                        prepared.targets,
+                        self.comm,
+                        batch,
+                        chunk,
                     )
                 )
             if self.ensemble == "best":

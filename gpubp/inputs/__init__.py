@@ -8,10 +8,12 @@ cases the training loop reads.
 - ``data``: ``Data`` (resident cases, subsets by index) and ``Streamed`` (a chunk at a
   time, in the epoch's order: a permutation, or CorgiPile's buffered shuffle);
 - ``device``: chunks to the CuPy device through pinned buffers on a second stream;
-- ``shards``: data-parallel rows and the replicated-data check.
+- ``shards``: data-parallel rows and the replicated-data check;
+- ``prepare``: all of the above for a fit, in one call.
 
-The estimators call down into it; it knows nothing of estimators beyond the
-attributes scikit-learn's ``validate_data`` sets on them.
+An estimator calls ``prepare`` once per fit (and ``checks`` to predict); the package
+knows nothing of estimators beyond the attributes scikit-learn's ``validate_data``
+sets on them and the targets object that encodes y.
 """
 
 from .data import BLOCK_BYTES, CHUNK_BYTES, BufferedOrder, Data, Streamed

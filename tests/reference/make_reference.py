@@ -69,6 +69,9 @@ MORE = {
         early_stopping=True,
     ),
     "multilabel": dict(solver="adam", learning_rate_init=0.01, multilabel=True),
+    "binary_early": dict(  # two classes, one output: early stopping's split is stratified
+        solver="adam", learning_rate_init=0.01, early_stopping=True, binary=True
+    ),
     "partial_fit": dict(solver="sgd", learning_rate_init=0.05, partial=3),
     "warm_start": dict(solver="adam", learning_rate_init=0.01, warm=True),
     "classifier_cv_rates": dict(
@@ -109,7 +112,9 @@ def problem(name, folder):
     if name in SCENARIOS:
         model, X, y, w = scenario_problem(name, folder)
         return model.set_params(**SMALL), X, y, w, {}
-    extra = {k: settings.pop(k) for k in ("multilabel", "partial", "warm") if k in settings}
+    extra = {
+        k: settings.pop(k) for k in ("multilabel", "binary", "partial", "warm") if k in settings
+    }
     regressor = settings.pop("regressor", False)
     cross_validated = settings.pop("cross_validated", False)
     streamed = settings.pop("streamed", False)
@@ -127,6 +132,8 @@ def problem(name, folder):
         X, y = X[:600] / 16, y[:600]
         if extra.get("multilabel"):
             y = np.column_stack([y % 2, y > 4, y == 0]).astype(int)
+        if extra.get("binary"):
+            y = (y > 6).astype(int)
     X = X.astype(np.float32)
     if streamed:
         path = Path(folder) / f"{name}.X.npy"
