@@ -584,3 +584,19 @@ def test_a_column_major_x_is_made_row_major_once():
         )
         assert laid_out.flags.c_contiguous and laid_out.dtype == dtype
     assert_same_fit(fitted(MLPClassifier, np.asfortranarray(X), y), fitted(MLPClassifier, X, y))
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_a_streamed_fit_takes_y_as_a_column_as_scikit_learn_does(tmp_path, Estimator):
+    """y of shape (n, 1) with a streamed X: scikit-learn's DataConversionWarning, then the
+    fit of y as (n,) (a classifier once read one row of y and found one class in it)."""
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = problem()
+    y = y if Estimator is MLPClassifier else X[:, 0] * 2.0
+    kw = dict(hidden_layer_sizes=(5,), max_iter=2, random_state=0, streaming=True)
+    flat = Estimator(**kw).fit(memmap(tmp_path, X), y)
+    with pytest.warns(DataConversionWarning):
+        column = Estimator(**kw).fit(memmap(tmp_path, X), y[:, None])
+    for a, b in zip(flat.coefs_, column.coefs_):
+        np.testing.assert_array_equal(a, b)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from ..backend import is_sparse, to_numpy
 from ..distributed import agree, shard
@@ -125,8 +125,7 @@ def _streamed(est, source, y, sample_weight, targets, comm, reset, incremental) 
     flat = ys.ndim == 2 and ys.shape[1] == 1  # a column: one target, as (n,)
     first = ys.read(0, 1)
     if flat:
-        named("y", targets.encode, first, True)  # scikit-learn's column warning
-        first = first[:, 0]
+        first = column_or_1d(first, warn=True)  # scikit-learn's column warning
     if targets.classifier and first.ndim == 1:
         values = named("y", distinct_values, ys)
         labels = values if comm is None else unique_labels(*comm.allgather(values))
