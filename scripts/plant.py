@@ -342,10 +342,10 @@ SLIPS += [
     ),
     Slip(
         "predict-tail",
-        "prediction drops the last, shorter chunk of rows (estimators/predicting.py)",
-        "gpubp/estimators/predicting.py",
-        "    for start in range(0, X.shape[0], rows):\n",
-        "    for start in range(0, max(X.shape[0] - rows, 0) + 1, rows):\n",
+        "prediction drops the last, shorter chunk of rows (inputs/prepare.py)",
+        "gpubp/inputs/prepare.py",
+        "    for start in range(0, n, rows):\n",
+        "    for start in range(0, max(n - rows, 0) + 1, rows):\n",
         (*TOGETHER, "test_edges"),
     ),
     Slip(

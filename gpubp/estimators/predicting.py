@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import is_sparse
-from ..inputs.checks import check_source, converter, validated
-from ..inputs.sources import as_rows
+from ..inputs.prepare import prediction_chunks
 
 PREDICT_CHUNK_BYTES = 2**28  # predict's activations per chunk of rows, at most
 
@@ -22,24 +20,11 @@ def chunk_rows(net, dtype) -> int:
 
 def predicted(est, net, X, output):
     """``output(net, T)`` for the rows of X as one NumPy array (X checked against what
-    ``est`` was fitted on)."""
+    ``est`` was fitted on, ``gpubp.inputs.prepare.prediction_chunks``)."""
     backend = net.backend
-    source = as_rows(X)  # None for device arrays too
-    if source is None:
-        X = validated(est, X, backend, reset=False)
-    else:
-        check_source(est, source, reset=False)
-        convert = converter(est.dtype)
-    rows = chunk_rows(net, est.dtype)
+    stack = net.n_networks is not None  # a stack takes dense X
     parts = []
-    for start in range(0, X.shape[0], rows):
-        if source is None:
-            part = X[start : start + rows]
-        else:
-            part = slice(start, min(start + rows, source.n))
-            part = convert(source.read(part.start, part.stop), part)
-        if net.n_networks is not None and is_sparse(part):
-            part = part.toarray()  # a stack takes dense X
-        _, T = net.propagate(backend.to_device(part))
+    for part in prediction_chunks(est, X, backend, chunk_rows(net, est.dtype), stack):
+        _, T = net.propagate(part)
         parts.append(backend.to_host(output(net, T)))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)

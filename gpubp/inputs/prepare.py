@@ -7,6 +7,9 @@ training dtype (``checks``), y encoded by the estimator's targets object
 every rank agreeing that its inputs are valid, the classes gathered from all
 ranks, replicated data cut to this rank's rows and the rows numbered across ranks
 (``shards``). A stack of networks takes a dense X.
+
+``prediction_chunks`` is the same for the X of ``predict`` and ``score``: checked against
+what the estimator was fitted on and handed over a chunk of rows at a time, on the device.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 
 from ..backend import is_sparse, to_numpy
 from ..distributed import agree, shard
-from .checks import check_source, converter, inputs, named, sample_weights
+from .checks import check_source, converter, inputs, named, sample_weights, validated
 from .data import Data, Streamed
 from .residency import streamed_source
 from .shards import own_rows_if_replicated, replicated, shards
-from .sources import distinct_values, target_rows
+from .sources import as_rows, distinct_values, target_rows
 
 
 @dataclass
@@ -153,3 +156,25 @@ def _streamed(est, source, y, sample_weight, targets, comm, reset, incremental) 
         data = data.with_rows(np.arange(source.n)[shard(source.n, comm.rank, comm.size)])
     data.offset, data.n_total = shards(comm, data.n, data.n_features, n_outputs)
     return Prepared(data, ys, n_outputs, targets)
+
+
+def prediction_chunks(est, X, backend, rows: int, dense: bool):
+    """X's rows, ``rows`` at a time, checked against what ``est`` was fitted on and on the
+    backend's device (dense for a stack); X that lies outside memory (a memmap, HDF5,
+    zarr, Dask, ...) is read a chunk at a time."""
+    source = as_rows(X)  # None for device arrays too
+    if source is None:
+        X = validated(est, X, backend, reset=False)
+        n = X.shape[0]
+    else:
+        check_source(est, source, reset=False)
+        convert, n = converter(est.dtype), source.n
+    for start in range(0, n, rows):
+        if source is None:
+            part = X[start : start + rows]
+        else:
+            part = slice(start, min(start + rows, n))
+            part = convert(source.read(part.start, part.stop), part)
+        if dense and is_sparse(part):
+            part = part.toarray()
+        yield backend.to_device(part)
