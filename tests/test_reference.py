@@ -27,6 +27,9 @@ import gpubp  # noqa: E402
 pytestmark = [pytest.mark.backends("reference"), pytest.mark.usefixtures("leaves_nothing_behind")]
 FITS = np.load(HERE / "reference" / "fits.npz")
 EXACT = ("n_iter", "stop_reason", "best_init", "alpha", "t")
+# (rtol, atol): L-BFGS's line search carries another BLAS's rounding further (1.6e-4
+# relative under OPENBLAS_CORETYPE=Sandybridge, 1.2e-5 at most for every other fit)
+TOLERANCE = {"lbfgs": (1e-3, 1e-4)}
 
 
 def expected(name) -> dict:
@@ -35,12 +38,13 @@ def expected(name) -> dict:
 
 def assert_as_made(name, got):
     want = expected(name)
+    rtol, atol = TOLERANCE.get(name, (1e-4, 2e-5))
     assert set(got) == set(want), name
     for key, value in want.items():
         if key in EXACT or value.dtype.kind in "US":
             assert np.array_equal(got[key], value), f"{name}: {key} {got[key]} != {value}"
         else:
-            np.testing.assert_allclose(got[key], value, rtol=1e-4, atol=2e-5, err_msg=name)
+            np.testing.assert_allclose(got[key], value, rtol=rtol, atol=atol, err_msg=name)
 
 
 @pytest.mark.parametrize("name", [*make.SCENARIOS, *make.MORE])
