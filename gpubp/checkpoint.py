@@ -11,10 +11,11 @@ rows passed and the sums of the steps taken, and the weights the epoch started
 from. With the same data, settings and number of ranks, going on from it takes
 the steps the uninterrupted run would have taken, on the same numbers.
 
-The files are ``gpubp.checkpoint_files``'. A fit's checkpoints are one ``Run``: opened
-(``open_run``) with the fit's ``identity`` under the agreement of every rank, and
-around the training loop ``training``: the saved state put back, the timer stopped
-after, and at the end the last checkpoint of a run that is over, or ``Preempted``.
+How the files are written and read is ``gpubp.checkpoint_files``'s. A fit's checkpoints
+are one ``Run``, opened (``open_run``) with the fit's ``identity`` once every rank can;
+``training`` goes around the training loop: the saved state put back before, the timer
+stopped after, and at the end the last checkpoint of a run that is over, or
+``Preempted``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A data-parallel epoch: every rank takes the same optimiser steps over its own rows.
 
-``gpubp.train.any_epoch`` runs it when a fit has a communicator
+``gpubp.epoch.any_epoch`` runs it when a fit has a communicator
 (``gpubp.distributed``); the loop around it is ``gpubp.train``'s.
 """
 

@@ -1,6 +1,6 @@
 """Epochs of a stack of networks (``MLP(n_networks=R)``), each with its own stopping rule.
 
-All R networks take their minibatch steps together (``gpubp.train.run_epoch``)
+All R networks take their minibatch steps together (``gpubp.epoch.run_epoch``)
 and each keeps its own record: loss curve, validation scores, no-improvement
 count. A network stops as it would alone: its weights at that epoch are kept
 (the stack goes on computing it until every network has stopped, and its row
