@@ -26,10 +26,10 @@ from ..inputs.checks import named
 from ..inputs.data import Data
 from ..network import count_parameters
 from ..train import Objective
-from ..train_stack import StackHistory
+from ..train_stack import StackHistory, fit_stack
 from .classifier import MLPClassifier
 from .cv_results import cv_results, fold_scores
-from .plan import Plan, generator, shared_seed
+from .plan import Plan
 from .regressor import MLPRegressor
 
 CV_PARAMETERS = ("alphas", "learning_rate_inits", "cv", "scoring", "refit")
@@ -104,7 +104,7 @@ class _CrossValidated:
         )
         splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
-        rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
+        rng = plan.random_generator()
         runs = self._checkpoint_runs(plan, rng, folds, comm, K, getattr(targets, "classes", None))
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
@@ -140,7 +140,7 @@ class _CrossValidated:
             state = (net, optimizer, history, chunk_rng, start, backend.to_device)
             with training(run, *state) as done:
                 if not done:
-                    plan.train_stack(net, optimizer, data, objective, history, chunk_rng, comm, run)
+                    plan.train(fit_stack, net, optimizer, data, objective, history, chunk_rng, run)
             _, T = net.propagate(X)
             F_here = backend.to_host(net.g(T))
             F[chunk] = F_here if comm is None else np.concatenate(comm.allgather(F_here), axis=1)

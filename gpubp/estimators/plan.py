@@ -209,12 +209,18 @@ class Plan:
             previous.optimizer, lambda a: net.backend.to_device(a, dtype=dtype), net.backend.fused
         )
 
-    def verbosity(self, comm):
-        return self.verbose if comm is None or comm.rank == 0 else 0
+    def random_generator(self) -> np.random.Generator:
+        """The fit's generator, from ``random_state``; with several ranks one seed for all."""
+        comm = self.comm
+        return generator(
+            self.random_state if comm is None else shared_seed(comm, self.random_state)
+        )
 
-    def train_stack(self, net, optimizer, data, objective, history, rng, comm, run, **more):
-        """``fit_stack`` with these parameters, inside the checkpoint run ``run``."""
-        fit_stack(
+    def train(self, loop, net, optimizer, data, objective, history, rng, run, **more):
+        """``loop`` (``fit_stochastic`` or ``fit_stack``) with these parameters, inside the
+        checkpoint run ``run``; progress shown by rank 0 only."""
+        comm = self.comm
+        loop(
             net,
             optimizer,
             data,
@@ -223,7 +229,7 @@ class Plan:
             batch_size=self.minibatch(data.n_global),
             rng=rng,
             **self.stopping_rule(data),
-            verbose=self.verbosity(comm),
+            verbose=self.verbose if comm is None or comm.rank == 0 else 0,
             comm=comm,
             run=run,
             **more,
@@ -246,7 +252,7 @@ class Plan:
         data, K, targets = prepared.data, prepared.n_outputs, prepared.targets
         backend, comm = self.device, self.comm
         first = previous is None
-        rng = generator(self.random_state if comm is None else shared_seed(comm, self.random_state))
+        rng = self.random_generator()
         if self.checkpoint is not None and incremental:
             raise InputError(
                 "checkpoint works with fit, not partial_fit: save the model between calls "
@@ -358,20 +364,10 @@ class Plan:
         data, validate = self._held_out(net, prepared, prepared.data, objective)
         with self._training(net, optimizer, history) as done:
             if not done:
-                fit_stochastic(
-                    net,
-                    optimizer,
-                    data,
-                    objective,
-                    history,
-                    batch_size=self.minibatch(data.n_global),
-                    rng=self.rng,
-                    **self.stopping_rule(data),
-                    validate=validate,
-                    incremental=incremental,
-                    verbose=self.verbosity(self.comm),
-                    comm=self.comm,
-                    run=self.checkpoint_run,
+                more = dict(validate=validate, incremental=incremental)
+                run, rng = self.checkpoint_run, self.rng
+                self.train(
+                    fit_stochastic, net, optimizer, data, objective, history, rng, run, **more
                 )
 
     def _starts(self, prepared, previous, objective, seed, outcome):
@@ -403,10 +399,8 @@ class Plan:
         with self._training(net, outcome.optimizer, history) as done:
             if not done and self.solver != "lbfgs":
                 more = dict(validate=validate, incremental=self.incremental)
-                optimizer, rng, comm = outcome.optimizer, self.rng, self.comm
-                self.train_stack(
-                    net, optimizer, data, objective, history, rng, comm, self.checkpoint_run, **more
-                )
+                optimizer, rng, run = outcome.optimizer, self.rng, self.checkpoint_run
+                self.train(fit_stack, net, optimizer, data, objective, history, rng, run, **more)
             outcome.attributes["init_losses_"] = history.final_losses
             if counts is not None:
                 batch, chunk = self.minibatch(whole.n_global), chunk_rows(net, self.dtype)
