@@ -13,9 +13,13 @@ the steps the uninterrupted run would have taken, on the same numbers.
 
 How the files are written and read is ``gpubp.checkpoint_files``'s. A fit's checkpoints
 are one ``Run``, opened (``open_run``) with the fit's ``identity`` once every rank can;
-``training`` goes around the training loop: the saved state put back before, the timer
-stopped after, and at the end the last checkpoint of a run that is over, or
-``Preempted``.
+``training`` goes around the training loop: the saved state put back before, the alarm
+stopped after; the loop (``gpubp.train.run_epochs``) ``announce``s where it goes on from
+and ``end``s the run: the last checkpoint of a run that is over, holding the loop's state
+and why it stopped, or ``Preempted``.
+
+A run that ended by reaching ``max_iter`` can be extended: the same fit with a larger
+``max_iter`` goes on from its last checkpoint, to the end the longer run would have had.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
+import sys
 import threading
 import time
 
@@ -49,8 +55,11 @@ FINGERPRINT_ROWS = 4096  # the rows of X, y and the weights that a data fingerpr
 
 @dataclasses.dataclass(frozen=True)
 class Cadence:
-    """When to write: every ``epochs`` epochs, at an epoch's end once ``seconds`` have
-    passed (``at_epoch_end``), or ``seconds`` after the last write at the next step."""
+    """When to write: every ``epochs`` epochs; or ("auto", ``at_epoch_end``) at an epoch's
+    end when none was written in the last ``seconds`` (the first epoch's end always), and
+    inside an epoch at the next step once ``seconds`` have passed since the later of the
+    last write and the last epoch's end; or ``seconds`` after the last write, at the next
+    step."""
 
     epochs: int | None = None
     seconds: float | None = None
@@ -58,7 +67,8 @@ class Cadence:
 
 
 def cadence(every) -> Cadence:
-    """``checkpoint_every``: "auto" (an epoch's end, at most every 60 s), an epoch count
+    """``checkpoint_every``: "auto" (the first epoch's end, then at most once a minute,
+    inside an epoch longer than a minute too), an epoch count
     (1: every epoch) or seconds as text ("30s": every 30 s, at the next step)."""
     if every == "auto":
         return Cadence(seconds=AUTO_SECONDS)
@@ -79,6 +89,7 @@ def cadence(every) -> Cadence:
 # -- what identifies a run -----------------------------------------------------------------
 
 NOT_IDENTITY = ("verbose", "backend", "checkpoint", "checkpoint_every")  # may change on resume
+LONGER = "max_iter"  # may grow: a run that reached it goes on (``Run``)
 
 
 def plain(value):
@@ -161,53 +172,77 @@ def start_of(folder):
 
 @contextlib.contextmanager
 def training(run, net, optimizer, history, rng, start_rng, to_device):
-    """Around a training loop (``run`` None: no checkpoints): yields whether the run is
-    already over (a rerun of a finished fit trains nothing); the saved state put back
-    before, the timer stopped after; and once the loop ended, the last checkpoint of a
-    run that is over, or ``Preempted`` (status 75) for one preempted, its checkpoint
-    written. The loop's stop reasons are the history's."""
+    """Around a training loop (``run`` None: no checkpoints): the saved state put back
+    before, the alarm stopped after. Yields whether the loop is to be skipped: a finished
+    run of a checkpoint written before the loop ended runs (its state is the fit's end);
+    the loop itself takes no step in a run finished since (``Run.finished``) and goes on
+    to what follows it."""
     if run is None:
         yield False
         return
     run.bind(net, optimizer, history, rng, start_rng, to_device)
-    finished = run.finished
+    if run.finished:
+        run.announce_finished()
     try:
-        yield finished
+        yield run.finished is True
     finally:
         run.close()
-    if not finished:
-        run.end(getattr(history, "stop_reasons", None) or [history.stop_reason])
 
 
 class Run:
     """A fit's checkpoints: reads the newest at the start, writes new ones when due.
 
-    ``identity`` (JSON-able) says what run this is; a checkpoint of another is refused.
-    ``bind`` names the values a checkpoint holds; ``saved`` is the state read at the
-    start (None: none), ``position`` its place inside an epoch. Only the ``writer``
-    (rank 0 of several) writes; every rank reads.
+    ``identity`` (JSON-able) says what run this is; a checkpoint of another is refused,
+    but for a larger ``max_iter`` (``LONGER``). ``bind`` names the values a checkpoint
+    holds; ``saved`` is the state read at the start (None: none), ``position`` its place
+    inside an epoch; ``finished`` why the run ended ("" while it goes on; True for a
+    checkpoint written before checkpoints held the reason); ``seconds`` the training time
+    of the earlier processes. Only the ``writer`` (rank 0 of several) writes and speaks;
+    every rank reads.
     """
 
     def __init__(self, path, every, identity: dict, writer: bool = True):
         self.cadence = cadence(every)
         self.folder = Folder(path, writer)
         self.identity = json.loads(json.dumps(identity))
-        self.saved, self.position, self.finished = None, None, False
-        self._stop, self._timer, self._last = None, None, time.monotonic()
-        self._values = None
+        self.saved, self.position, self.finished = None, None, ""
+        self.read_from, self.extended, self.seconds = None, None, 0.0
+        self._stop, self._alarm, self._last, self._written = None, None, time.monotonic(), 0
+        self._values, self._began = None, time.monotonic()
         latest = self.folder.latest()
         if latest is None:
             return
         description, arrays, path = latest
-        different = mismatch(description["identity"], self.identity)
+        state = description["state"]
+        self._refuse_another(description["identity"], state, path)
+        self.saved, self.read_from = (state, arrays), path
+        self.finished = state["finished"] or ""
+        self.seconds = float(state.get("seconds") or 0.0)
+        before = description["identity"].get(LONGER)
+        if self.finished == "max_iter" and self.identity.get(LONGER, 0) > before:
+            self.finished, self.extended = "", before
+
+    def _refuse_another(self, saved: dict, state: dict, path) -> None:
+        """CheckpointError unless the checkpoint is of this run (a larger max_iter may go on
+        from a checkpoint written with its epoch count; a smaller one than it has run may
+        not)."""
+        now = self.identity
+        epochs = state.get("epochs")
+        if epochs is not None and saved.get(LONGER) != now.get(LONGER):
+            if now.get(LONGER, 0) < epochs:
+                raise CheckpointError(
+                    f"the checkpoint {path} has run {epochs} epochs: {LONGER} was "
+                    f"{saved.get(LONGER)} and is now {now.get(LONGER)}; give {LONGER} of at "
+                    f"least {epochs}, or remove {self.folder.path} to start afresh"
+                )
+            saved = dict(saved, **{LONGER: now.get(LONGER)})
+        different = mismatch(saved, now)
         if different:
             raise CheckpointError(
                 f"the checkpoint {path} belongs to another run: {'; '.join(different)}. Run "
                 "with the settings and data it was written with to go on from it, or remove "
                 f"{self.folder.path} (or give another checkpoint folder) to start afresh"
             )
-        self.saved = (description["state"], arrays)
-        self.finished = bool(description["state"]["finished"])
 
     def start_rng(self):
         """The generator state the run started from (None: no checkpoint yet)."""
@@ -243,29 +278,42 @@ class Run:
                 sums.penalty_weight = to_device(sums.penalty_weight)  # summed on the device
             self.position = Position(p["epoch_rng"], sums, to_device(p["start_theta"]))
 
+    def announce(self, epochs: int, max_iter: int, rows: int, batch_size: int) -> None:
+        """Say on stderr where a run that read a checkpoint goes on from: which checkpoint,
+        after which epoch (``epochs`` done) or at which step of the next."""
+        if self.read_from is None or self.finished or not self.folder.writer:
+            return
+        where = f"after epoch {epochs} of {max_iter}"
+        if self.extended is not None:
+            where += f" (it had reached max_iter={self.extended})"
+        if self.position is not None and self.position.sums.rows:
+            steps = math.ceil(rows / batch_size)
+            step = math.ceil(self.position.sums.rows / batch_size)
+            where = f"in epoch {epochs + 1} of {max_iter}, after step {step} of {steps}"
+        say(f"going on from the checkpoint {self.read_from}, {where}")
+
+    def announce_finished(self) -> None:
+        """Say on stderr that the run read is finished and trains nothing."""
+        if not self.folder.writer:
+            return
+        said = f"the run checkpointed in {self.folder.path} is finished"
+        state = self.saved[0]
+        if isinstance(self.finished, str):
+            said += f" (stopped: {self.finished}, after {state['epochs']} epochs)"
+        say(f"{said}: nothing to train")
+
     def take_position(self):
         """The saved place inside an epoch, once (then None): where the first epoch starts."""
         position, self.position = self.position, None
         return position
 
     def watch(self, stop: dict) -> None:
-        """Ask ``stop`` for a checkpoint every ``cadence.seconds`` (a timer on a thread of
-        its own, when the cadence is in seconds)."""
+        """Ask ``stop`` for a checkpoint inside an epoch when the cadence's seconds have
+        passed (an alarm on a thread of its own, when the cadence is in seconds)."""
         self._stop = stop
-        self._start_timer()
-
-    def _start_timer(self) -> None:
-        self.close()
-        if self._stop is None or self.cadence.at_epoch_end or not self.folder.writer:
-            return
-
-        def due():
-            self._stop["save"] = True
-            self._stop["now"] = True
-
-        self._timer = threading.Timer(self.cadence.seconds, due)
-        self._timer.name, self._timer.daemon = "gpubp-checkpoint-timer", True
-        self._timer.start()
+        c = self.cadence
+        if c.seconds is not None and self.folder.writer and self._alarm is None:
+            self._alarm = Alarm(c.seconds, stop)
 
     def pause(self, position) -> None:
         """A checkpoint inside an epoch, at ``position``; then the loop goes on."""
@@ -273,37 +321,40 @@ class Run:
         if self._stop is not None:
             self._stop["save"] = False
             self._stop["now"] = bool(self._stop["quit"])
-        self._start_timer()
 
     def epoch_ended(self, n_iter: int) -> None:
         """A checkpoint at the end of epoch ``n_iter`` if the cadence says so."""
         c = self.cadence
         if c.epochs is not None and n_iter % c.epochs == 0:
             self._write(None)
-        elif (
-            c.at_epoch_end and c.seconds is not None and time.monotonic() - self._last >= c.seconds
-        ):
+        elif c.at_epoch_end and (not self._written or time.monotonic() - self._last >= c.seconds):
             self._write(None)
+        elif c.at_epoch_end and self._alarm is not None:
+            self._alarm.reset()  # inside an epoch: a minute after the later of the two
 
-    def end(self, reasons) -> None:
-        """After the loop stopped for ``reasons``: the last checkpoint of a run that is over
-        (a fit with it does not train again); a preempted run raises Preempted."""
-        if "preempted" in reasons:
+    def end(self, reason: str) -> None:
+        """After the loop stopped for ``reason``: the last checkpoint of a run that is over,
+        holding the loop's state and ``reason`` (a fit with it does not train again); a
+        preempted run raises Preempted."""
+        self.close()
+        if reason == "preempted":
             raise Preempted(
                 f"training preempted; its checkpoint is in {self.folder.path}: run the same "
-                "fit again to go on"
+                "command or fit again to go on"
             )
-        if "interrupted" not in reasons:
-            self.close()
-            self._write(None, finished=True)
+        if reason != "interrupted" and not self.finished:
+            self._write(None, finished=reason)
+
+    def elapsed(self) -> float:
+        """The run's training time in seconds: the earlier processes' and this one's."""
+        return self.seconds + time.monotonic() - self._began
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer.join()  # no thread of the run outlives it
-            self._timer = None
+        if self._alarm is not None:
+            self._alarm.close()  # no thread of the run outlives it
+            self._alarm = None
 
-    def _write(self, position, finished: bool = False) -> None:
+    def _write(self, position, finished: str = "") -> None:
         if not self.folder.writer:
             return
         net, optimizer, history, rng, start_rng = self._values
@@ -315,6 +366,8 @@ class Run:
             "start_rng": start_rng,
             "position": position,
             "finished": finished,
+            "epochs": int(getattr(history, "epoch", getattr(history, "n_iter", 0))),
+            "seconds": self.elapsed(),
         }
         arrays = {}
         tree = pack(state, arrays)
@@ -325,7 +378,50 @@ class Run:
             "state": tree,
         }
         self.folder.write(description, arrays)
-        self._last = time.monotonic()
+        self._last, self._written = time.monotonic(), self._written + 1
+        if self._alarm is not None:
+            self._alarm.reset()
+
+
+class Alarm:
+    """Asks ``stop`` for a checkpoint at the next step (``stop["save"]`` and ``"now"``) once
+    ``seconds`` have passed since it was started or last ``reset``: one thread for a run."""
+
+    def __init__(self, seconds: float, stop: dict):
+        self.seconds, self.stop = seconds, stop
+        self._lock = threading.Condition()
+        self._closed = False
+        self.due = time.monotonic() + seconds
+        self._thread = threading.Thread(target=self._wait, name="gpubp-checkpoint-timer")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.due = time.monotonic() + self.seconds
+            self._lock.notify()
+
+    def _wait(self) -> None:
+        with self._lock:
+            while not self._closed:
+                left = self.due - time.monotonic()
+                if left <= 0:
+                    self.stop["save"] = True
+                    self.stop["now"] = True
+                    self.due = math.inf
+                    continue
+                self._lock.wait(None if left == math.inf else left)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join()
+
+
+def say(words: str) -> None:
+    """A line on stderr about the checkpoints, as the command and a fit print it."""
+    print(f"gpubp: {words}", file=sys.stderr)
 
 
 def _as_field(current, value):

@@ -99,6 +99,10 @@ def run_epochs(
     "partial_fit", "interrupted", "preempted" or the reason ``record.epoch_ended`` gave.
     """
     record.begin(resumed=run is not None and run.saved is not None)
+    if run is not None and run.finished:  # a finished run: what follows the loop only
+        return run.finished
+    if run is not None:
+        run.announce(record.epochs, max_iter, data.n_global, batch_size)
     progress = None
     if verbose and not incremental:
         progress = progress_bar(max_iter, record.unit, "epoch", record.epochs)
@@ -115,7 +119,8 @@ def run_epochs(
                     losses = record.losses(total, data.n_global)
                 if epoch.quit:
                     reason = epoch.quit
-                    warn_at_caller(record.quit_words(reason, steps))
+                    if reason != "preempted":  # Preempted says it, in one line
+                        warn_at_caller(record.quit_words(reason, steps))
                     break
                 stopped = record.epoch_ended(losses, epoch, optimizer, data.n_global, progress)
                 if stopped:
@@ -129,6 +134,8 @@ def run_epochs(
     finally:
         if progress is not None:
             progress.close()
+    if run is not None:
+        run.end(reason)  # the loop's state, before what follows it changes the weights
     return reason
 
 
