@@ -325,8 +325,9 @@ class Run:
     def epoch_ended(self, n_iter: int) -> None:
         """A checkpoint at the end of epoch ``n_iter`` if the cadence says so."""
         c = self.cadence
-        if c.epochs is not None and n_iter % c.epochs == 0:
-            self._write(None)
+        if c.epochs is not None:
+            if n_iter % c.epochs == 0:
+                self._write(None)
         elif c.at_epoch_end and (not self._written or time.monotonic() - self._last >= c.seconds):
             self._write(None)
         elif c.at_epoch_end and self._alarm is not None:

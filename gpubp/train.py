@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from .divergence import diverged, starting_loss
+from .divergence import words as diverged_words
 from .epoch import Epoch
 from .errors import DivergenceError, warn_at_caller
 from .inputs.data import Data
@@ -56,6 +58,7 @@ class History:
     no_improvement_count: int = 0
     best_theta: Any = None
     stop_reason: str = ""  # one of STOP_REASONS, set when a fit or partial_fit ends
+    start_loss: float | None = None  # at the starting weights (``gpubp.divergence``)
 
 
 STOP_REASONS = {
@@ -98,9 +101,12 @@ def run_epochs(
     a quit are the ``record``'s. Returns why the loop stopped: "max_iter",
     "partial_fit", "interrupted", "preempted" or the reason ``record.epoch_ended`` gave.
     """
-    record.begin(resumed=run is not None and run.saved is not None)
+    resumed = run is not None and run.saved is not None
+    record.begin(resumed)
     if run is not None and run.finished:  # a finished run: what follows the loop only
         return run.finished
+    if record.history.start_loss is None and not resumed:
+        record.history.start_loss = starting_loss(net, data, objective, batch_size, comm)
     if run is not None:
         run.announce(record.epochs, max_iter, data.n_global, batch_size)
     progress = None
@@ -171,12 +177,17 @@ class _OneNetwork:
 
     def epoch_ended(self, loss, epoch, optimizer, n, progress) -> str | None:
         history = self.history
-        if not math.isfinite(loss):
+        lowest = min(history.loss_curve, default=math.inf)
+        if diverged(loss, history.start_loss, lowest):
             self.net.theta[...] = epoch.start_theta
             raise DivergenceError(
-                f"the training loss became {loss} in epoch {history.n_iter + 1}; the "
-                "weights from before that epoch are kept. Try a smaller "
-                f"learning_rate_init (it was {optimizer.learning_rate_init})."
+                diverged_words(
+                    loss,
+                    history.n_iter + 1,
+                    history.start_loss,
+                    lowest,
+                    optimizer.learning_rate_init,
+                )
             )
         _record_epoch(self.net, history, loss, n, self.tol, self.validate, progress, self.lines)
         optimizer.iteration_ends(history.t)
@@ -215,8 +226,9 @@ def fit_stochastic(
     Stops when the training loss (or, with ``validate``, the validation score)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, after the
     optimiser's own schedule declines to go on. With ``validate`` the best
-    weights are restored at the end. A non-finite loss raises DivergenceError
-    with the weights of the last finite epoch in place.
+    weights are restored at the end. A diverged epoch (``gpubp.divergence``: a loss not
+    finite, or grown well past its start) raises DivergenceError
+    with the weights from before that epoch in place.
 
     ``run`` (``gpubp.checkpoint.Run``) writes checkpoints: at epoch ends when due, when
     its timer asks (after the step in progress), and when training is interrupted or

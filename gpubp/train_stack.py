@@ -7,7 +7,8 @@ count. A network stops as it would alone: its weights at that epoch are kept
 is put back at the end), so each network ends where it would have ended if
 trained by itself with the same seed, weight decay, learning rate and case
 weights. A network whose loss stops being finite is stopped with the weights of
-its last finite epoch, and marked diverged; the others go on.
+its last finite epoch, and marked diverged (so is one whose loss grows past
+``gpubp.divergence``'s bound); the others go on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from .divergence import diverged
 from .errors import warn_at_caller
 from .train import STOP_REASONS, Data, Objective, run_epochs
 
@@ -42,6 +44,7 @@ class StackHistory:
     best_theta: object = None
     epoch: int = 0  # epochs run by this fit
     kept: object = None  # the weights of the networks that stopped, put back at the end
+    start_loss: object = None  # each network's at its starting weights (gpubp.divergence)
 
     def __post_init__(self):
         R = self.n_networks
@@ -194,7 +197,8 @@ def _stop(net, history, which, reason, kept) -> None:
 
 def _record(net, history, losses, n, tol, validate, kept, start_theta) -> None:
     """One epoch of each running network: its loss, validation score and counters."""
-    bad = history.running & ~np.isfinite(losses)
+    lowest = [min(curve, default=math.inf) for curve in history.loss_curves]
+    bad = history.running & diverged(losses, history.start_loss, lowest)
     if bad.any():  # back to the weights before this epoch, then stop
         rows = net.backend.to_device(np.flatnonzero(bad))
         net.theta[rows] = start_theta[rows]

@@ -4,7 +4,8 @@ CuPy stand-in: nothing waits for the device inside a minibatch step.
 A read from the device (``.get()``, ``float()``, ``bool()``, ...) stalls the host until
 the GPU has finished everything queued, so a read per step makes a GPU wait on Python
 every step. Training reads once per epoch (the epoch's loss), twice with early stopping
-(and the validation score), and never inside a step; the host-to-device copies are the
+(and the validation score), once before the first step (the loss at the starting weights,
+that divergence is judged against), and never inside a step; the host-to-device copies are the
 data once and each epoch's shuffled order.
 """
 
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 READS_PER_EPOCH = 1  # the epoch's loss
+READS_AT_START = 1  # a fit's loss at the starting weights (gpubp.divergence), once
 READS_PER_EPOCH_EARLY_STOPPING = 2  # and the validation score and loss, read together
 N = 120
 SOLVERS = {
@@ -67,10 +69,10 @@ def test_no_device_reads_inside_a_minibatch_step(solver, weighted, alpha):
     many, est = fit(batch_size=10, **kw)  # 12 steps an epoch
     few, _ = fit(batch_size=60, **kw)  # 2 steps an epoch
     assert est.n_iter_ == 3
-    assert many.d2h == few.d2h == 3 * READS_PER_EPOCH, "".join(many.where)
+    assert many.d2h == few.d2h == READS_AT_START + 3 * READS_PER_EPOCH, "".join(many.where)
     assert many.h2d == few.h2d  # the copies to the device do not grow with the steps
     longer, _ = fit(batch_size=10, epochs=5, **kw)
-    assert longer.d2h == 5 * READS_PER_EPOCH
+    assert longer.d2h == READS_AT_START + 5 * READS_PER_EPOCH
     # one shuffled order per epoch; with CUDA graphs (no case weights) also Adam's step
     # sizes for the epoch's steps, which change every epoch (SGD's constant rate does not)
     per_epoch = 1 + (solver == "adam" and not weighted)
@@ -82,14 +84,16 @@ def test_early_stopping_adds_one_read_per_epoch():
     many, est = fit(batch_size=10, **kw)
     few, _ = fit(batch_size=48, **kw)
     assert est.n_iter_ == 3
-    assert many.d2h == few.d2h == 3 * READS_PER_EPOCH_EARLY_STOPPING, "".join(many.where)
+    assert many.d2h == few.d2h == READS_AT_START + 3 * READS_PER_EPOCH_EARLY_STOPPING, (
+        "".join(many.where)
+    )
 
 
 def test_the_regressor_and_full_batch_descent_read_once_per_epoch():
     seen, _ = fit(MLPRegressor, target=lambda X: X[:, :2], **SOLVERS["adam"])
-    assert seen.d2h == 3 * READS_PER_EPOCH, "".join(seen.where)
+    assert seen.d2h == READS_AT_START + 3 * READS_PER_EPOCH, "".join(seen.where)
     seen, _ = fit(solver="gd", learning_rate_init=0.1)
-    assert seen.d2h == 3 * READS_PER_EPOCH, "".join(seen.where)
+    assert seen.d2h == READS_AT_START + 3 * READS_PER_EPOCH, "".join(seen.where)
 
 
 def test_weight_decay_costs_one_kernel_per_layer_per_step():

@@ -163,31 +163,31 @@ class Steps:
 
 
 class Timers:
-    """Checkpoints' timers that fire after the optimiser steps in ``fire`` (None: after
+    """Checkpoints' alarms that ring after the optimiser steps in ``fire`` (None: after
     every step), not after seconds; ``pauses`` counts the checkpoints written inside
     an epoch."""
 
     def __init__(self, monkeypatch, steps: Steps, fire=None):
-        self.armed, self.pauses = [], 0
+        self.alarms, self.pauses = [], 0
         timers = self
 
-        class Timer:
-            def __init__(self, seconds, function):
-                self.function, self.name, self.daemon = function, "", True
+        class Alarm:  # gpubp.checkpoint.Alarm's interface: rings once until reset
+            def __init__(self, seconds, stop):
+                self.stop, self.armed = stop, True
+                timers.alarms.append(self)
 
-            def start(self):
-                timers.armed.append(self)
+            def reset(self):
+                self.armed = True
 
-            def cancel(self):
-                if self in timers.armed:
-                    timers.armed.remove(self)
-
-            def join(self):
-                pass
+            def close(self):
+                timers.alarms.remove(self)
 
         def due(count):
-            if self.armed and (fire is None or count in fire):
-                self.armed.pop().function()
+            if fire is None or count in fire:
+                for alarm in self.alarms:
+                    if alarm.armed:
+                        alarm.armed = False
+                        alarm.stop["save"] = alarm.stop["now"] = True
 
         pause = checkpoint.Run.pause
 
@@ -195,7 +195,7 @@ class Timers:
             self.pauses += 1
             return pause(run, position)
 
-        monkeypatch.setattr(checkpoint.threading, "Timer", Timer)
+        monkeypatch.setattr(checkpoint, "Alarm", Alarm)
         monkeypatch.setattr(checkpoint.Run, "pause", counted_pause)
         steps.hooks.append(due)
 

@@ -25,7 +25,8 @@ def choose_start(history: StackHistory) -> int:
     criterion = np.where(history.diverged | ~np.isfinite(criterion), np.inf, criterion)
     if not np.isfinite(criterion).any():
         raise DivergenceError(
-            "every random start diverged (their losses became infinite or NaN); try a smaller "
+            "every random start diverged (its training loss became infinite or NaN, or grew "
+            "far past its value at the starting weights: gpubp.divergence); try a smaller "
             "learning_rate_init"
         )
     return int(np.argmin(criterion))
