@@ -9,6 +9,7 @@ from .errors import (
     DeviceMemoryError,
     DivergenceError,
     InputError,
+    InsufficientMemoryError,
     ModelFileError,
     Preempted,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "DeviceMemoryError",
     "DivergenceError",
     "InputError",
+    "InsufficientMemoryError",
     "MLPClassifier",
     "MLPClassifierCV",
     "MLPRegressor",

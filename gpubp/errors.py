@@ -50,6 +50,11 @@ class DeviceMemoryError(MemoryError):
     """The GPU ran out of memory; the message says what to try."""
 
 
+class InsufficientMemoryError(MemoryError):
+    """A fit cannot fit in the host's or the GPU's memory, known before allocating: the
+    message says how many bytes it needs, how many are free and what to change."""
+
+
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the first frame outside gpubp: the user's line."""
     frame, level = sys._getframe(1), 2

@@ -308,6 +308,22 @@ SLIPS += [
         ("test_checkpoint", "test_checkpoint_trust"),
     ),
     Slip(
+        "memory-dtype",
+        "a fit's memory need is sized in float64 whatever its dtype (memory.py)",
+        "gpubp/memory.py",
+        "    itemsize = np.dtype(dtype).itemsize\n",
+        "    itemsize = 8\n",
+        ("test_memory",),
+    ),
+    Slip(
+        "memory-unchecked",
+        "a new network is allocated without asking whether it fits (plan.py)",
+        "gpubp/estimators/plan.py",
+        "        check_fits(who, sizes, stack, self.dtype, self.solver, batch, early, backend)\n",
+        "",
+        ("test_memory",),
+    ),
+    Slip(
         "growth-unseen",
         "a loss grown tenfold past its start does not count as diverged (divergence.py)",
         "gpubp/divergence.py",

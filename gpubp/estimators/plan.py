@@ -30,6 +30,7 @@ from ..distributed import communicator
 from ..errors import InputError, warn_at_caller
 from ..inputs.data import SHUFFLES
 from ..lbfgs import fit_lbfgs
+from ..memory import check_fits
 from ..network import MLP
 from ..optim import SGD, Adam, moved
 from ..train import History, Objective, fit_stochastic
@@ -131,13 +132,13 @@ class Plan:
             return previous.net.n_networks is not None
         return self.n_init > 1 or self.ensemble == "bagging"
 
-    def minibatch(self, n: int) -> int:
+    def minibatch(self, n: int, warn: bool = True) -> int:
         """The minibatch size for n training cases."""
         if self.solver == "gd":
             return n
         if self.batch_size == "auto":
             return min(200, n)
-        if self.batch_size > n:
+        if self.batch_size > n and warn:
             warn_at_caller(
                 "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
             )
@@ -269,7 +270,7 @@ class Plan:
                     "partial_fit cannot choose the best of n_init starts after one epoch: use "
                     "fit, or ensemble='average'"
                 )
-            previous = self._new(data.n_features, K, targets, rng, backend, outcome)
+            previous = self._new(data, K, targets, rng, backend, outcome)
         outcome.net = net = previous.net
         outcome.history = previous.history
         if self.ensemble != "bagging":
@@ -294,11 +295,18 @@ class Plan:
         else:
             self._one(prepared, previous, objective, outcome)
 
-    def _new(self, p, K, targets, rng, backend, outcome) -> Previous:
-        """A new network (a stack for n_init starts or bagging), drawn from ``rng``."""
+    def _new(self, data, K, targets, rng, backend, outcome) -> Previous:
+        """A new network (a stack for n_init starts or bagging), drawn from ``rng`` once
+        ``gpubp.memory`` has found room for it."""
         stack = self.n_init if self.stacked(None) else None
         output = targets.output()
-        net = self.network([p, *self.hidden, K], output, backend, rng, stack)
+        sizes = [data.n_features, *self.hidden, K]
+        n = data.n_global
+        batch = n if self.solver == "lbfgs" else self.minibatch(n, warn=False)  # L-BFGS: all
+        early = self.early_stopping and self.solver != "lbfgs"
+        who = f"{self.kind}(hidden_layer_sizes={tuple(self.hidden)})"
+        check_fits(who, sizes, stack, self.dtype, self.solver, batch, early, backend)
+        net = self.network(sizes, output, backend, rng, stack)
         history = History() if stack is None else StackHistory(stack)
         if self.solver in STOCHASTIC_SOLVERS and self.early_stopping:
             if stack is None:

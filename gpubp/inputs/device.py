@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import device_free
+
 DEVICE_SHARE = 0.5  # "auto" keeps X on the device when it takes at most this share of the free
 
 
 def fits_on_device(backend, source, dtype) -> bool:
     """Whether all of ``source`` in ``dtype`` takes at most DEVICE_SHARE of the device
     memory still free (in the memory pool too, within its limit if one is set)."""
-    xp = backend.xp
-    free, _ = xp.cuda.runtime.memGetInfo()
-    pool = xp.get_default_memory_pool()
-    free += pool.free_bytes()
-    limit = pool.get_limit()
-    if limit:
-        free = min(free, limit - pool.used_bytes())
+    free = device_free(backend)
     need = source.n * int(np.prod(source.shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     return need <= DEVICE_SHARE * free
 
