@@ -42,6 +42,7 @@ from .checkpoint_files import FORMAT, VERSION, Folder, pack, unpack
 from .distributed import agree
 from .epoch import Position
 from .errors import CheckpointError, InputError, Preempted
+from .file_formats import NpzFile
 from .inputs.shards import sampled_digest
 from .objective import EpochSums
 
@@ -161,6 +162,21 @@ def open_run(folder, every, identity: dict, comm):
     once all of them can (a refused checkpoint raises on all of them)."""
     writer = comm is None or comm.rank == 0
     return agree(comm, lambda: Run(folder, every, identity, writer))
+
+
+def newest(folder):
+    """(path, training seconds so far) of the newest checkpoint in ``folder`` that names
+    them, from its description alone (None: no checkpoint there)."""
+    if not os.path.isdir(folder):
+        return None
+    for path in Folder(folder, writer=False).files():
+        try:
+            with NpzFile(path) as f:
+                state = json.loads(f.description())["state"]
+        except Exception:  # noqa: BLE001 - a damaged file: the one before may do
+            continue
+        return path, float(state.get("seconds") or 0.0)
+    return None
 
 
 def start_of(folder):

@@ -5,7 +5,7 @@ A fit of a network with P parameters (weights and biases, times R for a stack of
 in a dtype of b bytes holds theta, its gradient and the weights an epoch started from
 (3P), the optimiser's state (Adam 2P, SGD 1P), the best weights with early stopping and
 the stopped networks' weights in a stack (1P each), and one minibatch's activations and
-output errors (3 x batch x the sum of the layer sizes, times R): all of them b bytes an
+output errors (2 x batch x the sum of the layer sizes, times R): all of them b bytes an
 element. The starting weights are drawn in float64 on the host first (8P bytes there,
 whatever the dtype). The training data is not counted: it is in memory already, and the
 memory free is measured after it.
@@ -20,8 +20,6 @@ import numpy as np
 from .errors import InsufficientMemoryError
 from .parameters import count_parameters
 
-MARGIN = 0.9  # the share of the free memory a fit may plan to take
-
 
 def fit_bytes(sizes, n_networks, dtype, solver: str, batch: int, early_stopping: bool) -> dict:
     """{"weights": ..., "activations": ..., "draw": ...}: the bytes a fit's network takes
@@ -33,7 +31,7 @@ def fit_bytes(sizes, n_networks, dtype, solver: str, batch: int, early_stopping:
     itemsize = np.dtype(dtype).itemsize
     return {
         "weights": copies * P * itemsize,
-        "activations": 3 * batch * sum(sizes) * R * itemsize,
+        "activations": 2 * batch * sum(sizes) * R * itemsize,
         "draw": 8 * P,
     }
 
@@ -77,7 +75,7 @@ def check_fits(who: str, sizes, n_networks, dtype, solver, batch, early_stopping
     if on_device:
         places.append(("GPU", training, device_free(backend)))
     for place, bytes_needed, free in places:
-        if free is None or bytes_needed <= MARGIN * free:
+        if free is None or bytes_needed <= free:
             continue
         draw = f"the starting weights' float64 draw ({size(need['draw'])})"
         parts = [] if on_device and place == "GPU" else [draw]

@@ -2,8 +2,9 @@
 (pyarrow, by row groups) and .npy files (memory-mapped), with errors that name the
 file, the column and the lines.
 
-A CSV file larger than STREAM_CSV_BYTES, and every Parquet or .npy file, is read
-a chunk of rows at a time (``table_chunks``); smaller CSV files are read whole.
+A file whose numbers fit in memory (``whole_bytes``: a quarter of the host memory
+free) is read whole, whatever its format, so the same rows give the same table; a
+larger one is read a chunk of rows at a time (``table_chunks``).
 
 A file has a header line and one row per case. The separator (",", ";", tab or
 "|") is read from the header unless given; the encoding is UTF-8 (a byte-order
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import difflib
 import os
 import warnings
 
@@ -23,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .memory import host_free
 
 SEPARATORS = (",", ";", "\t", "|")
 MAX_CLASSES = 20  # --task auto: integer targets with at most this many values are classes
-STREAM_CSV_BYTES = 2**28  # a larger CSV file is read a chunk at a time
+WHOLE_BYTES = None  # a file of more bytes of numbers is read in chunks (None: whole_bytes())
 CHUNK_ROWS = 2**16  # rows per chunk of a table read in chunks
 
 
@@ -45,9 +48,48 @@ def file_kind(path) -> str:
     return "npy" if name.endswith(".npy") else "csv"
 
 
+def whole_bytes() -> int:
+    """The most bytes of numbers a file read whole may hold: WHOLE_BYTES if set, else a
+    quarter of the host memory free (256 MiB where that is unknown)."""
+    if WHOLE_BYTES is not None:
+        return WHOLE_BYTES
+    free = host_free()
+    return 2**28 if free is None else free // 4
+
+
+def number_bytes(path) -> int:
+    """About how many bytes the table in ``path`` takes as float64 numbers: a CSV file's
+    size, a Parquet file's rows x columns x 8 (from its metadata), a .npy file's values."""
+    kind = file_kind(path)
+    if kind == "csv":
+        return os.path.getsize(path)
+    if kind == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path).metadata
+            return meta.num_rows * meta.num_columns * 8
+        except Exception:  # unreadable or no pyarrow: the reader says which, in its words
+            return 0
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError):
+        return 0
+    return len(a) * max(1, len(a.dtype.names or ()) or int(np.prod(a.shape[1:]))) * 8
+
+
 def read_in_chunks(path) -> bool:
-    """Whether the command reads ``path`` a chunk at a time (Parquet, .npy, a large CSV)."""
-    return file_kind(path) != "csv" or os.path.getsize(path) > STREAM_CSV_BYTES
+    """Whether the command reads ``path`` a chunk at a time (its numbers do not fit in
+    ``whole_bytes``)."""
+    return number_bytes(path) > whole_bytes()
+
+
+def read_table(path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """The rows of a CSV, Parquet or .npy file as one DataFrame, indexed as
+    ``table_chunks`` indexes them (the same rows, the same table, whatever the format)."""
+    if file_kind(path) == "csv":
+        return read_csv(path, sep, encoding)
+    return pd.concat(list(table_chunks(path, sep, encoding)))
 
 
 def read_csv(path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
@@ -202,12 +244,28 @@ def _parser_words(exc) -> str:
 
 
 def column(table, name, path) -> pd.Series:
-    if name not in table.columns:
-        raise InputError(
-            f"{path} has no column {name!r}; its {len(table.columns)} columns are "
-            f"{some(table.columns, 10)}"
-        )
+    check_columns(table, [name], path)
     return table[name]
+
+
+def check_columns(table, names, path) -> None:
+    """InputError for the first of ``names`` that ``table`` lacks, suggesting the nearest
+    of its columns."""
+    for name in names:
+        if name not in table.columns:
+            raise InputError(f"{path} has no column {name!r}{nearest(name, table.columns)}")
+
+
+def nearest(name, columns) -> str:
+    """"; did you mean ...? Its N columns: ..." (the columns nearest ``name``, if any, and
+    the columns), to follow "has no column ..."."""
+    columns = [str(c) for c in columns]
+    close = difflib.get_close_matches(str(name), columns, n=3, cutoff=0.6)
+    close = close or [c for c in columns if c.lower() == str(name).lower()]  # another case
+    listed = f"{len(columns)} columns: {some(columns, 10)}"
+    if not close:
+        return f"; its {listed}"
+    return f"; did you mean {' or '.join(map(repr, close))}? Its {listed}"
 
 
 def _lines(mask, table) -> str:
@@ -217,9 +275,9 @@ def _lines(mask, table) -> str:
     )
 
 
-def numbers(table, path) -> np.ndarray:
+def numbers(table, path, features: bool = True) -> np.ndarray:
     """Every column of ``table`` as float64; an empty cell or text is an error naming
-    the column and its lines."""
+    the column and its lines (and, for ``features``, how to leave it out)."""
     for name in table.columns:
         values = table[name]
         empty = values.isna()
@@ -232,8 +290,13 @@ def numbers(table, path) -> np.ndarray:
             bad = pd.to_numeric(values, errors="coerce").isna()
             if bad.any():
                 line = table.index[np.asarray(bad)][0]
+                remedy = (
+                    f". gpubp takes numbers only: leave the column out with --drop {name}, "
+                    "or encode it as numbers (one-hot, for example) first"
+                )
                 raise InputError(
-                    f"{path}, line {line}: column {name!r} holds {values[line]!r}, not a number"
+                    f"{path}, line {line}: column {name!r} holds {values[line]!r}, not a "
+                    f"number{remedy if features else ''}"
                 )
     return table.to_numpy(dtype=np.float64) if len(table.columns) else np.empty((len(table), 0))
 
@@ -254,7 +317,7 @@ def target(series, task, path) -> tuple[np.ndarray, bool]:
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     if task == "regression" or (task == "auto" and numeric):
         if not numeric:
-            numbers(series.to_frame(), path)  # raises, naming the first value that is text
+            numbers(series.to_frame(), path, features=False)  # raises, naming the text
         y = pd.to_numeric(series).to_numpy(dtype=np.float64)
         integral = bool(np.all(y == np.round(y)))
         if task == "regression" or not integral or len(np.unique(y)) > MAX_CLASSES:

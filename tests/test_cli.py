@@ -77,7 +77,10 @@ def test_a_warning_of_the_command_reaches_its_stderr_in_this_process_too(tmp_pat
     args = ["train", "--batch-size", "5000", "--epochs", "1", "--hidden", "4", "--quiet"]
     out = gpubp_cmd(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "UserWarning: Got `batch_size` less than 1 or larger than sample size" in out.stderr
+    assert out.stderr == (  # one line in the command's words, not Python's two
+        "gpubp train: warning: Got `batch_size` less than 1 or larger than sample size. It is "
+        "going to be clipped\n"
+    )
 
 
 def write_csv(path, header, rows):
@@ -140,14 +143,15 @@ def test_train_on_a_csv_with_a_named_target_and_the_missing_column_error(tmp_pat
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout and out.stderr == ""
     out = gpubp_cmd(
-        "predict", "model.safetensors", "d.csv", "--target", "answer", "--proba", cwd=tmp_path
+        "predict", "gpubp-run/model.safetensors", "d.csv", "--target", "answer", "--proba",
+        cwd=tmp_path,
     )
     assert out.returncode == 0 and out.stdout.splitlines()[0] == "p_no,p_yes"
 
-    out = gpubp_cmd("train", "--data", "d.csv", "--target", "label", cwd=tmp_path)
-    assert out.returncode == 1
+    out = gpubp_cmd("train", "--data", "d.csv", "--target", "label", "--out", "o", cwd=tmp_path)
+    assert out.returncode == 1 and not (tmp_path / "o").exists()
     assert out.stderr.strip() == (
-        "gpubp train: error: d.csv has no column 'label'; its 4 columns are 'a', 'b', 'c', 'answer'"
+        "gpubp train: error: d.csv has no column 'label'; its 4 columns: 'a', 'b', 'c', 'answer'"
     )
 
 

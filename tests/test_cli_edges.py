@@ -85,7 +85,7 @@ def test_ctrl_c_says_so_exits_130_and_keeps_the_earlier_model(tmp_path):
     earlier = b"an earlier model"
     (tmp_path / "run" / "model.safetensors").write_bytes(earlier)
     command = [sys.executable, "-m", "gpubp.cli", "train", "--epochs", "100000"]
-    command += ["--hidden", "16", "--n-iter-no-change", "100000", "--out", "run"]
+    command += ["--hidden", "16", "--n-iter-no-change", "100000", "--out", "run", "--force"]
     with subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
@@ -150,7 +150,7 @@ def test_csv_files_as_people_have_them(tmp_path, name, encoding, sep, bom, label
         args += ["--encoding", encoding]
     out = gpubp_cmd(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    info = describe(tmp_path / "model.safetensors")
+    info = describe(tmp_path / "gpubp-run" / "model.safetensors")
     assert info["feature_names"][1:] == ["b", "c"]
     assert len(info["classes"]) == 2 and info["record"]["task"] == "classification"
     if label == "{}.0":
@@ -180,7 +180,7 @@ def test_no_error_message_lists_hundreds_of_values(tmp_path):
 def test_target_for_a_bundled_data_set_is_an_error(tmp_path):
     out = gpubp_cmd("train", "--data", "digits", "--target", "label", cwd=tmp_path)
     assert out.returncode == 1
-    assert "--target is for a CSV file; the digits data set has its own target" in out.stderr
+    assert "--target is for a data file; the digits data set has its own columns" in out.stderr
 
 
 # -- 8. --out checked before training ----------------------------------------------------------
@@ -269,13 +269,12 @@ def test_saved_models_follow_the_umask(tmp_path, umask, mode):
 
 def test_an_lbfgs_run_leaves_no_stale_loss_curve(tmp_path):
     out = gpubp_cmd("train", "--epochs", "3", "--hidden", "8", "--quiet", cwd=tmp_path)
-    assert out.returncode == 0 and (tmp_path / "loss_curve.png").exists()
-    out = gpubp_cmd(
-        "train", "--solver", "lbfgs", "--epochs", "3", "--hidden", "8", "--quiet", cwd=tmp_path
-    )
+    assert out.returncode == 0 and (tmp_path / "gpubp-run" / "loss_curve.png").exists()
+    args = ["train", "--solver", "lbfgs", "--epochs", "3", "--hidden", "8", "--quiet", "--force"]
+    out = gpubp_cmd(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert not (tmp_path / "loss_curve.png").exists()
-    assert "loss curve: none for lbfgs (removed the earlier ./loss_curve.png)" in out.stdout
+    assert not (tmp_path / "gpubp-run" / "loss_curve.png").exists()
+    assert "loss curve: none for lbfgs (removed the earlier gpubp-run/loss_curve.png)" in out.stdout
     assert "time      : " in out.stdout and "3 iterations" in out.stdout
 
 

@@ -1,5 +1,5 @@
 """The command on data files read a chunk at a time: Parquet (by row groups), .npy
-(memory-mapped) and CSV files larger than STREAM_CSV_BYTES."""
+(memory-mapped) and CSV files, each larger than WHOLE_BYTES (0 here)."""
 
 import csv
 import gc
@@ -25,6 +25,7 @@ pa = pytest.importorskip("pyarrow")
 def small_chunks(monkeypatch):
     """Chunks of rows and of bytes far smaller than the data (their defaults are MBs)."""
     monkeypatch.setattr(tables, "CHUNK_ROWS", 700)
+    monkeypatch.setattr(tables, "WHOLE_BYTES", 0)  # every file is read in chunks
     monkeypatch.setattr(inputs_data, "CHUNK_BYTES", 2**18)
     monkeypatch.setattr(sources, "BLOCK_BYTES", 2**18)
     monkeypatch.setattr(predicting, "PREDICT_CHUNK_BYTES", 2**18)
@@ -106,7 +107,6 @@ def test_a_parquet_file_trains_and_predicts_in_bounded_memory(tmp_path, capsys):
 
 
 def test_a_large_csv_is_read_in_chunks_with_the_csv_rules(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 0)  # every CSV is "large"
     df = frame()
     df.drop(columns=["level"]).to_csv(tmp_path / "d.csv", index=False, sep=";")
     out = run("train", "--data", str(tmp_path / "d.csv"), "--target", "label", "--quiet",
@@ -114,11 +114,11 @@ def test_a_large_csv_is_read_in_chunks_with_the_csv_rules(tmp_path, capsys, monk
     assert float(out.split("test accuracy :")[1].split()[0]) > 0.95
     whole = run("predict", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"),
                 capsys=capsys)  # fmt: skip
-    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 2**40)
+    monkeypatch.setattr(tables, "WHOLE_BYTES", 2**40)
     chunked = run("predict", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"),
                   capsys=capsys)  # fmt: skip
     assert whole == chunked and len(whole.splitlines()) == len(df) + 1
-    monkeypatch.setattr(tables, "STREAM_CSV_BYTES", 0)
+    monkeypatch.setattr(tables, "WHOLE_BYTES", 0)
     text = (tmp_path / "d.csv").read_text().splitlines()
     line = 2345  # in the fourth chunk of 700 rows
     text[line - 1] = text[line - 1].replace(text[line - 1].split(";")[3], "oops", 1)

@@ -20,9 +20,9 @@ def data():
 def test_the_bytes_a_fit_needs():
     need = memory.fit_bytes([4, 3, 2], None, "float32", "adam", 10, False)
     P = 5 * 3 + 4 * 2
-    assert need == {"weights": 5 * P * 4, "activations": 3 * 10 * 9 * 4, "draw": 8 * P}
+    assert need == {"weights": 5 * P * 4, "activations": 2 * 10 * 9 * 4, "draw": 8 * P}
     stack = memory.fit_bytes([4, 3, 2], 3, "float64", "sgd", 10, True)
-    assert stack == {"weights": 6 * 3 * P * 8, "activations": 3 * 10 * 9 * 3 * 8, "draw": 24 * P}
+    assert stack == {"weights": 6 * 3 * P * 8, "activations": 2 * 10 * 9 * 3 * 8, "draw": 24 * P}
 
 
 @pytest.mark.parametrize("Estimator", [gpubp.MLPClassifier, gpubp.MLPRegressor])

@@ -6,12 +6,25 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 
 from ..inputs.sources import SelectedRows
-from ..tables import column, numbers, read_csv, read_in_chunks, some, table_chunks, target
+from ..memory import size
+from ..tables import (
+    check_columns,
+    column,
+    number_bytes,
+    numbers,
+    read_in_chunks,
+    read_table,
+    some,
+    table_chunks,
+    target,
+    whole_bytes,
+)
 from .options import DATASETS, CommandError
 
 
@@ -20,9 +33,10 @@ def dataset(args, cleanup):
 
     A file read in chunks gives X as a SelectedRows of a float64 copy of its features
     in a temporary folder in --out (removed by ``cleanup``)."""
-    if args.data in DATASETS and args.target:
+    if args.data in DATASETS and (args.target or args.drop):
+        option = "--target" if args.target else "--drop"
         raise CommandError(
-            f"--target is for a CSV file; the {args.data} data set has its own target"
+            f"{option} is for a data file; the {args.data} data set has its own columns"
         )
     if args.data == "digits":
         from sklearn.datasets import load_digits
@@ -48,15 +62,26 @@ def dataset(args, cleanup):
         )
     if read_in_chunks(args.data):
         return _chunked_dataset(args, cleanup)
-    table = read_csv(args.data, args.sep, args.encoding)
-    if not args.target:
-        raise CommandError(
-            f"--target is required for a CSV file; its columns are {some(table.columns, 10)}"
-        )
+    table = read_table(args.data, args.sep, args.encoding)
+    features = _features(table, args)
     y, classify = target(column(table, args.target, args.data), args.task, args.data)
-    features = [c for c in table.columns if c != args.target]
     X = numbers(table[features], args.data)
     return X, y, classify, os.path.basename(args.data), None, features
+
+
+def _features(table, args) -> list:
+    """The columns the model takes: all but --target and --drop (each checked)."""
+    if not args.target:
+        raise CommandError(
+            f"--target is required for a data file: name the column to predict. Its "
+            f"{len(table.columns)} columns: {some(table.columns, 10)}"
+        )
+    column(table, args.target, args.data)
+    check_columns(table, args.drop, args.data)
+    features = [c for c in table.columns if c != args.target and c not in args.drop]
+    if not features:
+        raise CommandError(f"{args.data}: no columns are left to learn from besides --target")
+    return features
 
 
 def _chunked_dataset(args, cleanup):
@@ -67,12 +92,14 @@ def _chunked_dataset(args, cleanup):
 
     chunks = table_chunks(args.data, args.sep, args.encoding)
     first = next(chunks)
-    if not args.target:
-        raise CommandError(
-            f"--target is required for a data file; its columns are {some(first.columns, 10)}"
-        )
-    column(first, args.target, args.data)
-    features = [c for c in first.columns if c != args.target]
+    features = _features(first, args)
+    print(
+        f"gpubp train: note: {args.data} is read a chunk at a time (about "
+        f"{size(number_bytes(args.data))} of numbers, more than the {size(whole_bytes())} "
+        "read whole, a quarter of the memory free): its standardisation is fitted chunk by "
+        "chunk, which can round differently from reading it whole",
+        file=sys.stderr,
+    )
     folder = tempfile.mkdtemp(prefix=".gpubp-data-", dir=args.out)
     cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
     path = os.path.join(folder, "features.f64")

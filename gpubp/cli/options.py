@@ -16,10 +16,18 @@ DATASETS = ("digits", "diabetes", "mnist1d")
 MODEL = "model.safetensors"
 PARTIAL_MODEL = "model.interrupted.safetensors"  # an interrupted run's model: never over MODEL
 LOSS_CURVE = "loss_curve.png"
+OUT = "gpubp-run"  # train's folder unless --out names one
 
 
 class CommandError(Exception):
     """A problem to report in one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors one line on stderr (status 2), as the command's are."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _command(name):
@@ -29,9 +37,7 @@ def _command(name):
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="gpubp", description="Backpropagation (ESL 11.4) on the GPU or the CPU."
-    )
+    top = Parser(prog="gpubp", description="Backpropagation (ESL 11.4) on the GPU or the CPU.")
     commands = top.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -45,9 +51,10 @@ def parser() -> argparse.ArgumentParser:
         "--data",
         default="digits",
         help=f"{', '.join(DATASETS)}, or a CSV file with a header, a Parquet file or a .npy "
-        "file (read a chunk at a time, as is a CSV file over 256 MiB; default digits)",
+        "file (read whole when its numbers take at most a quarter of the memory free, else "
+        "a chunk at a time; default digits)",
     )
-    train.add_argument("--target", help="the CSV column to predict (required for a CSV)")
+    train.add_argument("--target", help="the column to predict (required for a data file)")
     train.add_argument(
         "--task",
         choices=("auto", "classification", "regression"),
@@ -90,6 +97,18 @@ def parser() -> argparse.ArgumentParser:
         "--tol", type=float, default=1e-4, help="the improvement that counts (default 0.0001)"
     )
     train.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="hold out --validation-fraction of the training cases and stop when their score "
+        "stops improving (the weights of the best epoch are kept)",
+    )
+    train.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.1,
+        help="the share held out by --early-stopping (default 0.1)",
+    )
+    train.add_argument(
         "--n-iter-no-change",
         type=_positive_int,
         default=10,
@@ -100,8 +119,14 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random_state and split seed")
     train.add_argument(
         "--out",
-        default=".",
-        help=f"folder for {MODEL} and {LOSS_CURVE}; an interrupted run writes {PARTIAL_MODEL}",
+        default=OUT,
+        help=f"folder for {MODEL} and {LOSS_CURVE} (default {OUT}); an interrupted run "
+        f"writes {PARTIAL_MODEL}",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace a {MODEL} in --out that this run (its --checkpoint) did not write",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
@@ -168,6 +193,13 @@ def parser() -> argparse.ArgumentParser:
 
 def _csv_options(command) -> None:
     command.add_argument(
+        "--drop",
+        type=_names,
+        default=(),
+        metavar="COLUMNS",
+        help="columns to leave out, comma-separated (IDs, text, anything not to learn from)",
+    )
+    command.add_argument(
         "--sep", help="the CSV's separator (default: read from its header: , ; tab or |)"
     )
     command.add_argument(
@@ -210,6 +242,23 @@ def _every(text):
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc).replace("checkpoint_every=", "")) from None
     return text
+
+
+def _names(text):
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names like id or id,name: {text!r}")
+    return names
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1: {text!r}")
+    return value
 
 
 def _batch_size(text):

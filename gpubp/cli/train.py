@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -14,17 +15,25 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .. import __version__
+from ..checkpoint import newest
 from ..estimators import MLPClassifier, MLPRegressor
 from ..inputs.sources import SelectedRows
-from ..persist import save
+from ..persist import describe, save
 from .data import dataset
 from .options import LOSS_CURVE, MODEL, PARTIAL_MODEL, CommandError
 
 
 def run(args) -> int:
-    _output_folder(args.out)
-    with contextlib.ExitStack() as cleanup:
-        return _train_with(args, cleanup)
+    new = [_new_folder(path) for path in (args.out, args.checkpoint) if path is not None]
+    try:
+        _output_folder(args.out)
+        _may_write_model(args)
+        with contextlib.ExitStack() as cleanup:
+            return _train_with(args, cleanup)
+    except BaseException:  # a run that failed or was refused leaves no new empty folder
+        for folder in new:
+            _remove_if_empty(folder)
+        raise
 
 
 def _train_with(args, cleanup) -> int:
@@ -50,6 +59,8 @@ def _train_with(args, cleanup) -> int:
         max_iter=args.epochs,
         tol=args.tol,
         n_iter_no_change=args.n_iter_no_change,
+        early_stopping=args.early_stopping,
+        validation_fraction=args.validation_fraction,
         random_state=args.seed,
         verbose=not args.quiet and rank == 0,
         backend=args.backend,
@@ -61,12 +72,18 @@ def _train_with(args, cleanup) -> int:
         w0=args.w0,
         init=args.init,
     )
+    before = _newest_checkpoint(args.checkpoint)
     start = time.perf_counter()
     with warnings.catch_warnings():  # both are reported below, in the command's words
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         warnings.filterwarnings("ignore", message="training interrupted by the user")
         model.fit(_standardized(X, scaler), y if classify else (y - y_mean) / y_scale)
-    seconds = time.perf_counter() - start
+    seconds, earlier = time.perf_counter() - start, ""
+    after = _newest_checkpoint(args.checkpoint)
+    if after is not None:  # the run's time, over every process that trained it
+        seconds = after[1]
+        if after == before:
+            earlier = " (when it trained; it was finished, nothing trained now)"
     fold_standardization(model, scaler.mean_, scaler.scale_, y_mean, y_scale)
     if rank != 0:
         return 0  # rank 0 reports and writes the files
@@ -86,6 +103,7 @@ def _train_with(args, cleanup) -> int:
         "iterations": int(model.n_iter_),
         "stop_reason": model.stop_reason_,
         "seconds": round(seconds, 3),
+        "checkpoint": None if args.checkpoint is None else os.path.abspath(args.checkpoint),
         "backend": model.backend_,
         "ranks": ranks,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -95,7 +113,7 @@ def _train_with(args, cleanup) -> int:
     unit = "iterations" if args.solver == "lbfgs" else "epochs"
     print(f"data      : {name}, {n_train} training and {len(X_test)} test cases")
     print(f"backend   : {model.backend_}")
-    print(f"time      : {seconds:.2f} s for {model.n_iter_} {unit}")
+    print(f"time      : {seconds:.2f} s for {model.n_iter_} {unit}{earlier}")
     print(f"test {record['score_name']} : {score:.4f}")
     print(f"model     : {model_path}")
     print(f"stopped   : {_stop_words(model, args)}")
@@ -121,9 +139,11 @@ def _train_with(args, cleanup) -> int:
 def _stop_words(model, args) -> str:
     """Why training stopped, in the command's words."""
     reason = model.stop_reason_
+    watched = "validation score" if args.early_stopping else "training loss"
     return {
-        "max_iter": f"--epochs {args.epochs} reached before converging (raise --epochs)",
-        "no_improvement": f"the training loss improved by less than --tol {model.tol} for "
+        "max_iter": f"--epochs {args.epochs} reached before converging (raise --epochs"
+        + (", with the same --checkpoint to go on from this run)" if args.checkpoint else ")"),
+        "no_improvement": f"the {watched} improved by less than --tol {model.tol} for "
         f"--n-iter-no-change {model.n_iter_no_change} epochs",
         "interrupted": "interrupted (Ctrl-C)",
         "converged": "lbfgs converged",
@@ -132,19 +152,18 @@ def _stop_words(model, args) -> str:
 
 
 def _split(X, y, classify, seed):
-    """(X_train, X_test, y_train, y_test): a stratified 75/25 split; rows of a table read
-    in chunks are split by index (each part a SelectedRows of the file, in file order)."""
+    """(X_train, X_test, y_train, y_test): a stratified 75/25 split by index, each part in
+    file order, whether the table was read whole or in chunks (then each part a
+    SelectedRows of the file): the same rows train alike."""
     from sklearn.model_selection import train_test_split
 
-    if not isinstance(X, SelectedRows):
-        return train_test_split(
-            X, y, test_size=0.25, random_state=seed, stratify=y if classify else None
-        )
     train, test = train_test_split(
         np.arange(len(X)), test_size=0.25, random_state=seed, stratify=y if classify else None
     )
     train, test = np.sort(train), np.sort(test)
-    return X.subset(train), X.subset(test), y[train], y[test]
+    if isinstance(X, SelectedRows):
+        return X.subset(train), X.subset(test), y[train], y[test]
+    return X[train], X[test], y[train], y[test]
 
 
 def _scaler(X, scaler):
@@ -161,6 +180,47 @@ def _standardized(X, scaler):
     if not isinstance(X, SelectedRows):
         return scaler.transform(X)
     return X.subset(slice(None), lambda block: (block - scaler.mean_) / scaler.scale_)
+
+
+def _new_folder(path) -> str | None:
+    """The outermost folder of ``path`` that does not exist yet (None: it all does)."""
+    path, new = os.path.abspath(path), None
+    while not os.path.exists(path):
+        new, path = path, os.path.dirname(path)
+    return new
+
+
+def _remove_if_empty(folder) -> None:
+    """Remove ``folder`` (None: nothing) if no file lies anywhere under it."""
+    if folder is None or not os.path.isdir(folder):
+        return
+    if not any(files for _, _, files in os.walk(folder)):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _may_write_model(args) -> None:
+    """CommandError if --out holds a model that this run did not write (the run of its
+    --checkpoint, going on or finished), unless --force."""
+    path = os.path.join(args.out, MODEL)
+    if args.force or not os.path.exists(path):
+        return
+    try:
+        record = describe(path).get("record") or {}
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: another run's too
+        record = {}
+    ours = args.checkpoint is not None and record.get("checkpoint") == os.path.abspath(
+        args.checkpoint
+    )
+    if not ours:
+        when = f" (trained {record['date']} on {record.get('data')})" if "date" in record else ""
+        raise CommandError(f"{path} exists{when}: give --force to replace it, or another --out")
+
+
+def _newest_checkpoint(folder):
+    """(path, training seconds) of the newest checkpoint in ``folder``, or None."""
+    if folder is None:
+        return None
+    return newest(folder)
 
 
 def _output_folder(path) -> None:

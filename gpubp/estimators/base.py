@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import types
 from numbers import Integral, Real
 
 import numpy as np
@@ -174,6 +175,19 @@ class BaseMLP(BaseEstimator):
         self.penalty = penalty
         self.w0 = w0
         self.init = init
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass without an ``__init__`` of its own gets this one under its own name,
+        so that a misspelled parameter's error names the class the user called."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls):
+            init = BaseMLP.__init__
+            own = types.FunctionType(
+                init.__code__, init.__globals__, init.__name__, init.__defaults__, init.__closure__
+            )
+            own.__kwdefaults__, own.__doc__ = init.__kwdefaults__, init.__doc__
+            own.__qualname__ = f"{cls.__name__}.__init__"
+            cls.__init__ = own
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

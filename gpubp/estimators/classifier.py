@@ -45,7 +45,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _targets(self, incremental):
         keep = hasattr(self, "classes_") and (self.warm_start or incremental)
         binarizer = self.__dict__.get("_label_binarizer")
-        return Labels(self.dtype, binarizer, keep=keep, warm_start=self.warm_start)
+        who = type(self).__name__
+        return Labels(self.dtype, binarizer, keep=keep, warm_start=self.warm_start, who=who)
 
     def _adopt_targets(self, targets):
         if targets.binarizer is not self.__dict__.get("_label_binarizer"):  # a new one

@@ -39,8 +39,8 @@ class Labels:
 
     classifier = True
 
-    def __init__(self, dtype, binarizer=None, keep=False, warm_start=False):
-        self.dtype, self.binarizer = dtype, binarizer
+    def __init__(self, dtype, binarizer=None, keep=False, warm_start=False, who="MLPClassifier"):
+        self.dtype, self.binarizer, self.who = dtype, binarizer, who
         self.keep, self.warm_start = keep and binarizer is not None, warm_start
 
     @property
@@ -55,9 +55,10 @@ class Labels:
             self.binarizer = LabelBinarizer().fit(y if labels is None else labels)
             self.keep = True
             if len(self.classes) < 2:
+                only = self.classes[0]
                 raise ValueError(
-                    "MLPClassifier needs samples of at least 2 classes in y; got only one "
-                    f"class: {self.classes[0]!r}."
+                    f"{self.who} needs samples of at least 2 classes in y; got only one "
+                    f"class: {(only.item() if isinstance(only, np.generic) else only)!r}."
                 )
         else:
             classes = unique_labels(y)
