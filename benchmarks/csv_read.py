@@ -27,7 +27,7 @@ def main(rows: int = 200_000, columns: int = 50, rounds: int = 5) -> None:
             f.write(",".join([*(f"x{i}" for i in range(columns)), "t"]) + "\n")
             np.savetxt(f, np.c_[X, X[:, 0] > 0], delimiter=",", fmt="%.6g")
         args = argparse.Namespace(
-            data=str(path), target="t", task="auto", sep=None, encoding="utf-8", out=folder
+            data=str(path), target="t", task="auto", sep=None, encoding="utf-8", out=folder, drop=()
         )
         times = []
         for r in range(rounds):

@@ -240,7 +240,7 @@ def files(args) -> None:
     from gpubp import MLPClassifier, tables
     from gpubp.cli import data as cli_data
 
-    tables.STREAM_CSV_BYTES = 0  # the CSV read in chunks, as a file over 256 MiB is
+    tables.WHOLE_BYTES = 0  # both files read in chunks, as files larger than memory are
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -254,7 +254,7 @@ def files(args) -> None:
         del df
         for kind, path in paths.items():
             argv = argparse.Namespace(
-                data=path, target="t", task="auto", sep=None, encoding="utf-8", out=folder
+                data=path, target="t", task="auto", sep=None, encoding="utf-8", out=folder, drop=()
             )
             with contextlib.ExitStack() as cleanup:
                 start = time.perf_counter()

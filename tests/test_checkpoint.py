@@ -471,11 +471,11 @@ def test_the_command_preempted_by_sigterm_exits_75_and_goes_on_when_run_again(tm
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=60)
     assert run.returncode == PREEMPTED, err
-    assert (
-        "preempted" in err
-        and "ckpt" in err
-        and not (tmp_path / "run" / "model.safetensors").exists()
-    )
+    assert err.splitlines() == [  # one line: where the checkpoint is, nothing of Python's
+        "gpubp train: training preempted; its checkpoint is in ckpt: run the same command or "
+        "fit again to go on; no model written"
+    ]
+    assert not (tmp_path / "run").exists()  # nothing in it: a run leaves no empty folder
     again = gpubp_cmd(*args, "--out", "run", "--checkpoint", "ckpt", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     plain = gpubp.load(tmp_path / "plain" / "model.safetensors", backend="numpy")

@@ -13,7 +13,15 @@ import numpy as np
 from ..estimators import MLPClassifier
 from ..file_formats import write_atomically
 from ..persist import load_with_description
-from ..tables import column, numbers, read_csv, read_in_chunks, some, table_chunks
+from ..tables import (
+    check_columns,
+    column,
+    numbers,
+    read_csv,
+    read_in_chunks,
+    some,
+    table_chunks,
+)
 from .options import CommandError
 
 
@@ -35,9 +43,11 @@ def run(args) -> int:
     first = next(tables)
     if args.target:
         column(first, args.target, args.csv)
+    check_columns(first, args.drop, args.csv)
+    leave_out = {args.target, trained_on, *args.drop}
 
     def values(table, note):
-        X = _features(model, table, {args.target, trained_on}, args, note)
+        X = _features(model, table, leave_out, args, note)
         if args.proba:
             return model.predict_proba(X)
         return np.asarray(model.predict(X)).reshape(len(X), -1)
@@ -78,10 +88,17 @@ def _features(model, table, leave_out, args, note=True):
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         keep = [c for c in table.columns if c not in leave_out]
-        if len(keep) != model.n_features_in_:
+        n = model.n_features_in_
+        if len(keep) < n:
             raise CommandError(
-                f"the model takes {model.n_features_in_} features, {args.csv} has {len(keep)} "
-                "columns" + ("" if args.target else "; name a column to leave out with --target")
+                f"the model takes {n} features and {args.csv} has {len(keep)} columns to give "
+                f"it ({_left_out(table, leave_out)}): {n - len(keep)} missing"
+            )
+        if len(keep) > n:
+            raise CommandError(
+                f"the model takes {n} features and {args.csv} has {len(keep)} columns to give "
+                f"it ({_left_out(table, leave_out)}): leave out {len(keep) - n} more with "
+                "--drop (or --target)"
             )
         return numbers(table[keep], args.csv)
     import pandas as pd
@@ -101,3 +118,9 @@ def _features(model, table, leave_out, args, note=True):
             file=sys.stderr,
         )
     return pd.DataFrame(numbers(table[names], args.csv), columns=names)
+
+
+def _left_out(table, leave_out) -> str:
+    """Which columns of ``table`` are left out, in words."""
+    gone = [c for c in table.columns if c in leave_out]
+    return f"after leaving out {some(gone, 10)}" if gone else "none left out"
