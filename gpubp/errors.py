@@ -2,6 +2,7 @@
 
 import os
 import sys
+import types
 import warnings
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -61,3 +62,12 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def renamed(function, qualname: str):
+    """A copy of ``function`` under ``qualname``: Python's errors about its arguments
+    ("X.__init__() got an unexpected keyword argument") then name X."""
+    f = function
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    copy.__kwdefaults__, copy.__doc__, copy.__qualname__ = f.__kwdefaults__, f.__doc__, qualname
+    return copy

@@ -261,7 +261,9 @@ def test_the_command_trains_data_parallel_and_rank_0_reports(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") == 1  # one report, from rank 0
     assert "1347 training" in out.stdout and (tmp_path / "gpubp-run" / "model.safetensors").exists()
-    assert gpubp.load(tmp_path / "gpubp-run" / "model.safetensors").n_features_in_ == 64  # a normal model file
+    assert (
+        gpubp.load(tmp_path / "gpubp-run" / "model.safetensors").n_features_in_ == 64
+    )  # a normal model file
 
 
 # -- NCCL (on the CuPy stand-in: an all-reduce over MPI behind device pointers) ------------

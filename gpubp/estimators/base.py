@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import types
 from numbers import Integral, Real
 
 import numpy as np
@@ -45,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..backend import get_backend, out_of_memory, to_numpy
 from ..distributed import MODES
-from ..errors import DeviceMemoryError
+from ..errors import DeviceMemoryError, renamed
 from ..inputs.data import SHUFFLES
 from ..inputs.prepare import prepare
 from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
@@ -181,13 +180,7 @@ class BaseMLP(BaseEstimator):
         so that a misspelled parameter's error names the class the user called."""
         super().__init_subclass__(**kwargs)
         if "__init__" not in vars(cls):
-            init = BaseMLP.__init__
-            own = types.FunctionType(
-                init.__code__, init.__globals__, init.__name__, init.__defaults__, init.__closure__
-            )
-            own.__kwdefaults__, own.__doc__ = init.__kwdefaults__, init.__doc__
-            own.__qualname__ = f"{cls.__name__}.__init__"
-            cls.__init__ = own
+            cls.__init__ = renamed(BaseMLP.__init__, f"{cls.__name__}.__init__")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
