@@ -71,7 +71,7 @@ def test_the_alarm_asks_for_a_checkpoint_once_its_seconds_pass_since_the_last_re
 def test_auto_writes_inside_an_epoch_longer_than_its_seconds(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "AUTO_SECONDS", 0.0)  # every epoch is "longer"
     model, X, y = small(checkpoint=tmp_path)
-    crash_at_step(monkeypatch, 3)
+    crash_at_step(monkeypatch, 6)  # the last step of the first epoch
     with pytest.raises(Crash):
         model.fit(X, y)
     state = newest(tmp_path)
@@ -97,9 +97,13 @@ def test_a_fit_resumed_inside_an_epoch_names_the_step(tmp_path, monkeypatch, cap
     with pytest.raises(Crash):
         model.fit(X, y)
     monkeypatch.undo()
+    state = newest(tmp_path)  # where the alarm (its own thread) last paused the fit
+    rows = state["position"]["sums"]["rows"]
+    assert 0 < rows < 300 and rows % 50 == 0
     capsys.readouterr()
     small(checkpoint=tmp_path)[0].fit(X, y)
-    assert "in epoch 2 of 5, after step 2 of 6" in capsys.readouterr().err
+    said = f"in epoch {state['epochs'] + 1} of 5, after step {rows // 50} of 6"
+    assert said in capsys.readouterr().err
 
 
 def test_a_finished_run_says_so_and_keeps_its_training_time(tmp_path, capsys):
