@@ -157,6 +157,7 @@ class _OneNetwork:
     def begin(self, resumed: bool) -> None:
         if not resumed:
             self.history.n_iter = 0
+        self.lowest = min(self.history.loss_curve, default=math.inf)  # divergence's
 
     @property
     def epochs(self) -> int:
@@ -177,7 +178,7 @@ class _OneNetwork:
 
     def epoch_ended(self, loss, epoch, optimizer, n, progress) -> str | None:
         history = self.history
-        lowest = min(history.loss_curve, default=math.inf)
+        lowest = self.lowest
         if diverged(loss, history.start_loss, lowest):
             self.net.theta[...] = epoch.start_theta
             raise DivergenceError(
@@ -190,6 +191,7 @@ class _OneNetwork:
                 )
             )
         _record_epoch(self.net, history, loss, n, self.tol, self.validate, progress, self.lines)
+        self.lowest = min(lowest, loss)
         optimizer.iteration_ends(history.t)
         if history.no_improvement_count > self.n_iter_no_change:
             if optimizer.trigger_stopping():

@@ -88,6 +88,7 @@ class _Stack:
             history.running[:] = True
             history.epoch = 0
             history.kept = self.net.theta.copy()
+        self.lowest = np.array([min(curve, default=math.inf) for curve in history.loss_curves])
 
     @property
     def epochs(self) -> int:
@@ -108,7 +109,17 @@ class _Stack:
     def epoch_ended(self, losses, epoch, optimizer, n, progress) -> None:
         net, history = self.net, self.history
         history.epoch += 1
-        _record(net, history, losses, n, self.tol, self.validate, history.kept, epoch.start_theta)
+        _record(
+            net,
+            history,
+            losses,
+            n,
+            self.tol,
+            self.validate,
+            history.kept,
+            epoch.start_theta,
+            self.lowest,
+        )
         optimizer.iteration_ends(history.t)
         tired = history.running & (history.no_improvement_count > self.n_iter_no_change)
         if tired.any():
@@ -195,9 +206,9 @@ def _stop(net, history, which, reason, kept) -> None:
         history.stop_reasons[r] = reason
 
 
-def _record(net, history, losses, n, tol, validate, kept, start_theta) -> None:
-    """One epoch of each running network: its loss, validation score and counters."""
-    lowest = [min(curve, default=math.inf) for curve in history.loss_curves]
+def _record(net, history, losses, n, tol, validate, kept, start_theta, lowest) -> None:
+    """One epoch of each running network: its loss, validation score and counters;
+    ``lowest``, each network's lowest epoch loss, updated in place."""
     bad = history.running & diverged(losses, history.start_loss, lowest)
     if bad.any():  # back to the weights before this epoch, then stop
         rows = net.backend.to_device(np.flatnonzero(bad))
@@ -208,6 +219,7 @@ def _record(net, history, losses, n, tol, validate, kept, start_theta) -> None:
     history.n_iter[running] += 1
     for r in np.flatnonzero(running):
         history.loss_curves[r].append(float(losses[r]))
+        lowest[r] = min(lowest[r], float(losses[r]))
     if validate is None:
         worse = losses > history.best_loss - tol
         history.best_loss = np.where(
