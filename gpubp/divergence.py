@@ -16,6 +16,8 @@ judged alone, and stopped alone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 GROWTH = 10.0
@@ -26,6 +28,10 @@ def diverged(loss, start, lowest):
     """Whether ``loss`` (a number, or one per network) has diverged, given ``start`` (the
     loss at the starting weights; None or NaN: unknown, then only a non-finite loss
     counts) and ``lowest`` (the lowest epoch loss before it; inf: none yet)."""
+    if isinstance(loss, float):  # one network, once an epoch: no arrays
+        if start is None or not math.isfinite(loss):
+            return not math.isfinite(loss)
+        return loss > GROWTH * start or (loss > start and loss > GROWTH * lowest)
     loss = np.asarray(loss, dtype=np.float64)
     if start is None:
         return ~np.isfinite(loss)

@@ -27,7 +27,10 @@ from gpubp.errors import DivergenceError
     ],
 )
 def test_the_rule(loss, start, lowest, expected):
-    assert bool(divergence.diverged(loss, start, lowest)) is expected
+    """For one network (floats) and for a stack (one value per network)."""
+    assert divergence.diverged(loss, start, lowest) is expected
+    each = None if start is None else np.array([start])
+    assert divergence.diverged(np.array([loss]), each, np.array([lowest])).tolist() == [expected]
 
 
 def test_the_rule_judges_each_network_of_a_stack_alone():
