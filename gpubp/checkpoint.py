@@ -189,10 +189,10 @@ def start_of(folder):
 @contextlib.contextmanager
 def training(run, net, optimizer, history, rng, start_rng, to_device):
     """Around a training loop (``run`` None: no checkpoints): the saved state put back
-    before, the alarm stopped after. Yields whether the loop is to be skipped: a finished
-    run of a checkpoint written before the loop ended runs (its state is the fit's end);
-    the loop itself takes no step in a run finished since (``Run.finished``) and goes on
-    to what follows it."""
+    before, the alarm stopped after. Yields whether to skip the loop and what follows it:
+    only for a finished checkpoint of an earlier gpubp, whose state is the fit's end. In
+    a run finished since, the loop takes no step (``run_epochs`` returns the saved
+    reason) and what follows it runs again as it did."""
     if run is None:
         yield False
         return
