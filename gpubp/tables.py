@@ -75,13 +75,15 @@ def number_bytes(path) -> int:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError):
         return 0
-    return len(a) * max(1, len(a.dtype.names or ()) or int(np.prod(a.shape[1:]))) * 8
+    columns = len(a.dtype.names) if a.dtype.names else int(np.prod(a.shape[1:]))
+    return len(a) * columns * 8
 
 
-def read_in_chunks(path) -> bool:
-    """Whether the command reads ``path`` a chunk at a time (its numbers do not fit in
-    ``whole_bytes``)."""
-    return number_bytes(path) > whole_bytes()
+def read_in_chunks(path) -> tuple[int, int] | None:
+    """Whether the command reads ``path`` a chunk at a time: None when it is read whole,
+    else why, (its bytes of numbers, ``whole_bytes``)."""
+    need, limit = number_bytes(path), whole_bytes()
+    return (need, limit) if need > limit else None
 
 
 def read_table(path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
@@ -257,8 +259,8 @@ def check_columns(table, names, path) -> None:
 
 
 def nearest(name, columns) -> str:
-    """"; did you mean ...? Its N columns: ..." (the columns nearest ``name``, if any, and
-    the columns), to follow "has no column ..."."""
+    """What follows "has no column ...": the columns nearest ``name`` if any ("; did you
+    mean ...? Its N columns: ..."), and the columns."""
     columns = [str(c) for c in columns]
     close = difflib.get_close_matches(str(name), columns, n=3, cutoff=0.6)
     close = close or [c for c in columns if c.lower() == str(name).lower()]  # another case

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 
-from ..errors import DivergenceError, Preempted
+from ..errors import DeviceMemoryError, DivergenceError, InsufficientMemoryError, Preempted
 from .options import CommandError, parser
 
 __all__ = ["CommandError", "main"]
@@ -46,8 +46,8 @@ def words(exc: Exception) -> str:
     text = str(exc)
     if isinstance(exc, DivergenceError):
         return text.replace("learning_rate_init", "--lr") + " No model written."
-    if isinstance(exc, MemoryError) and type(exc).__module__.startswith("gpubp"):
-        return text
+    if isinstance(exc, (InsufficientMemoryError, DeviceMemoryError)):
+        return text  # they say what to change
     if isinstance(exc, MemoryError):
         return f"out of memory: {text or 'an allocation failed'}"
     if isinstance(exc, (CommandError, ValueError, TypeError, OSError, RuntimeError)):

@@ -16,14 +16,12 @@ from ..memory import size
 from ..tables import (
     check_columns,
     column,
-    number_bytes,
     numbers,
     read_in_chunks,
     read_table,
     some,
     table_chunks,
     target,
-    whole_bytes,
 )
 from .options import DATASETS, CommandError
 
@@ -60,8 +58,9 @@ def dataset(args, cleanup):
         raise CommandError(
             f"--data {args.data!r} is neither one of {', '.join(DATASETS)} nor an existing file"
         )
-    if read_in_chunks(args.data):
-        return _chunked_dataset(args, cleanup)
+    chunked = read_in_chunks(args.data)
+    if chunked:
+        return _chunked_dataset(args, cleanup, *chunked)
     table = read_table(args.data, args.sep, args.encoding)
     features = _features(table, args)
     y, classify = target(column(table, args.target, args.data), args.task, args.data)
@@ -84,8 +83,9 @@ def _features(table, args) -> list:
     return features
 
 
-def _chunked_dataset(args, cleanup):
-    """``dataset`` for a file read a chunk at a time: one pass writes its features to a
+def _chunked_dataset(args, cleanup, need: int, limit: int):
+    """``dataset`` for a file read a chunk at a time (its ``need`` bytes of numbers more
+    than the ``limit`` read whole, which the note says): one pass writes its features to a
     float64 file in a temporary folder in --out and keeps the target column (the
     classes and the scaling are then found from those, with the CSV rules)."""
     import pandas as pd
@@ -95,7 +95,7 @@ def _chunked_dataset(args, cleanup):
     features = _features(first, args)
     print(
         f"gpubp train: note: {args.data} is read a chunk at a time (about "
-        f"{size(number_bytes(args.data))} of numbers, more than the {size(whole_bytes())} "
+        f"{size(need)} of numbers, more than the {size(limit)} "
         "read whole, a quarter of the memory free): its standardisation is fitted chunk by "
         "chunk, which can round differently from reading it whole",
         file=sys.stderr,

@@ -72,15 +72,15 @@ def _train_with(args, cleanup) -> int:
         w0=args.w0,
         init=args.init,
     )
-    before = _newest_checkpoint(args.checkpoint)
+    before = args.checkpoint and newest(args.checkpoint)
     start = time.perf_counter()
     with warnings.catch_warnings():  # both are reported below, in the command's words
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         warnings.filterwarnings("ignore", message="training interrupted by the user")
         model.fit(_standardized(X, scaler), y if classify else (y - y_mean) / y_scale)
     seconds, earlier = time.perf_counter() - start, ""
-    after = _newest_checkpoint(args.checkpoint)
-    if after is not None:  # the run's time, over every process that trained it
+    after = args.checkpoint and newest(args.checkpoint)
+    if after:  # the run's time, over every process that trained it
         seconds = after[1]
         if after == before:
             earlier = " (when it trained; it was finished, nothing trained now)"
@@ -214,13 +214,6 @@ def _may_write_model(args) -> None:
     if not ours:
         when = f" (trained {record['date']} on {record.get('data')})" if "date" in record else ""
         raise CommandError(f"{path} exists{when}: give --force to replace it, or another --out")
-
-
-def _newest_checkpoint(folder):
-    """(path, training seconds) of the newest checkpoint in ``folder``, or None."""
-    if folder is None:
-        return None
-    return newest(folder)
 
 
 def _output_folder(path) -> None:
