@@ -29,6 +29,16 @@ def to_numpy(a: Any) -> np.ndarray:
 
     Arrays on a CUDA device (a PyTorch or JAX GPU tensor) are copied to the host
     through CuPy, which must then work here (else BackendError).
+
+    Parameters
+    ----------
+    a : array-like
+        A NumPy or CuPy array, a DLPack producer, or anything ``numpy.asarray`` takes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``a`` itself when it is one already, else a host copy.
     """
     if isinstance(a, np.ndarray):
         return a
@@ -55,15 +65,30 @@ def is_sparse(a: Any) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Backend:
-    """An array module ``xp`` with its to-device and to-host transfers."""
+    """An array module ``xp`` with its to-device and to-host transfers.
+
+    Parameters
+    ----------
+    name : {'numpy', 'cupy'}
+        The backend's name.
+    xp : module
+        The array module, ``numpy`` or ``cupy``.
+    to_device : callable
+        ``to_device(array, dtype=None)``: the array on the backend's device, in ``dtype``.
+    to_host : callable, default=to_numpy
+        ``to_host(array)``: a NumPy array.
+    reason : str, default=''
+        Why ``"auto"`` resolved to this backend.
+    fused : module or None, default=None
+        The fused kernels: ``gpubp.kernels`` on CuPy, ``gpubp.cpu_kernels`` on NumPy with
+        numba; None runs the reference formulas.
+    """
 
     name: str
     xp: Any
     to_device: Callable[..., Any]  # (array, dtype=None) -> array of xp on its device
     to_host: Callable[[Any], np.ndarray] = to_numpy
     reason: str = ""
-    # fused kernels: gpubp.kernels on CuPy, gpubp.cpu_kernels on NumPy with numba; None
-    # runs the reference formulas
     fused: Any = None
 
     def resident(self, a: Any) -> Any:
@@ -167,7 +192,7 @@ def cpu_kernels_reason() -> str:
         return f"the reference NumPy formulas ({NUMBA_VAR}={os.environ[NUMBA_VAR]})"
     fused, why = probe_numba()
     if fused is None:
-        return f"the reference NumPy formulas: {why} (pip install 'gpubp[numba]')"
+        return f"the reference NumPy formulas: {why} (pip install numba: the numba extra)"
     return fused.reason
 
 
@@ -211,7 +236,19 @@ def get_backend(name: str | Backend = "auto") -> Backend:
     """Resolve ``"auto" | "numpy" | "cupy"`` (or pass a Backend through).
 
     "auto" honours the ``GPUBP_BACKEND`` environment variable, then picks CuPy
-    when it imports and a device answers, NumPy otherwise.
+    when it imports and a device answers, NumPy otherwise. The probe runs once per
+    process; importing gpubp never touches CUDA.
+
+    Parameters
+    ----------
+    name : {'auto', 'numpy', 'cupy'} or Backend, default='auto'
+        The backend asked for; 'cupy' where CuPy cannot work raises ``BackendError``,
+        saying why.
+
+    Returns
+    -------
+    Backend
+        The resolved backend.
     """
     if isinstance(name, Backend):
         return name
@@ -226,8 +263,8 @@ def get_backend(name: str | Backend = "auto") -> Backend:
     if requested == "cupy":
         raise BackendError(
             f"backend 'cupy' is unavailable: {why}. Install CuPy for your CUDA version "
-            "(pip install 'gpubp[cuda12]' or 'gpubp[cuda13]'), check that `nvidia-smi` "
-            "sees a GPU, or use backend='numpy'."
+            "(pip install cupy-cuda12x or cupy-cuda13x: the cuda12 or cuda13 extra), check "
+            "that `nvidia-smi` sees a GPU, or use backend='numpy'."
         )
     return numpy_backend()
 

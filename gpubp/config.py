@@ -62,7 +62,8 @@ def config_info() -> dict[str, str]:
     info[NUMBA_VAR] = repr(os.environ.get(NUMBA_VAR))
     info["safetensors"] = _installed("safetensors") or "missing"
     onnx = [f"{n} {v}" for n in ("skl2onnx", "onnxruntime") if (v := _installed(n))]
-    info["ONNX export"] = ", ".join(onnx) if onnx else "unavailable (pip install 'gpubp[onnx]')"
+    missing = "unavailable (pip install skl2onnx onnxruntime: the onnx extra)"
+    info["ONNX export"] = ", ".join(onnx) if onnx else missing
     return info
 
 

@@ -230,7 +230,7 @@ def communicator(mode, backend_name: str):
             return None
         raise DistributedError(
             f"distributed={mode!r} needs mpi4py and an MPI runtime ({type(exc).__name__}: "
-            f"{exc}); pip install 'gpubp[mpi]' (mpi4py and mpich), then launch with "
+            f"{exc}); pip install mpi4py mpich (the mpi extra), then launch with "
             "mpiexec -n R python ..."
         ) from exc
     world = MPI.COMM_WORLD

@@ -37,7 +37,13 @@ PREEMPTED = 75  # the exit status of a preempted run (EX_TEMPFAIL: try again lat
 class Preempted(SystemExit):
     """Training was preempted (SIGTERM or SIGUSR1) and its checkpoint written: exits the
     process with status ``PREEMPTED`` (75) unless caught; a job script tests for it and
-    requeues, and the same command goes on from the checkpoint."""
+    requeues, and the same command goes on from the checkpoint.
+
+    Parameters
+    ----------
+    message : str
+        What was preempted and where its checkpoint is.
+    """
 
     def __init__(self, message: str):
         super().__init__(PREEMPTED)

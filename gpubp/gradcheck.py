@@ -13,12 +13,28 @@ from .network import MLP
 
 @dataclass(frozen=True)
 class GradcheckResult:
-    """The largest relative error and where it occurs.
+    """The largest relative error of a gradient check and where it occurs.
 
-    ``errors[l]`` is ``(err_W, err_b)`` for layer l + 1, entry by entry:
-    ``|analytic - numeric| / max(|analytic|, |numeric|, floor * G)`` with G the
-    largest |numeric| entry of the whole network. For a stack, ``network`` is the
-    network where the largest error occurs and ``errors`` are its own.
+    Parameters
+    ----------
+    max_rel_error : float
+        The largest relative error over every weight and bias.
+    layer : int
+        The layer where it occurs, from 1.
+    param : {'W', 'b'}
+        Weights or biases.
+    index : tuple of int
+        The entry's index in that array.
+    analytic : float
+        The backward pass's gradient there.
+    numeric : float
+        The central difference there.
+    errors : list of (numpy.ndarray, numpy.ndarray)
+        ``errors[l]`` is ``(err_W, err_b)`` for layer l + 1, entry by entry:
+        ``|analytic - numeric| / max(|analytic|, |numeric|, floor * G)`` with G the
+        largest ``|numeric|`` entry of the whole network.
+    network : int or None, default=None
+        For a stack, the network where the largest error occurs (``errors`` are its own).
     """
 
     max_rel_error: float
@@ -50,13 +66,34 @@ def gradcheck(
     weight at a time, with the fourth-order central stencil
     (8 (R(w + eps) - R(w - eps)) - (R(w + 2 eps) - R(w - 2 eps))) / (12 eps):
     its truncation error is O(eps^4), so a larger eps (less rounding) still
-    gives about 1e-16 |R| / eps absolute accuracy. Entries below
+    gives about ``1e-16 |R| / eps`` absolute accuracy. Entries below
     ``floor`` times the largest gradient entry are compared on that scale, so
     vanishing gradients do not divide rounding noise by almost nothing.
 
     On a stack (``n_networks=R``) each network is checked against differences of
     its own loss: the gradient of the stack's loss vector, row r, is the gradient
     of network r's loss.
+
+    Parameters
+    ----------
+    net : MLP
+        The network to check, on any backend and in any dtype.
+    X : array-like of shape (n_samples, p)
+        The inputs.
+    Y : array-like of shape (n_samples, K), or (n_samples,) of class labels
+        The targets.
+    eps : float, default=1e-4
+        The step of the differences.
+    reduction : {'mean', 'sum'}, default='mean'
+        The loss checked: the mean or the sum of the R_i.
+    floor : float, default=1e-4
+        Entries below ``floor`` times the largest gradient entry are compared on that
+        scale.
+
+    Returns
+    -------
+    GradcheckResult
+        The largest relative error, where it occurs, and every entry's error.
     """
     if not isinstance(net, MLP):
         raise InputError(f"gradcheck needs a gpubp.MLP, not {type(net).__name__}")

@@ -56,10 +56,26 @@ REDUCTIONS = ("mean", "sum")
 
 @dataclass
 class Backprop:
-    """One pass at (X, Y): hidden outputs Z = [X, Z_1, ..., Z_L], output
-    pre-activations T, outputs F = g(T), output errors delta = dR/dT, hidden
-    errors s = [s_1, ..., s_L], the loss and [(dW_l, db_l), ...]. With
-    reduction="mean", delta and s carry the factor 1/N.
+    """One forward and backward pass at (X, Y), every quantity by the textbook's name.
+
+    With reduction="mean", delta and s carry the factor 1/N.
+
+    Parameters
+    ----------
+    Z : list of arrays
+        The hidden outputs ``[X, Z_1, ..., Z_L]`` (Z_0 is X).
+    T : array
+        The output pre-activations.
+    F : array
+        The outputs f = g(T).
+    delta : array
+        The output errors, dR/dT.
+    s : list of arrays
+        The back-propagated errors ``[s_1, ..., s_L]`` of the hidden layers.
+    loss : array
+        The loss, 0-d (or (R,) for a stack).
+    gradients : list of (dW_l, db_l)
+        The gradient of every layer's weights and biases.
     """
 
     Z: list
@@ -72,31 +88,46 @@ class Backprop:
 
 
 class MLP(Parameters):
-    """Multilayer perceptron ``layer_sizes = [p, M_1, ..., M_L, K]``.
+    """Multilayer perceptron ``layer_sizes = [p, M_1, ..., M_L, K]``: the textbook's network.
 
-    ``activation`` is sigma for the hidden units, ``output`` is g (a softmax needs
-    K >= 2), ``loss`` is R (None picks the canonical loss for g). The loss is ``mean_i R_i`` or
-    ``sum_i R_i`` plus ``weight_decay * J`` (biases not penalised), where J is
-    ``sum_l ||W_l||^2`` for ``penalty="l2"`` (weight decay) and, for
-    ``penalty="weight_elimination"`` (ESL 11.5.2, eq. 11.17), ``sum u / (1 + u)`` over
-    every weight with ``u = (W / w0)^2``: small weights are shrunk harder than large ones.
-    ``init`` draws the starting weights: "glorot" (scikit-learn's scaled uniform) or
-    "esl" (uniform on [-0.7, 0.7], the book's, for standardised inputs).
+    The loss is ``mean_i R_i`` (or ``sum_i R_i``) plus ``weight_decay * J``, biases not
+    penalised. ``n_networks=R`` makes a stack of R networks trained side by side: theta is
+    (R, P), W_l (R, fan_in, fan_out), b_l (R, fan_out) and losses (R,) vectors.
 
-    ``n_networks=R`` makes a stack of R networks trained side by side: theta is
-    (R, P), W_l (R, fan_in, fan_out), b_l (R, fan_out), losses are (R,) vectors,
-    ``weight_decay`` may be one value per network and ``seed`` a list of R seeds
-    (one seed draws the R networks in turn from one generator, so network 0 is
-    the network that seed gives alone). None (the default) is one network,
-    without the axis.
-
-    ``matmul_precision="tf32"`` lets the GPU's tensor cores round the float32
-    operands of every matrix product to TF32 (10-bit mantissa, float32 sums): 3.6x
-    faster for 4096-wide layers on an H100, at a relative gradient error up to 2e-2
-    (README). It applies on CuPy only; the default keeps every product in full float32.
-
-    ``weights``, ``[(W_1, b_1), ...]`` as ``set_weights`` takes them, starts the
-    network from those instead of drawing its weights from ``seed``.
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[p, M_1, ..., M_L, K]``: inputs, the hidden layers' units, outputs.
+    activation : {'sigmoid', 'tanh', 'relu', 'identity'}, default='sigmoid'
+        The hidden units' function sigma.
+    output : {'softmax', 'sigmoid', 'identity'}, default='softmax'
+        The output function g; a softmax needs K >= 2.
+    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'} or None, default=None
+        The loss R; None picks the canonical loss for g. Squared error works with any g.
+    weight_decay : float or sequence of float, default=0.0
+        lambda, the weight of J; one value per network in a stack.
+    dtype : {'float32', 'float64'}, default='float32'
+        The floating-point type of weights and arithmetic.
+    backend : {'auto', 'numpy', 'cupy'} or Backend, default='auto'
+        Where the network lives; resolved once, here (see ``get_backend``).
+    seed : int, numpy.random.Generator, sequence or None, default=None
+        Seeds the starting weights, drawn in float64 on the host; for a stack, one seed
+        (network 0 is the network that seed gives alone) or R of them.
+    n_networks : int or None, default=None
+        R, the networks of a stack; None is one network, without the axis.
+    matmul_precision : {'float32', 'tf32'}, default='float32'
+        'tf32' lets an NVIDIA GPU's tensor cores round the float32 operands of every
+        matrix product to TF32 (a relative gradient error up to about 2e-2). CuPy only.
+    weights : sequence of (W, b) or None, default=None
+        Starting weights, as ``set_weights`` takes them, instead of a draw from ``seed``.
+    penalty : {'l2', 'weight_elimination'}, default='l2'
+        J: ``sum_l ||W_l||^2`` (weight decay), or weight elimination (ESL 11.5.2,
+        eq. 11.17), ``sum u / (1 + u)`` over every weight with ``u = (W / w0)^2``.
+    w0 : float, default=1.0
+        The scale of weight elimination between small and large weights.
+    init : {'glorot', 'esl'}, default='glorot'
+        The starting weights: scikit-learn's scaled uniform, or uniform on [-0.7, 0.7]
+        (ESL 11.5.1, for standardised inputs).
     """
 
     def __init__(
@@ -190,23 +221,80 @@ class MLP(Parameters):
     # -- forward and backward: checked ---------------------------------------------
 
     def forward(self, X):
-        """f(X) = g(T), one row per case (per network of a stack), as a backend array."""
+        """f(X) = g(T), one row per case (per network of a stack), as a backend array.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, p)
+            The inputs, one row per case, of any backend.
+
+        Returns
+        -------
+        array of shape (n_samples, K), or (R, n_samples, K) for a stack
+            The outputs f(x_i).
+        """
         _, T = self.propagate(self._inputs(X))
         return self.g(T)
 
     def compute_loss(self, X, Y, reduction: str = "mean"):
-        """The loss at (X, Y) as a backend array (0-d, or (R,) for a stack), forward
-        pass only."""
+        """The loss at (X, Y), from the forward pass only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, p)
+            The inputs x_i, one row per case, of any backend.
+        Y : array-like of shape (n_samples, K), or (n_samples,) of class labels
+            The targets y_i; class labels work with a softmax output.
+        reduction : {'mean', 'sum'}, default='mean'
+            The loss is the mean of the R_i, or the textbook's R = sum_i R_i.
+
+        Returns
+        -------
+        array
+            The loss, 0-d (or (R,) for a stack), on the backend: nothing waits for the GPU.
+        """
         X, Y, scale = self.check_inputs(X, Y, reduction)
         return self.loss_unchecked(X, Y, scale, self.weight_decay)
 
     def loss_and_gradients(self, X, Y, reduction: str = "mean"):
-        """The loss (backend array) and ``[(dW_l, db_l), ...]`` at (X, Y)."""
+        """The loss and its gradients at (X, Y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, p)
+            The inputs x_i, one row per case, of any backend.
+        Y : array-like of shape (n_samples, K), or (n_samples,) of class labels
+            The targets y_i; class labels work with a softmax output.
+        reduction : {'mean', 'sum'}, default='mean'
+            The loss is the mean of the R_i, or the textbook's R = sum_i R_i.
+
+        Returns
+        -------
+        loss : array
+            The loss, 0-d (or (R,) for a stack), on the backend.
+        gradients : list of (dW_l, db_l)
+            The gradient of every layer's weights and biases, as ``get_weights`` has them.
+        """
         trace = self.backprop(X, Y, reduction)
         return trace.loss, trace.gradients
 
     def backprop(self, X, Y, reduction: str = "mean") -> Backprop:
-        """Every named quantity of one forward and backward pass (for teaching)."""
+        """Every named quantity of one forward and backward pass (for teaching).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, p)
+            The inputs x_i, one row per case, of any backend.
+        Y : array-like of shape (n_samples, K), or (n_samples,) of class labels
+            The targets y_i; class labels work with a softmax output.
+        reduction : {'mean', 'sum'}, default='mean'
+            The loss is the mean of the R_i, or the textbook's R = sum_i R_i.
+
+        Returns
+        -------
+        Backprop
+            Z, T, F, delta, s, the loss and the gradients.
+        """
         X, Y, scale = self.check_inputs(X, Y, reduction)
         return self.backprop_unchecked(X, Y, scale, self.weight_decay)
 

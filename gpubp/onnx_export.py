@@ -33,7 +33,7 @@ def _skl2onnx():
         import skl2onnx
     except ImportError as exc:
         raise ImportError(
-            f"ONNX export needs skl2onnx ({exc}); install it with pip install 'gpubp[onnx]'"
+            f"ONNX export needs skl2onnx ({exc}); pip install skl2onnx onnxruntime (the onnx extra)"
         ) from exc
     return skl2onnx
 
@@ -123,6 +123,22 @@ def export_onnx(model, path=None, *, zipmap: bool = False, target_opset=None):
     (N, K) 0/1) and ``probabilities`` (N, n_classes) for a classifier; with
     ``zipmap=True``, skl2onnx's ``output_label`` and ``output_probability``, a list of
     {class: probability} maps.
+
+    Parameters
+    ----------
+    model : MLPClassifier, MLPRegressor, their CV forms, or a Pipeline ending in one
+        The fitted model.
+    path : str or os.PathLike, default=None
+        Where to write the ONNX file too.
+    zipmap : bool, default=False
+        Probabilities as skl2onnx's list of {class: probability} maps.
+    target_opset : int, default=None
+        The ONNX opset; None is skl2onnx's choice.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The ONNX graph.
     """
     skl2onnx = _skl2onnx()
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType

@@ -50,6 +50,12 @@ class Parameters:
         The weights live in one flat vector ``theta`` (W_1, b_1, W_2, b_2, ...)
         and ``W[l]``, ``b[l]`` are views of it, so an optimiser can update all
         of them at once.
+
+        Parameters
+        ----------
+        weights : sequence of (W_l, b_l)
+            ``[(W_1, b_1), ..., (W_{L+1}, b_{L+1})]``, W_l of shape (fan_in, fan_out),
+            with the network axis first for a stack.
         """
         weights = list(weights)
         if len(weights) != self.n_layers:

@@ -49,8 +49,16 @@ def save(model, path, *, record: dict | None = None) -> None:
 
     The file is written beside ``path`` under a temporary name and renamed, so
     an interrupted save never leaves half a model where a good one was; its
-    permissions follow the umask. ``record``, a JSON-able dict, describes how the
-    model was trained.
+    permissions follow the umask.
+
+    Parameters
+    ----------
+    model : MLP, MLPClassifier, MLPRegressor, MLPClassifierCV or MLPRegressorCV
+        The network or fitted estimator (a CV estimator writes its ``best_estimator_``).
+    path : str or os.PathLike
+        The file to write.
+    record : dict, default=None
+        JSON-able: how the model was trained (the command stores one).
     """
     if isinstance(model, (MLPClassifierCV, MLPRegressorCV)):
         model = model.refitted()  # what it predicts with
@@ -108,7 +116,19 @@ def load(path, backend="auto"):
     "numpy", "cupy").
 
     Raises ModelFileError for a file that is missing, truncated, corrupted, not a
-    gpubp model, or written by an unknown version of the format.
+    gpubp model, or written by an unknown version of the format. A file never runs code.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``save``.
+    backend : {'auto', 'numpy', 'cupy'}, default='auto'
+        Where the loaded model runs.
+
+    Returns
+    -------
+    MLP, MLPClassifier or MLPRegressor
+        The model, predicting exactly as the one saved on the same backend.
     """
     return load_with_description(path, backend)[0]
 

@@ -178,7 +178,7 @@ def _parquet_chunks(path, rows):
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError(
-            f"{path}: reading Parquet needs pyarrow: pip install 'gpubp[parquet]'"
+            f"{path}: reading Parquet needs pyarrow: pip install pyarrow (the parquet extra)"
         ) from None
     try:
         f = pq.ParquetFile(path)

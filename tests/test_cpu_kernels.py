@@ -221,4 +221,4 @@ def test_without_numba_the_reference_formulas_run_and_say_why(monkeypatch):
     monkeypatch.delenv("GPUBP_NUMBA", raising=False)
     monkeypatch.setattr(backend_module, "probe_numba", lambda: (None, "numba is not installed"))
     assert get_backend("numpy") is NUMPY
-    assert "pip install 'gpubp[numba]'" in backend_module.cpu_kernels_reason()
+    assert "pip install numba" in backend_module.cpu_kernels_reason()

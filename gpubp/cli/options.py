@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write a model as ONNX, for ONNX Runtime (needs gpubp[onnx])",
+        help="write a model as ONNX, for ONNX Runtime (needs the onnx extra)",
         description="Convert a classifier or regressor to an ONNX graph through skl2onnx: "
         "input X (N, features) in the model's dtype; outputs label and probabilities, or "
         "variable (N, K) for a regressor.",

@@ -203,6 +203,21 @@ class BaseMLP(BaseEstimator):
 
         Ctrl-C stops training after the current step, with a warning saying how
         many epochs finished; the estimator keeps the weights of that step.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs; memmaps, HDF5, zarr and Dask arrays are read a chunk at a time. On the
+            GPU, CuPy arrays and other DLPack producers are taken without a copy.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (a 0/1 matrix for multi-label) or real targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights; None weighs every case 1.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
         """
         self._validate_params()
         with self._gpu_memory_advice():

@@ -11,35 +11,19 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from ..backend import to_numpy
 from ..functions import log_softmax, softplus
 from .base import BaseMLP, host_arrays
+from .docstrings import CLASSIFIER_ATTRIBUTES, documented
 from .starts import log_average
 from .targets import Labels
 
 
+@documented(CLASSIFIER_ATTRIBUTES)
 class MLPClassifier(ClassifierMixin, BaseMLP):
-    """Multi-layer perceptron classifier: softmax + cross-entropy for several
-    classes, sigmoid + binary cross-entropy for two classes and for multi-label
-    targets. Parameters and attributes are scikit-learn's, plus ``backend``
-    ("auto", "numpy", "cupy"), ``dtype`` ("float32", "float64") and, fitted,
-    ``backend_`` and ``validation_loss_curve_``; ``solver="gd"`` is full-batch
-    gradient descent without momentum (the textbook's).
+    """Multi-layer perceptron classifier, trained on a GPU (CuPy) or the CPU (NumPy).
 
-    ``penalty`` is what ``alpha`` multiplies: "l2" (weight decay, scikit-learn's) or
-    "weight_elimination" (ESL 11.5.2: sum u / (1 + u), u = (W / w0)^2, which shrinks
-    small weights harder; ``w0``, default 1, is the scale between small and large).
-    ``init`` draws the starting weights: "glorot" (scikit-learn's) or "esl" (uniform
-    on [-0.7, 0.7], ESL 11.5.1, meant for standardised inputs).
-
-    ``n_init`` random starts (ESL 11.5.6) train together as one stack of
-    networks; ``ensemble="best"`` keeps the start with the lowest training loss
-    (validation loss with early stopping), ``"average"`` keeps them all and
-    averages their predicted probabilities (``coefs_`` then carry a leading axis
-    of n_init). ``"bagging"`` averages them too, each trained on a bootstrap sample
-    of the training cases (``gpubp.estimators.bagging``; not with partial_fit). Fitted
-    with n_init > 1: ``init_losses_`` (each start's final training loss), for "best"
-    ``best_init_``, and for "bagging" ``oob_score_`` (the score of the out-of-bag
-    predictions, unweighted, as scikit-learn's ``BaggingClassifier`` gives it) and
-    ``oob_decision_function_`` (each case's out-of-bag probabilities; NaN where no
-    network left it out, or where early stopping held it out).
+    Softmax + cross-entropy for several classes, sigmoid + binary cross-entropy for two
+    classes and for multi-label targets. The parameters and fitted attributes are
+    scikit-learn's ``MLPClassifier``'s, with its defaults, plus those that choose the
+    device, the dtype, random starts, penalties, streaming and checkpoints.
     """
 
     def _targets(self, incremental):
@@ -60,7 +44,25 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); ``classes`` is required on the first call."""
+        """One epoch over (X, y), from the weights the last call left.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs; memmaps, HDF5, zarr and Dask arrays are read a chunk at a time. On the
+            GPU, CuPy arrays and other DLPack producers are taken without a copy.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels (a 0/1 matrix for multi-label).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights; None weighs every case 1.
+        classes : array-like, default=None
+            Every class label; required on the first call.
+
+        Returns
+        -------
+        self
+            The estimator, trained one epoch more.
+        """
         y = to_numpy(y)
         classes = None if classes is None else to_numpy(classes)
         if _check_partial_fit_first_call(self, classes):
@@ -74,15 +76,53 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return self._fit(X, y, sample_weight, incremental=True)
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy, as scikit-learn's; y and sample_weight may be device arrays."""
+        """Mean accuracy, as scikit-learn's.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The true labels; a device array is taken to the host.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights.
+
+        Returns
+        -------
+        float
+            The (weighted) fraction of cases predicted right.
+        """
         return super().score(X, *host_arrays(y, sample_weight))
 
     def predict(self, X) -> np.ndarray:
-        """Class labels of X."""
+        """Class labels of X.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels (a 0/1 matrix for multi-label).
+        """
         return self._labels(self._forward(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns ordered as ``classes_``."""
+        """Class probabilities, columns ordered as ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes)
+            The probabilities; with ``ensemble='average'`` or ``'bagging'`` those of the
+            starts averaged.
+        """
         F = self._forward(X)
         if self.n_outputs_ == 1:
             F = F.ravel()
@@ -90,8 +130,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return F
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """log of predict_proba, computed from T so it stays finite (for an ensemble of
-        starts, the log of their averaged probabilities)."""
+        """The log of ``predict_proba``, computed from T so that it stays finite.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes)
+            The log-probabilities (for an ensemble, the log of the averaged probabilities).
+        """
 
         def log_proba(net, T):
             xp = net.backend.xp

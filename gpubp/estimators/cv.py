@@ -29,6 +29,7 @@ from ..train import Objective
 from ..train_stack import StackHistory, fit_stack
 from .classifier import MLPClassifier
 from .cv_results import cv_results, fold_scores
+from .docstrings import CV_ATTRIBUTES, documented
 from .plan import Plan
 from .regressor import MLPRegressor
 
@@ -69,7 +70,23 @@ class _CrossValidated:
         return [(float(a), float(r)) for a in alphas for r in rates]
 
     def fit(self, X, y, sample_weight=None):
-        """Cross-validate every setting, then (``refit``) fit the best on all of X, y."""
+        """Cross-validate every setting, then (``refit``) fit the best on all of X, y.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs; memmaps, HDF5, zarr and Dask arrays are read a chunk at a time. On the
+            GPU, CuPy arrays and other DLPack producers are taken without a copy.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels or real targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights, in training and in the folds' scores.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
         self._validate_params()
         plan = Plan(self)
         plan.refuse_lbfgs("the CV estimators' search")
@@ -210,25 +227,16 @@ class _CrossValidated:
                 setattr(self, key, value)
 
 
-def _cv_doc(kind):
-    return f"""{kind} with the weight decay ``alpha`` (and optionally the learning rate)
-    chosen by cross-validation, in scikit-learn's ``RidgeCV`` convention; with
-    ``penalty="weight_elimination"`` ``alpha`` weighs that penalty instead.
-
-    Every parameter of {kind.removesuffix("CV")}, plus ``alphas`` (the decays to try),
-    ``learning_rate_inits`` (None: ``learning_rate_init`` only), ``n_init`` random
-    starts per setting (combined as ``ensemble`` says), ``cv`` (folds or a
-    splitter), ``scoring`` (None: the estimator's own score) and ``refit``. All
-    settings x starts x folds train as one stack of networks. Fitted:
-    ``alpha_``, ``learning_rate_init_``, ``best_score_``, ``best_index_``,
-    ``best_params_``, ``cv_results_`` (shaped like GridSearchCV's) and, with
-    refit, ``best_estimator_`` (the plain estimator refitted on all the data,
-    which this one predicts with; ``gpubp.save`` writes it).
-    """
-
-
+@documented(CV_ATTRIBUTES)
 class MLPClassifierCV(_CrossValidated, MLPClassifier):
-    __doc__ = _cv_doc("MLPClassifierCV")
+    """MLPClassifier with the weight decay ``alpha`` (and optionally the learning rate) chosen
+    by cross-validation, in scikit-learn's ``RidgeCV`` convention.
+
+    Every setting x random start x fold trains as one stack of networks; a held-out fold
+    is a case weight of 0. With ``penalty="weight_elimination"``, ``alpha`` weighs that
+    penalty instead. Stochastic solvers only, and no ``early_stopping`` or
+    ``warm_start``.
+    """
 
     _parameter_constraints: dict = {
         **MLPClassifier._parameter_constraints,
@@ -323,8 +331,16 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         self.refit = refit
 
 
+@documented(CV_ATTRIBUTES)
 class MLPRegressorCV(_CrossValidated, MLPRegressor):
-    __doc__ = _cv_doc("MLPRegressorCV")
+    """MLPRegressor with the weight decay ``alpha`` (and optionally the learning rate) chosen
+    by cross-validation, in scikit-learn's ``RidgeCV`` convention.
+
+    Every setting x random start x fold trains as one stack of networks; a held-out fold
+    is a case weight of 0. With ``penalty="weight_elimination"``, ``alpha`` weighs that
+    penalty instead. Stochastic solvers only, and no ``early_stopping`` or
+    ``warm_start``.
+    """
 
     _parameter_constraints: dict = {
         **MLPRegressor._parameter_constraints,

@@ -8,15 +8,18 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from .base import BaseMLP, host_arrays
+from .docstrings import REGRESSOR_ATTRIBUTES, documented
 from .targets import Reals
 
 
+@documented(REGRESSOR_ATTRIBUTES)
 class MLPRegressor(RegressorMixin, BaseMLP):
-    """Multi-layer perceptron regressor: identity output, squared error (scikit-learn's
-    half mean squared error). Parameters and attributes as MLPClassifier; with
-    ``ensemble="average"`` the predictions of the n_init starts are averaged; with
-    ``"bagging"`` too, each start trained on a bootstrap sample, and ``oob_score_`` (R^2)
-    and ``oob_prediction_`` are set as scikit-learn's ``BaggingRegressor`` sets them.
+    """Multi-layer perceptron regressor, trained on a GPU (CuPy) or the CPU (NumPy).
+
+    Identity output and squared error (scikit-learn's half mean squared error). The
+    parameters and fitted attributes are scikit-learn's ``MLPRegressor``'s, with its
+    defaults, plus those that choose the device, the dtype, random starts, penalties,
+    streaming and checkpoints.
     """
 
     _parameter_constraints: dict = {
@@ -108,17 +111,59 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y)."""
+        """One epoch over (X, y), from the weights the last call left.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs; memmaps, HDF5, zarr and Dask arrays are read a chunk at a time. On the
+            GPU, CuPy arrays and other DLPack producers are taken without a copy.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights; None weighs every case 1.
+
+        Returns
+        -------
+        self
+            The estimator, trained one epoch more.
+        """
         if not hasattr(self, "coefs_"):
             self._validate_params()
         with self._gpu_memory_advice():
             return self._fit(X, y, sample_weight, incremental=True)
 
     def score(self, X, y, sample_weight=None) -> float:
-        """R^2, as scikit-learn's; y and sample_weight may be device arrays."""
+        """R^2, as scikit-learn's (averaged over the outputs).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The true targets; a device array is taken to the host.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Case weights.
+
+        Returns
+        -------
+        float
+            The coefficient of determination.
+        """
         return super().score(X, *host_arrays(y, sample_weight))
 
     def predict(self, X) -> np.ndarray:
-        """Predicted targets, (N,) for one output."""
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs, predicted a chunk of rows at a time.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predictions, (n_samples,) for one output.
+        """
         F = self._forward(X)
         return F.ravel() if F.shape[1] == 1 else F
