@@ -234,7 +234,7 @@ class Torch:
         try:
             import torch  # noqa: F401 - imported before memory is measured
         except ImportError as exc:
-            raise Unavailable("torch is not installed (pip install 'gpubp[bench]')") from exc
+            raise Unavailable("torch is not installed (pip install torch)") from exc
 
     def prepare(self, config: Config, X, y):
         self.load()

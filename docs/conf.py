@@ -39,6 +39,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
+    # an API page's members are long names: its width goes to the text instead
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "generated/*": []},
 }
 html_sidebars = {page: [] for page in ("index", "getting-started", "equations", "performance")}
 

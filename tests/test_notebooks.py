@@ -49,5 +49,8 @@ def test_saved_outputs_come_from_one_run_top_to_bottom(path):
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, "every notebook shows at least one plot"
-    claims = [c for c in code if "assert " in c.source]
-    assert claims, "every notebook checks what its text claims"
+    assert "assert " in code[-1].source, "every notebook checks what its text claims"
+    assert book.cells[-2].cell_type == "markdown" and book.cells[-2].source.startswith("## Checks")
+    elsewhere = [c.execution_count for c in code[:-1] if "assert" in c.source]
+    assert not elsewhere, "a learner reads no assert before the checks at the end"
+    assert not [c for c in book.cells if "GPUBP_" in c.source], "no test switch in sight"

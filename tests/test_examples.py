@@ -1,4 +1,5 @@
-"""The README's Python examples run as written and print what their comments say."""
+"""The Python examples of the README and of the documentation's pages run as written and
+print what their comments say."""
 
 import math
 import pathlib
@@ -7,8 +8,14 @@ import sys
 
 import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# (page, its n-th block): every ```python block of every page
+BLOCKS = [
+    (page, i, block)
+    for page in PAGES
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S))
+]
 NUMBER = r"~?-?\d+(?:\.\d+)?(?:e-?\d+)?"
 
 
@@ -33,9 +40,11 @@ def agrees(claim: str, printed: float) -> bool:
     return round(printed, decimals) == float(claim)
 
 
-def test_the_readme_has_examples_with_claims():
-    assert len(BLOCKS) >= 2
-    assert sum(len(claimed_numbers(b)) for b in BLOCKS) >= 2
+def test_the_readme_and_the_guide_have_examples_with_claims():
+    readme = [b for page, _, b in BLOCKS if page.name == "README.md"]
+    assert readme and sum(len(claimed_numbers(b)) for b in readme) >= 2
+    guide = {page.name for page, _, _ in BLOCKS if page.parent.name == "guide"}
+    assert len(guide) >= 5, guide
 
 
 def test_the_claim_checker_can_fail():
@@ -43,8 +52,12 @@ def test_the_claim_checker_can_fail():
     assert agrees("~1e-8", 2e-8) and not agrees("~1e-8", 1e-6)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_prints_what_its_comments_say(block, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "page, block",
+    [(page, block) for page, _, block in BLOCKS],
+    ids=[f"{page.relative_to(ROOT)}:{i}" for page, i, _ in BLOCKS],
+)
+def test_example_prints_what_its_comments_say(page, block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GPUBP_BACKEND", "numpy")
     printed = {}
@@ -52,7 +65,7 @@ def test_readme_example_prints_what_its_comments_say(block, tmp_path, monkeypatc
     def record(*args, **kwargs):
         printed[sys._getframe(1).f_lineno] = " ".join(str(a) for a in args)
 
-    exec(compile(block, "README.md", "exec"), {"print": record})
+    exec(compile(block, str(page), "exec"), {"print": record})
     assert printed
     for line, claims in claimed_numbers(block).items():
         numbers = [float(n) for n in re.findall(r"-?\d+\.\d+(?:e-?\d+)?|\d+e-?\d+", printed[line])]
