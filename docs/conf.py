@@ -40,7 +40,10 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     # an API page's members are long names: its width goes to the text instead
-    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "generated/*": []},
+    "secondary_sidebar_items": {
+        **{pattern: ["page-toc", "sourcelink"] for pattern in ("*", "guide/*", "notebooks/*")},
+        "generated/*": [],
+    },
 }
 html_sidebars = {page: [] for page in ("index", "getting-started", "equations", "performance")}
 

@@ -761,8 +761,8 @@ PATH_SLIPS = [
         "doc-link",
         "a page links to a page that is not there (docs/performance.md)",
         "docs/performance.md",
-        "the\n[performance history](performance-history.md).",
-        "the\n[performance history](history.md).",
+        "the [performance history](performance-history.md).",
+        "the [performance history](history.md).",
         ("test_docs",),
     ),
     Slip(
