@@ -811,8 +811,11 @@ def copy_tree(tree: Path, into: Path) -> None:
     ).stdout.split(b"\0")
     for name in filter(None, listed):
         source = tree / os.fsdecode(name)
-        if source.is_file():
-            target = into / os.fsdecode(name)
+        target = into / os.fsdecode(name)
+        if source.is_symlink():  # docs/notebooks: the link itself, as git keeps it
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.readlink(source))
+        elif source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
 
