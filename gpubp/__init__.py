@@ -1,6 +1,7 @@
 """gpubp: backpropagation as ESL 11.4 writes it, on NumPy or CuPy."""
 
 from .backend import Backend, get_backend, to_numpy
+from .backprop import Backprop
 from .config import show_config
 from .errors import (
     PREEMPTED,
@@ -15,7 +16,7 @@ from .errors import (
 )
 from .estimators import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .gradcheck import GradcheckResult, gradcheck
-from .network import MLP, Backprop
+from .network import MLP
 from .onnx_export import export_onnx
 from .persist import load, save
 

@@ -13,11 +13,13 @@ memory free is measured after it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
 
-from .errors import InsufficientMemoryError
+from .backend import out_of_memory
+from .errors import DeviceMemoryError, InsufficientMemoryError
 from .parameters import count_parameters
 
 
@@ -112,3 +114,18 @@ def size(n: float) -> str:
             return f"{n:.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+@contextlib.contextmanager
+def device_memory_advice(batch_size):
+    """The GPU running out of memory inside becomes a DeviceMemoryError that says what to try."""
+    try:
+        yield
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        raise DeviceMemoryError(
+            f"the GPU ran out of memory ({type(exc).__name__}: {exc}). Try a smaller "
+            f"batch_size (now {batch_size!r}), smaller hidden layers, predicting in "
+            "smaller chunks, or backend='numpy'."
+        ) from exc

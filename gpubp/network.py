@@ -19,12 +19,11 @@ matrix multiply; X and Y are shared, the case weights may be one row per network
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .backend import Backend, get_backend, is_sparse
+from .backprop import Backprop
 from .errors import InputError
 from .functions import ACTIVATIONS, DERIVATIVES, LOSSES, OUTPUTS
 from .initial_weights import INITS, init_weights, seeds
@@ -52,39 +51,6 @@ __all__ = ["DTYPES", "INITS", "MATMUL_PRECISIONS", "MLP", "PENALTIES", "count_pa
 
 MATMUL_PRECISIONS = ("float32", "tf32")
 REDUCTIONS = ("mean", "sum")
-
-
-@dataclass
-class Backprop:
-    """One forward and backward pass at (X, Y), every quantity by the textbook's name.
-
-    With reduction="mean", delta and s carry the factor 1/N.
-
-    Parameters
-    ----------
-    Z : list of arrays
-        The hidden outputs ``[X, Z_1, ..., Z_L]`` (Z_0 is X).
-    T : array
-        The output pre-activations.
-    F : array
-        The outputs f = g(T).
-    delta : array
-        The output errors, dR/dT.
-    s : list of arrays
-        The back-propagated errors ``[s_1, ..., s_L]`` of the hidden layers.
-    loss : array
-        The loss, 0-d (or (R,) for a stack).
-    gradients : list of (dW_l, db_l)
-        The gradient of every layer's weights and biases.
-    """
-
-    Z: list
-    T: Any
-    F: Any
-    delta: Any
-    s: list
-    loss: Any
-    gradients: list
 
 
 class MLP(Parameters):

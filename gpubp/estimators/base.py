@@ -32,7 +32,6 @@ train, train_stack the epoch loop: one network, a stack
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from numbers import Integral, Real
@@ -42,11 +41,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..backend import get_backend, out_of_memory, to_numpy
+from ..backend import get_backend, to_numpy
 from ..distributed import MODES
-from ..errors import DeviceMemoryError, renamed
+from ..errors import renamed
 from ..inputs.data import SHUFFLES
 from ..inputs.prepare import prepare
+from ..memory import device_memory_advice
 from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
 from ..optim import moved
 from ..train_stack import StackHistory
@@ -220,22 +220,8 @@ class BaseMLP(BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
-        with self._gpu_memory_advice():
+        with device_memory_advice(self.batch_size):
             return self._fit(X, y, sample_weight, incremental=False)
-
-    @contextlib.contextmanager
-    def _gpu_memory_advice(self):
-        """The GPU running out of memory becomes a DeviceMemoryError that says what to try."""
-        try:
-            yield
-        except Exception as exc:
-            if not out_of_memory(exc):
-                raise
-            raise DeviceMemoryError(
-                f"the GPU ran out of memory ({type(exc).__name__}: {exc}). Try a smaller "
-                f"batch_size (now {self.batch_size!r}), smaller hidden layers, predicting in "
-                "smaller chunks, or backend='numpy'."
-            ) from exc
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -431,7 +417,7 @@ class BaseMLP(BaseEstimator):
         time (``gpubp.estimators.predicting``)."""
         check_is_fitted(self)
         net = self.get_network()
-        with self._gpu_memory_advice():
+        with device_memory_advice(self.batch_size):
             return predicted(self, net, X, output)
 
     def _forward(self, X) -> np.ndarray:

@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 
 from ..backend import to_numpy
 from ..functions import log_softmax, softplus
+from ..memory import device_memory_advice
 from .base import BaseMLP, host_arrays
 from .docstrings import CLASSIFIER_ATTRIBUTES, documented
 from .starts import log_average
@@ -72,7 +73,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        with self._gpu_memory_advice():
+        with device_memory_advice(self.batch_size):
             return self._fit(X, y, sample_weight, incremental=True)
 
     def score(self, X, y, sample_weight=None) -> float:

@@ -24,6 +24,7 @@ from ..checkpoint import start_of, training
 from ..errors import InputError
 from ..inputs.checks import named
 from ..inputs.data import Data
+from ..memory import device_memory_advice
 from ..network import count_parameters
 from ..train import Objective
 from ..train_stack import StackHistory, fit_stack
@@ -102,7 +103,7 @@ class _CrossValidated:
                 "ensemble='bagging' is not supported by the CV estimators: their folds "
                 "already hold cases out; use 'best' or 'average'"
             )
-        with self._gpu_memory_advice():
+        with device_memory_advice(self.batch_size):
             return self._cross_validate(plan, X, y, sample_weight)
 
     def _cross_validate(self, plan, X, y, sample_weight):

@@ -160,7 +160,7 @@ def parameters_section(cls) -> str:
     """A numpydoc Parameters section for ``cls.__init__``, from ``PARAMETERS``."""
     lines = ["Parameters", "----------"]
     for name, parameter in inspect.signature(cls.__init__).parameters.items():
-        if name == "self":
+        if name == "self" or name not in PARAMETERS:  # the docs build names what is missing
             continue
         kind, text = PARAMETERS[name]
         lines.append(f"{name} : {kind}, default={parameter.default!r}")

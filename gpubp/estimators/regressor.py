@@ -7,6 +7,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 
+from ..memory import device_memory_advice
 from .base import BaseMLP, host_arrays
 from .docstrings import REGRESSOR_ATTRIBUTES, documented
 from .targets import Reals
@@ -130,7 +131,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         """
         if not hasattr(self, "coefs_"):
             self._validate_params()
-        with self._gpu_memory_advice():
+        with device_memory_advice(self.batch_size):
             return self._fit(X, y, sample_weight, incremental=True)
 
     def score(self, X, y, sample_weight=None) -> float:
