@@ -1,10 +1,10 @@
 """gpubp: backpropagation as ESL 11.4 writes it, on NumPy or CuPy."""
 
+from . import errors
 from .backend import Backend, get_backend, to_numpy
 from .backprop import Backprop
 from .config import show_config
 from .errors import (
-    PREEMPTED,
     BackendError,
     CheckpointError,
     DeviceMemoryError,
@@ -21,6 +21,10 @@ from .onnx_export import export_onnx
 from .persist import load, save
 
 __version__ = "0.1.0"
+
+#: The exit status of a preempted run, 75 (EX_TEMPFAIL: try again later). A job script that
+#: sees it requeues the job, and the same command goes on from its checkpoint.
+PREEMPTED = errors.PREEMPTED
 
 _LAZY_SUBMODULES = ("plotting", "cli")  # imported on first use: matplotlib is slow to import
 

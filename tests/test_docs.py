@@ -120,7 +120,9 @@ def site(tmp_path_factory) -> Path:
 def test_the_site_has_a_page_for_every_public_name_and_no_broken_link(site):
     for name in gpubp.__all__:
         page = site / "generated" / f"gpubp.{name}.html"
-        assert f'id="gpubp.{name}"' in page.read_text(encoding="utf-8"), name
+        text = page.read_text(encoding="utf-8")
+        assert f'id="gpubp.{name}"' in text, name
+        assert "int([x])" not in text, f"{name}'s page shows int's docstring, not its own"
     for page in ("index", "getting-started", "equations", "guide/index", "notebooks",
                  "notebooks/01_backprop_by_hand", "api", "performance", "testing",
                  "architecture", "performance-history"):
