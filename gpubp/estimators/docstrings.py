@@ -217,6 +217,10 @@ backend_ : str
 stop_reason_ : str
     Why training stopped: 'max_iter', 'no_improvement', 'interrupted', 'partial_fit',
     and for lbfgs 'converged' or 'not_converged'.
+init_losses_ : numpy.ndarray
+    With ``n_init > 1``: each start's final training loss.
+best_init_ : int
+    With ``ensemble='best'``: the start kept.
 """
 
 CLASSIFIER_ATTRIBUTES = (
