@@ -69,6 +69,7 @@ OUTPUTS = {
     "identity": lambda xp, T: T,
     "softmax": softmax,
     "sigmoid": sigmoid,
+    "exp": lambda xp, T: xp.exp(T),  # the log link's inverse: counts and rates
 }
 
 # E applied to the transposed Jacobian of g: dR/dT from dR/dF = E (general g).
@@ -76,6 +77,7 @@ OUTPUT_JACOBIANS = {
     "identity": lambda xp, F, E: E,
     "sigmoid": lambda xp, F, E: E * F * (1 - F),
     "softmax": lambda xp, F, E: F * (E - xp.sum(F * E, axis=-1, keepdims=True)),
+    "exp": lambda xp, F, E: E * F,
 }
 
 
@@ -113,22 +115,38 @@ def binary_cross_entropy(xp, output, T, Y):
     return F, xp.sum(softplus(xp, T) - Y * T, axis=-1), F - Y
 
 
+def poisson(xp, output, T, Y):
+    """Exp g (the log link), y >= 0: half the Poisson deviance,
+    R_i = sum_k [y log(y / f) - y + f] = sum_k [f - y T + y log y - y] (y log y = 0 at
+    y = 0), which is 0 where f = y.
+
+    delta = f - y: g' = f cancels against the log.
+    """
+    F = xp.exp(T)
+    positive = Y > 0
+    y_log_y = xp.where(positive, Y * xp.log(xp.where(positive, Y, 1)), 0)
+    return F, xp.sum(F - Y * T + y_log_y - Y, axis=-1), F - Y
+
+
 LOSSES = {
     "squared_error": squared_error,
     "cross_entropy": cross_entropy,
     "binary_cross_entropy": binary_cross_entropy,
+    "poisson": poisson,
 }
 
 CANONICAL_LOSS = {
     "identity": "squared_error",
     "softmax": "cross_entropy",
     "sigmoid": "binary_cross_entropy",
+    "exp": "poisson",
 }
 
 # Outputs each loss may be paired with: squared error with any g (delta goes
-# through g'), the two log losses only with the g whose log they take.
+# through g'), the log losses only with the g whose log they take.
 VALID_OUTPUTS = {
-    "squared_error": ("identity", "softmax", "sigmoid"),
+    "squared_error": ("identity", "softmax", "sigmoid", "exp"),
     "cross_entropy": ("softmax",),
     "binary_cross_entropy": ("sigmoid",),
+    "poisson": ("exp",),
 }

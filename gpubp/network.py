@@ -66,10 +66,12 @@ class MLP(Parameters):
         ``[p, M_1, ..., M_L, K]``: inputs, the hidden layers' units, outputs.
     activation : {'sigmoid', 'tanh', 'relu', 'identity'}, default='sigmoid'
         The hidden units' function sigma.
-    output : {'softmax', 'sigmoid', 'identity'}, default='softmax'
-        The output function g; a softmax needs K >= 2.
-    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'} or None, default=None
-        The loss R; None picks the canonical loss for g. Squared error works with any g.
+    output : {'softmax', 'sigmoid', 'identity', 'exp'}, default='softmax'
+        The output function g; a softmax needs K >= 2; exp is the log link of counts.
+    loss : str or None, default=None
+        The loss R: 'cross_entropy', 'binary_cross_entropy', 'squared_error' or 'poisson'
+        (half the Poisson deviance); None picks the canonical loss for g. Squared error
+        works with any g.
     weight_decay : float or sequence of float, default=0.0
         lambda, the weight of J; one value per network in a stack.
     dtype : {'float32', 'float64'}, default='float32'

@@ -5,12 +5,14 @@ converters it has for scikit-learn's MLP, which convert the estimator's
 ``to_sklearn()`` twin; so ``skl2onnx.to_onnx`` also converts a pipeline that ends in
 a gpubp estimator. What skl2onnx's MLP converter gets wrong for scikit-learn's own
 MLP is mended here: the predictions of a regressor with K > 1 outputs (it flattens
-them to (N*K, 1): sklearn-onnx issue 474), and the labels and probabilities of a
-multi-label classifier (see ``convert_classifier``).
+them to (N*K, 1): sklearn-onnx issue 474), the labels and probabilities of a
+multi-label classifier (see ``convert_classifier``), and the exp output of
+``loss="poisson"``, which it does not know (an Exp node after its identity output).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from types import SimpleNamespace
 
@@ -92,11 +94,20 @@ def register() -> None:
         from skl2onnx.common._apply_operation import apply_reshape
 
         sk = _sklearn(operator.raw_operator)
+        log_link = sk.out_activation_ == "exp"
+        if log_link:  # skl2onnx's MLP converter has no exp: T from it, then an Exp node
+            sk = copy.copy(sk)
+            sk.out_activation_ = "identity"
         flat = _variable(scope, "flattened_predictions")
         convert_sklearn_mlp_regressor(scope, _AsSklearn(operator, sk, [flat]), container)
+        predictions = flat.full_name
+        if log_link:
+            predictions = scope.get_unique_variable_name("exp_predictions")
+            name = scope.get_unique_operator_name("Exp")
+            container.add_node("Exp", [flat.full_name], predictions, name=name)
         apply_reshape(
             scope,
-            flat.full_name,
+            predictions,
             operator.outputs[0].full_name,
             container,
             desired_shape=(-1, sk.n_outputs_),

@@ -406,7 +406,7 @@ FITTED_TYPES = {
     "oob_score_": (float, int),
     "bootstrap_seed_": int,
 }
-OUT_ACTIVATION = {"identity": "identity", "softmax": "softmax", "logistic": "sigmoid"}
+OUT_ACTIVATION = {"identity": "identity", "softmax": "softmax", "logistic": "sigmoid", "exp": "exp"}
 
 
 def _check_fitted(meta, arrays) -> dict:

@@ -129,10 +129,12 @@ def assert_same_weights(ours, theirs):
 
 
 @pytest.mark.parametrize("solver", list(SOLVERS))
-@pytest.mark.parametrize("task", ["classifier", "regressor"])
+@pytest.mark.parametrize("task", ["classifier", "regressor", "poisson"])
 def test_training_follows_scikit_learn_step_by_step_from_the_same_weights(solver, task):
     """Six epochs of minibatches of 16 out of 50 cases (the last batch short), weight
-    decay on, no shuffling: the weights equal scikit-learn's to float64 rounding."""
+    decay on, no shuffling: the weights equal scikit-learn's to float64 rounding. Poisson:
+    two outputs of counts, exp output and half the Poisson deviance summed over them."""
+    kw = dict(hidden_layer_sizes=(5,), activation="tanh", batch_size=16, shuffle=False)
     if task == "classifier":
         X, y = make_classification(
             n_samples=50,
@@ -143,13 +145,20 @@ def test_training_follows_scikit_learn_step_by_step_from_the_same_weights(solver
             random_state=0,
         )
         K, Ours, Theirs = 3, gpubp.MLPClassifier, sknn.MLPClassifier
-    else:
+    elif task == "regressor":
         X, y = make_regression(n_samples=50, n_features=4, random_state=0)
         y /= y.std()  # one output: see the next test for several
         K, Ours, Theirs = 1, gpubp.MLPRegressor, sknn.MLPRegressor
+    else:
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(50, 4))
+        y = rng.poisson(np.exp(X[:, :2] / 2)).astype(float)
+        K, Ours, Theirs = 2, gpubp.MLPRegressor, sknn.MLPRegressor
+        kw["loss"] = "poisson"
     weights = starting_weights(K)
-    kw = dict(hidden_layer_sizes=(5,), activation="tanh", batch_size=16, shuffle=False)
     kw = {**kw, "alpha": 0.01, "learning_rate_init": 0.1, "random_state": 0, **SOLVERS[solver]}
+    if task == "poisson":  # exp(T) grows fast: smaller steps
+        kw["learning_rate_init"] = 0.05 if solver in ("adam", "invscaling") else 0.01
     ours = trained_from(Ours, weights, X, y, 6, dtype="float64", **kw)
     theirs = trained_from(Theirs, weights, X, y, 6, **kw)
     assert ours.n_iter_ == theirs.n_iter_

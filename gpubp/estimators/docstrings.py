@@ -13,7 +13,12 @@ import textwrap
 
 # name: (type, description). The default is appended from the signature.
 PARAMETERS = {
-    "loss": ("{'squared_error'}", "The loss: half the mean squared error, scikit-learn's."),
+    "loss": (
+        "{'squared_error', 'poisson'}",
+        "The loss, scikit-learn's: half the mean squared error (identity output), or half "
+        "the Poisson deviance with an exp output (the log link) for counts and rates; "
+        "'poisson' refuses y < 0, where scikit-learn's takes it silently.",
+    ),
     "hidden_layer_sizes": (
         "array-like of int",
         "The number of hidden units of each hidden layer, M_1, ..., M_L; ``()`` for none "
@@ -51,7 +56,8 @@ PARAMETERS = {
         "float",
         "The strength of the penalty: ``alpha / (2 N)`` times the sum of the squared weights "
         "(biases not penalised). The textbook's weight decay lambda is ``alpha / 2`` for a "
-        "classifier and ``K * alpha`` for a regressor with K outputs.",
+        "classifier and for ``loss='poisson'``, and ``K * alpha`` for a squared-error "
+        "regressor with K outputs.",
     ),
     "batch_size": ("int or 'auto'", "Cases per minibatch; 'auto' is ``min(200, N)``."),
     "learning_rate": (

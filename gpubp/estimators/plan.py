@@ -48,7 +48,12 @@ ACTIVATIONS = {
     "tanh": "tanh",
     "relu": "relu",
 }
-OUT_ACTIVATIONS = {"identity": "identity", "softmax": "softmax", "sigmoid": "logistic"}
+OUT_ACTIVATIONS = {
+    "identity": "identity",
+    "softmax": "softmax",
+    "sigmoid": "logistic",
+    "exp": "exp",
+}
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
 
 

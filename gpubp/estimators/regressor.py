@@ -17,7 +17,8 @@ from .targets import Reals
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor, trained on a GPU (CuPy) or the CPU (NumPy).
 
-    Identity output and squared error (scikit-learn's half mean squared error). The
+    Identity output and squared error (scikit-learn's half mean squared error), or with
+    ``loss="poisson"`` the exp output (log link) and half the Poisson deviance. The
     parameters and fitted attributes are scikit-learn's ``MLPRegressor``'s, with its
     defaults, plus those that choose the device, the dtype, random starts, penalties,
     streaming and checkpoints.
@@ -25,7 +26,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     _parameter_constraints: dict = {
         **BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
     def __init__(
@@ -108,7 +109,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.loss = loss
 
     def _targets(self, incremental):
-        return Reals(self.dtype)
+        return Reals(self.dtype, self.loss)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import sklearn
 from sklearn import neural_network
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
@@ -54,6 +55,11 @@ def to_sklearn(est):
             "ensemble='best' to keep the best start."
         )
     kind = neural_network.MLPClassifier if is_classifier(est) else neural_network.MLPRegressor
+    if getattr(est, "loss", None) == "poisson" and "loss" not in kind().get_params():
+        raise InputError(
+            f"scikit-learn's MLPRegressor has loss='poisson' from version 1.7; this is "
+            f"{sklearn.__version__}"
+        )
     sk = kind(**_params(est, kind))
     sk.coefs_ = W
     sk.intercepts_ = [np.array(b, copy=True) for b in est.intercepts_]

@@ -8,7 +8,9 @@ and score outputs F against y with it, and never call back into the estimator.
   classes and one per label for multi-label targets: sigmoid and binary
   cross-entropy); the score is accuracy.
 - ``Reals`` (``MLPRegressor``): y as (N, K) columns; identity output and half
-  squared error, scaled by 1 / (2K) as scikit-learn's; the score is R^2.
+  squared error, scaled by 1 / (2K) as scikit-learn's, or (``loss="poisson"``) exp
+  output and half the Poisson deviance, summed over the K outputs as scikit-learn's;
+  the score is R^2.
 
 Scores come from sums over the cases (``score_sums``) that add up over the pieces of
 a streamed set and over the ranks of a data-parallel fit (``score_from_sums``).
@@ -100,24 +102,31 @@ class Labels:
 
 
 class Reals:
-    """Real targets, one column per output."""
+    """Real targets, one column per output; counts or rates (y >= 0) for the Poisson loss."""
 
     classifier = False
     keep = True  # an earlier fit's encoding of the same y holds
 
-    def __init__(self, dtype):
-        self.dtype = dtype
+    def __init__(self, dtype, loss="squared_error"):
+        self.dtype, self.loss = dtype, loss
 
     def encode(self, y, incremental: bool = False, labels=None):
         y = as_column(y)
-        return y, in_dtype(y.reshape(len(y), -1), self.dtype, "y")
+        Y = in_dtype(y.reshape(len(y), -1), self.dtype, "y")
+        if self.loss == "poisson" and (Y < 0).any():
+            raise ValueError(
+                f"loss='poisson' needs y >= 0 (counts or rates); y has {int((Y < 0).sum())} "
+                f"negative values, the lowest {Y.min():g}"
+            )
+        return y, Y
 
     def output(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def loss_factor(self, K: int) -> float:
-        """scikit-learn's regression loss is the mean of half squared errors over K outputs."""
-        return 1.0 / (2 * K)
+        """scikit-learn's squared error is the mean of half squared errors over the K
+        outputs; its half Poisson deviance is their sum."""
+        return 1.0 if self.loss == "poisson" else 1.0 / (2 * K)
 
     def score_sums(self, F, y, sample_weight) -> np.ndarray:
         Y = np.asarray(y, dtype=np.float64).reshape(np.shape(F))
