@@ -214,7 +214,30 @@ def _json_params(model) -> dict:
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None  # a generator object: only fit would use it
     params["hidden_layer_sizes"] = hidden_sizes(model.hidden_layer_sizes)
+    if isinstance(params.get("class_weight"), (dict, list)):  # JSON keys are text only
+        params["class_weight"] = _class_weight_pairs(params["class_weight"])
     return params
+
+
+def _class_weight_pairs(class_weight):
+    """A class_weight dict (or list of dicts) as [label, weight] pairs, the labels kept as
+    the numbers or text they are."""
+    if isinstance(class_weight, list):
+        return {"per_label": [_class_weight_pairs(d)["pairs"] for d in class_weight]}
+    return {
+        "pairs": [
+            [_plain([k], "class_weight")[0].item(), float(v)] for k, v in class_weight.items()
+        ]
+    }
+
+
+def _class_weight(stored):
+    """The class_weight that ``_class_weight_pairs`` wrote."""
+    if not isinstance(stored, dict):
+        return stored
+    if "per_label" in stored:
+        return [dict(map(tuple, pairs)) for pairs in stored["per_label"]]
+    return dict(map(tuple, stored["pairs"]))
 
 
 def _json_record(record) -> dict:
@@ -355,7 +378,10 @@ def _build(meta, arrays, backend):
             penalty=net.get("penalty", "l2"),  # files from before weight elimination
             w0=net.get("w0", 1.0),
         )
-    model: BaseMLP = KINDS[meta["kind"]](**{**meta["params"], "backend": backend})
+    params = {**meta["params"], "backend": backend}
+    if "class_weight" in params:
+        params["class_weight"] = _class_weight(params["class_weight"])
+    model: BaseMLP = KINDS[meta["kind"]](**params)
     model._validate_params()
     fitted = _check_fitted(meta, arrays)
     no_improvement = fitted.pop("no_improvement_count", 0)

@@ -55,6 +55,7 @@ class History:
     validation_scores: list | None = None
     validation_loss_curve: list | None = None
     best_validation_score: float | None = None
+    best_validation_loss: float | None = None  # at the weights of the best validation epoch
     no_improvement_count: int = 0
     best_theta: Any = None
     stop_reason: str = ""  # one of STOP_REASONS, set when a fit or partial_fit ends
@@ -150,9 +151,10 @@ class _OneNetwork:
 
     unit = "epochs"
 
-    def __init__(self, net, history: History, tol, n_iter_no_change, validate, lines):
+    def __init__(self, net, history: History, tol, n_iter_no_change, validate, lines, stop_on):
         self.net, self.history, self.tol = net, history, tol
         self.n_iter_no_change, self.validate, self.lines = n_iter_no_change, validate, lines
+        self.stop_on = stop_on
 
     def begin(self, resumed: bool) -> None:
         if not resumed:
@@ -190,7 +192,9 @@ class _OneNetwork:
                     optimizer.learning_rate_init,
                 )
             )
-        _record_epoch(self.net, history, loss, n, self.tol, self.validate, progress, self.lines)
+        _record_epoch(
+            self.net, history, loss, n, self.tol, self.validate, progress, self.lines, self.stop_on
+        )
         self.lowest = min(lowest, loss)
         optimizer.iteration_ends(history.t)
         if history.no_improvement_count > self.n_iter_no_change:
@@ -214,6 +218,7 @@ def fit_stochastic(
     tol: float,
     n_iter_no_change: int,
     validate: Callable[[], tuple[float, float]] | None = None,
+    stop_on: str = "score",
     incremental: bool = False,
     verbose: int = 0,
     comm=None,
@@ -225,19 +230,19 @@ def fit_stochastic(
     or "buffered" (``gpubp.inputs.data.BufferedOrder``). ``verbose``: a progress bar
     (``gpubp.progress``); 2 or more (not True), also scikit-learn's lines on stdout.
 
-    Stops when the training loss (or, with ``validate``, the validation score)
-    has not improved by ``tol`` for ``n_iter_no_change`` epochs, after the
-    optimiser's own schedule declines to go on. With ``validate`` the best
-    weights are restored at the end. A diverged epoch (``gpubp.divergence``: a loss not
-    finite, or grown well past its start) raises DivergenceError
-    with the weights from before that epoch in place.
+    Stops when the training loss (or, with ``validate``, the validation score, or with
+    ``stop_on="loss"`` the validation loss) has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs, after the optimiser's own schedule declines to go on.
+    With ``validate`` the best weights are restored at the end. A diverged epoch
+    (``gpubp.divergence``: a loss not finite, or grown well past its start) raises
+    DivergenceError with the weights from before that epoch in place.
 
     ``run`` (``gpubp.checkpoint.Run``) writes checkpoints: at epoch ends when due, when
     its timer asks (after the step in progress), and when training is interrupted or
     preempted (SIGTERM, SIGUSR1); a resumed run goes on from its ``position``.
     """
     lines = verbose >= 2 and not isinstance(verbose, bool)  # scikit-learn's own lines too
-    record = _OneNetwork(net, history, tol, n_iter_no_change, validate, lines)
+    record = _OneNetwork(net, history, tol, n_iter_no_change, validate, lines, stop_on)
     reason = run_epochs(
         record,
         net,
@@ -259,7 +264,7 @@ def fit_stochastic(
             reason,
             history.n_iter,
             "epochs",
-            what="training loss" if validate is None else "validation score",
+            what="training loss" if validate is None else f"validation {stop_on}",
             tol=tol,
             n=n_iter_no_change,
             max_iter=max_iter,
@@ -277,12 +282,14 @@ def fit_stochastic(
         net.theta[...] = net.backend.to_device(history.best_theta, dtype=net.theta.dtype)
 
 
-def _record_epoch(net, history, loss, n, tol, validate, progress, lines=False) -> None:
+def _record_epoch(
+    net, history, loss, n, tol, validate, progress, lines=False, stop_on="score"
+) -> None:
     history.n_iter += 1
     history.t += n
     history.loss = loss
     history.loss_curve.append(loss)
-    _update_no_improvement(net, history, tol, validate)
+    _update_no_improvement(net, history, tol, validate, stop_on)
     if lines:  # scikit-learn's words, on stdout
         print(f"Iteration {history.n_iter}, loss = {loss:.8f}")
         if validate is not None:
@@ -333,8 +340,9 @@ def interrupt_after_the_step(preemptible: bool = False):
             signal.signal(s, h)
 
 
-def _update_no_improvement(net, history: History, tol: float, validate) -> None:
-    """scikit-learn's rule: count epochs that did not improve by tol."""
+def _update_no_improvement(net, history: History, tol: float, validate, stop_on="score") -> None:
+    """scikit-learn's rule: count epochs that did not improve by tol (the validation loss
+    with ``stop_on="loss"``, where lower is better)."""
     if validate is None:
         if history.loss_curve[-1] > history.best_loss - tol:
             history.no_improvement_count += 1
@@ -345,10 +353,13 @@ def _update_no_improvement(net, history: History, tol: float, validate) -> None:
     score, val_loss = validate()
     history.validation_scores.append(score)
     history.validation_loss_curve.append(val_loss)
-    if score < history.best_validation_score + tol:
-        history.no_improvement_count += 1
+    if stop_on == "loss":
+        best = math.inf if history.best_validation_loss is None else history.best_validation_loss
+        worse, better = val_loss > best - tol, val_loss < best
     else:
-        history.no_improvement_count = 0
-    if score > history.best_validation_score:
-        history.best_validation_score = score
+        worse = score < history.best_validation_score + tol
+        better = score > history.best_validation_score
+    history.no_improvement_count = history.no_improvement_count + 1 if worse else 0
+    if better:
+        history.best_validation_score, history.best_validation_loss = score, val_loss
         history.best_theta = net.theta.copy()

@@ -77,9 +77,9 @@ class StackHistory:
 class _Stack:
     """A stack's part in ``gpubp.train.run_epochs``: each network's record and rules."""
 
-    def __init__(self, net, history: StackHistory, tol, n_iter_no_change, validate):
+    def __init__(self, net, history: StackHistory, tol, n_iter_no_change, validate, stop_on):
         self.net, self.history, self.tol = net, history, tol
-        self.n_iter_no_change, self.validate = n_iter_no_change, validate
+        self.n_iter_no_change, self.validate, self.stop_on = n_iter_no_change, validate, stop_on
         self.unit = f"epochs of {net.n_networks} networks"
 
     def begin(self, resumed: bool) -> None:
@@ -119,6 +119,7 @@ class _Stack:
             history.kept,
             epoch.start_theta,
             self.lowest,
+            self.stop_on,
         )
         optimizer.iteration_ends(history.t)
         tired = history.running & (history.no_improvement_count > self.n_iter_no_change)
@@ -145,6 +146,7 @@ def fit_stack(
     tol: float,
     n_iter_no_change: int,
     validate: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    stop_on: str = "score",
     incremental: bool = False,
     verbose: bool = False,
     comm=None,
@@ -154,13 +156,14 @@ def fit_stack(
     rules, network by network.
 
     ``validate`` returns each network's validation score and loss; with it each
-    network ends with the weights of its best validation score. With ``comm``
+    network ends with the weights of its best validation score (``stop_on="loss"``: its
+    lowest validation loss). With ``comm``
     (``gpubp.distributed``) the epochs are data-parallel over the ranks' rows. ``run``
     (``gpubp.checkpoint.Run``) writes checkpoints as in ``gpubp.train.fit_stochastic``.
     """
     R, backend = net.n_networks, net.backend
     reason = run_epochs(
-        _Stack(net, history, tol, n_iter_no_change, validate),
+        _Stack(net, history, tol, n_iter_no_change, validate, stop_on),
         net,
         optimizer,
         data,
@@ -189,7 +192,8 @@ def fit_stack(
             ConvergenceWarning,
         )
     if validate is not None and history.best_theta is not None and not quit:
-        improved = np.isfinite(history.best_validation_score)
+        best = history.best_validation_loss if stop_on == "loss" else history.best_validation_score
+        improved = np.isfinite(best)
         rows = backend.to_device(np.flatnonzero(improved))
         net.theta[rows] = history.best_theta[rows]
 
@@ -206,7 +210,9 @@ def _stop(net, history, which, reason, kept) -> None:
         history.stop_reasons[r] = reason
 
 
-def _record(net, history, losses, n, tol, validate, kept, start_theta, lowest) -> None:
+def _record(
+    net, history, losses, n, tol, validate, kept, start_theta, lowest, stop_on="score"
+) -> None:
     """One epoch of each running network: its loss, validation score and counters;
     ``lowest``, each network's lowest epoch loss, updated in place."""
     bad = history.running & diverged(losses, history.start_loss, lowest)
@@ -230,8 +236,12 @@ def _record(net, history, losses, n, tol, validate, kept, start_theta, lowest) -
         for r in np.flatnonzero(running):
             history.validation_scores[r].append(float(scores[r]))
             history.validation_loss_curves[r].append(float(val_losses[r]))
-        worse = scores < history.best_validation_score + tol
-        better = running & (scores > history.best_validation_score)
+        if stop_on == "loss":  # lower is better
+            worse = val_losses > history.best_validation_loss - tol
+            better = running & (val_losses < history.best_validation_loss)
+        else:
+            worse = scores < history.best_validation_score + tol
+            better = running & (scores > history.best_validation_score)
         if better.any():
             if history.best_theta is None:
                 history.best_theta = net.theta.copy()

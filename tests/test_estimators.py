@@ -557,15 +557,16 @@ def test_partial_fit_encodes_the_same_targets_once_and_sees_them_change():
 
 def test_the_four_estimators_take_the_same_parameters_with_the_same_defaults():
     """A parameter added to BaseMLP is added, with its default, to every estimator that
-    spells its signature out (the regressor adds ``loss``, the CV forms their search's)."""
+    spells its signature out (the regressor adds ``loss``, the classifiers ``class_weight``,
+    the CV forms their search's)."""
     from gpubp.estimators.base import BaseMLP
     from gpubp.estimators.cv import CV_PARAMETERS
 
     shared = inspect.signature(BaseMLP.__init__).parameters
     for kind, own in [
-        (MLPClassifier, ()),
+        (MLPClassifier, ("class_weight",)),
         (MLPRegressor, ("loss",)),
-        (gpubp.MLPClassifierCV, CV_PARAMETERS),
+        (gpubp.MLPClassifierCV, ("class_weight", *CV_PARAMETERS)),
         (gpubp.MLPRegressorCV, ("loss", *CV_PARAMETERS)),
     ]:
         params = inspect.signature(kind.__init__).parameters

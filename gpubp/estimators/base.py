@@ -42,6 +42,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..backend import get_backend, to_numpy
+from ..checkpoint import ADDED_LATER
 from ..distributed import MODES
 from ..errors import renamed
 from ..inputs.data import SHUFFLES
@@ -80,6 +81,7 @@ class BaseMLP(BaseEstimator):
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
+        "early_stopping_metric": [StrOptions({"score", "loss"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
@@ -138,6 +140,7 @@ class BaseMLP(BaseEstimator):
         penalty="l2",
         w0=1.0,
         init="glorot",
+        early_stopping_metric="score",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -174,6 +177,7 @@ class BaseMLP(BaseEstimator):
         self.penalty = penalty
         self.w0 = w0
         self.init = init
+        self.early_stopping_metric = early_stopping_metric
 
     def __init_subclass__(cls, **kwargs):
         """A subclass without an ``__init__`` of its own gets this one under its own name,
@@ -425,6 +429,13 @@ class BaseMLP(BaseEstimator):
         return self._predicted(X, lambda net, T: average_outputs(net.backend.xp, net.g(T)))
 
     # -- pickling ----------------------------------------------------------------------
+
+    def __setstate__(self, state):
+        """A pickle written before a parameter was added gets its default."""
+        super().__setstate__(state)
+        for name in self._get_param_names():
+            if name in ADDED_LATER:
+                self.__dict__.setdefault(name, ADDED_LATER[name])
 
     def __getstate__(self):
         """NumPy only: a model trained on a GPU unpickles where there is no CuPy.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target
 
@@ -27,11 +28,109 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     device, the dtype, random starts, penalties, streaming and checkpoints.
     """
 
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [None, dict, list, StrOptions({"balanced"})],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float32",
+        distributed=None,
+        n_init=1,
+        ensemble="best",
+        matmul_precision="float32",
+        streaming="auto",
+        checkpoint=None,
+        checkpoint_every="auto",
+        penalty="l2",
+        w0=1.0,
+        init="glorot",
+        early_stopping_metric="score",
+        class_weight=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            distributed=distributed,
+            n_init=n_init,
+            ensemble=ensemble,
+            matmul_precision=matmul_precision,
+            streaming=streaming,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            penalty=penalty,
+            w0=w0,
+            init=init,
+            early_stopping_metric=early_stopping_metric,
+        )
+        self.class_weight = class_weight
+
     def _targets(self, incremental):
         keep = hasattr(self, "classes_") and (self.warm_start or incremental)
         binarizer = self.__dict__.get("_label_binarizer")
-        who = type(self).__name__
-        return Labels(self.dtype, binarizer, keep=keep, warm_start=self.warm_start, who=who)
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit, which sees one "
+                "batch of y at a time: pass compute_class_weight('balanced', classes=classes, "
+                "y=y) of enough of y as a dict"
+            )
+        return Labels(
+            self.dtype,
+            binarizer,
+            keep=keep,
+            warm_start=self.warm_start,
+            who=type(self).__name__,
+            class_weight=self.class_weight,
+        )
 
     def _adopt_targets(self, targets):
         if targets.binarizer is not self.__dict__.get("_label_binarizer"):  # a new one

@@ -33,6 +33,7 @@ from .cv_results import cv_results, fold_scores
 from .docstrings import CV_ATTRIBUTES, documented
 from .plan import Plan
 from .regressor import MLPRegressor
+from .targets import class_case_weights
 
 CV_PARAMETERS = ("alphas", "learning_rate_inits", "cv", "scoring", "refit")
 STACK_BYTES = 2**30  # device memory one stack may take, about; more networks train in chunks
@@ -54,6 +55,24 @@ class _CrossValidated:
         kind = MLPClassifier if is_classifier(self) else MLPRegressor
         params = {k: v for k, v in self.get_params().items() if k not in CV_PARAMETERS}
         return kind(**params)
+
+    def _targets(self, incremental):
+        """The targets without class weights: the search weighs each fold's training cases
+        by the class weights of that fold (``_fold_weights``), as a search over folds does."""
+        targets = super()._targets(incremental)
+        targets.class_weight = None
+        return targets
+
+    def _fold_weights(self, folds, y_all, w_all, classes):
+        """Each fold's training cases' weights: sample_weight times (``class_weight``) the
+        class weights computed on that fold's training cases."""
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is None:
+            return [w_all[train] for train, _ in folds]
+        return [
+            w_all[train] * class_case_weights(class_weight, classes, y_all[train], w_all[train])
+            for train, _ in folds
+        ]
 
     def _settings(self):
         alphas = named("alphas", np.asarray, self.alphas, dtype=np.float64).ravel()
@@ -122,8 +141,10 @@ class _CrossValidated:
         )
         splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
+        classes = getattr(targets, "classes", None)
+        fold_weights = named("class_weight", self._fold_weights, folds, y_all, w_all, classes)
         rng = plan.random_generator()
-        runs = self._checkpoint_runs(plan, rng, folds, comm, K, getattr(targets, "classes", None))
+        runs = self._checkpoint_runs(plan, rng, folds, comm, K, classes)
         seeds = rng.integers(2**32, size=self.n_init)
         shuffle_seed = rng.integers(2**32)  # every chunk shuffles alike
         # network k = ((setting * folds) + fold) * n_init + start
@@ -144,7 +165,7 @@ class _CrossValidated:
             w = np.zeros((len(chunk), len(y_all)), dtype=self.dtype)
             for row, k in enumerate(chunk):
                 train = folds[grid[k][1]][0]
-                w[row, train] = w_all[train]
+                w[row, train] = fold_weights[grid[k][1]]
             w = np.ascontiguousarray(w[:, offset : offset + n])  # this rank's rows
             seed = [int(seeds[grid[k][2]]) for k in chunk]
             net = plan.network(sizes, targets.output(), backend, seed, len(chunk))
@@ -287,6 +308,8 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
         penalty="l2",
         w0=1.0,
         init="glorot",
+        early_stopping_metric="score",
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -324,6 +347,8 @@ class MLPClassifierCV(_CrossValidated, MLPClassifier):
             penalty=penalty,
             w0=w0,
             init=init,
+            early_stopping_metric=early_stopping_metric,
+            class_weight=class_weight,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits
@@ -392,6 +417,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
         penalty="l2",
         w0=1.0,
         init="glorot",
+        early_stopping_metric="score",
     ):
         super().__init__(
             loss=loss,
@@ -430,6 +456,7 @@ class MLPRegressorCV(_CrossValidated, MLPRegressor):
             penalty=penalty,
             w0=w0,
             init=init,
+            early_stopping_metric=early_stopping_metric,
         )
         self.alphas = alphas
         self.learning_rate_inits = learning_rate_inits

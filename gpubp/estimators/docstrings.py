@@ -159,6 +159,21 @@ PARAMETERS = {
         "The starting weights: scikit-learn's Glorot-uniform draw, or the textbook's uniform "
         "on [-0.7, 0.7] (ESL 11.5.1, for standardised inputs).",
     ),
+    "early_stopping_metric": (
+        "{'score', 'loss'}",
+        "What ``early_stopping`` watches on the held-out cases: their score (accuracy or "
+        "R^2, scikit-learn's rule) or their loss (lower is better; scikit-learn's issue "
+        "24411). Either way ``validation_scores_`` and ``validation_loss_curve_`` are "
+        "recorded and the weights of the best epoch by that measure are kept.",
+    ),
+    "class_weight": (
+        "dict, list of dict, 'balanced' or None",
+        "Weights of the classes, multiplied into ``sample_weight``: ``{label: weight}``, "
+        "'balanced' (``n_samples / (n_classes * np.bincount(y))``, from the weighted counts), "
+        "as scikit-learn's linear models define them; for multi-label y a dict per label "
+        "(``[{0: 1, 1: 5}, ...]``) or 'balanced' per label, as its trees do. The CV estimator "
+        "computes them on each fold's training cases; ``partial_fit`` takes no 'balanced'.",
+    ),
 }
 
 

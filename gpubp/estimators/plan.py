@@ -167,6 +167,7 @@ class Plan:
             shuffle=self.shuffle_mode(data),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
+            stop_on=self.early_stopping_metric,
         )
 
     def network(self, sizes, output, backend, seed, n_networks=None) -> MLP:
@@ -319,6 +320,7 @@ class Plan:
                 history.validation_scores = []
                 history.validation_loss_curve = []
                 history.best_validation_score = -np.inf
+                history.best_validation_loss = np.inf
             else:
                 history.with_validation()
         outcome.attributes.update(

@@ -68,6 +68,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         penalty="l2",
         w0=1.0,
         init="glorot",
+        early_stopping_metric="score",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -105,6 +106,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             penalty=penalty,
             w0=w0,
             init=init,
+            early_stopping_metric=early_stopping_metric,
         )
         self.loss = loss
 

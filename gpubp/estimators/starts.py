@@ -48,6 +48,7 @@ def history_of(history: StackHistory, r: int) -> History:
         one.validation_scores = list(history.validation_scores[r])
         one.validation_loss_curve = list(history.validation_loss_curves[r])
         one.best_validation_score = float(history.best_validation_score[r])
+        one.best_validation_loss = float(history.best_validation_loss[r])
     return one
 
 

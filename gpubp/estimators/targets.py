@@ -12,6 +12,9 @@ and score outputs F against y with it, and never call back into the estimator.
   output and half the Poisson deviance, summed over the K outputs as scikit-learn's;
   the score is R^2.
 
+``class_weight`` (a classifier's) becomes case weights (``class_case_weights``) that
+multiply sample_weight, as scikit-learn's estimators define them.
+
 Scores come from sums over the cases (``score_sums``) that add up over the pieces of
 a streamed set and over the ranks of a data-parallel fit (``score_from_sums``).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import column_or_1d
 
@@ -33,17 +37,64 @@ def as_column(y):
     return y
 
 
+def class_case_weights(class_weight, classes, y, sample_weight=None, comm=None) -> np.ndarray:
+    """Each case's class weight (float64), as scikit-learn defines them: for one label per
+    case ``compute_class_weight`` as its linear models use it ("balanced" from the
+    sample-weighted class counts, summed over the ranks of ``comm``); for multi-label
+    indicator rows ``compute_sample_weight`` as its trees use it (a dict per column, or
+    "balanced" per column, the columns' weights multiplied)."""
+    y = np.asarray(y)
+    if y.ndim == 2:  # multi-label
+        if class_weight != "balanced" or comm is None:
+            return compute_sample_weight(class_weight, y)
+        weights = np.ones(len(y))
+        for column in y.T:
+            counts = comm.sum(np.bincount(column.astype(np.intp), minlength=2)[:2])
+            present = counts > 0
+            per_value = counts.sum() / (present.sum() * np.where(present, counts, 1))
+            weights *= per_value[column.astype(np.intp)]
+        return weights
+    index = np.searchsorted(classes, y)
+    if class_weight != "balanced" or comm is None:
+        return compute_class_weight(
+            class_weight, classes=classes, y=y, sample_weight=sample_weight
+        )[index]
+    counts = np.bincount(index, weights=sample_weight, minlength=len(classes))
+    counts = comm.sum(counts)
+    if not counts.all():
+        raise ValueError("classes should have valid labels that are in y")
+    return (counts.sum() / (len(classes) * counts))[index]
+
+
 class Labels:
     """Class labels through a LabelBinarizer. ``binarizer``: the one of an earlier fit
     (kept with ``keep``, as warm_start and partial_fit keep it, and then an earlier fit's
     encoding of the same y holds); a new one is fitted on the first labels encoded
-    otherwise."""
+    otherwise. ``class_weight``: scikit-learn's, applied by ``weigh``."""
 
     classifier = True
 
-    def __init__(self, dtype, binarizer=None, keep=False, warm_start=False, who="MLPClassifier"):
+    def __init__(
+        self,
+        dtype,
+        binarizer=None,
+        keep=False,
+        warm_start=False,
+        who="MLPClassifier",
+        class_weight=None,
+    ):
         self.dtype, self.binarizer, self.who = dtype, binarizer, who
         self.keep, self.warm_start = keep and binarizer is not None, warm_start
+        self.class_weight = class_weight
+
+    def weigh(self, y, sample_weight, comm=None):
+        """sample_weight (None: 1 each) times the class weights of the labels y, in dtype;
+        sample_weight itself without ``class_weight``."""
+        if self.class_weight is None:
+            return sample_weight
+        base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        weights = class_case_weights(self.class_weight, self.classes, y, base, comm)
+        return (weights if base is None else base * weights).astype(self.dtype)
 
     @property
     def classes(self):
@@ -106,6 +157,7 @@ class Reals:
 
     classifier = False
     keep = True  # an earlier fit's encoding of the same y holds
+    class_weight = None
 
     def __init__(self, dtype, loss="squared_error"):
         self.dtype, self.loss = dtype, loss
@@ -119,6 +171,9 @@ class Reals:
                 f"negative values, the lowest {Y.min():g}"
             )
         return y, Y
+
+    def weigh(self, y, sample_weight, comm=None):
+        return sample_weight
 
     def output(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"

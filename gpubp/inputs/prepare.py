@@ -3,7 +3,8 @@
 The one place where X, y and sample_weight become the training set: X resident on
 the device or streamed from where it lies (``residency``), checked and in the
 training dtype (``checks``), y encoded by the estimator's targets object
-(``gpubp.estimators.targets``), the case weights checked, and with several ranks
+(``gpubp.estimators.targets``), the case weights checked and multiplied by the class
+weights, and with several ranks
 every rank agreeing that its inputs are valid, the classes gathered from all
 ranks, replicated data cut to this rank's rows and the rows numbered across ranks
 (``shards``). A stack of networks takes a dense X.
@@ -92,6 +93,7 @@ def _resident(
         labels = all_labels(comm, targets, y) if reset or not incremental else None
         y_host, Y = agree(comm, lambda: named("y", targets.encode, y, incremental, labels))
     w_host = sample_weights(comm, sample_weight, X.shape[0], est.dtype)
+    w_host = agree(comm, lambda: named("class_weight", targets.weigh, y_host, w_host, comm))
     X, y_host, Y, w_host = own_rows_if_replicated(comm, backend, X, y_host, Y, w_host)
     offset, n_total = shards(comm, X.shape[0], X.shape[1], Y.shape[1])
     Y = backend.to_device(Y, dtype=np.dtype(est.dtype))
@@ -151,6 +153,11 @@ def _streamed(est, source, y, sample_weight, targets, comm, reset, incremental) 
 
     n_outputs = encode(ys.read(0, 1)).shape[1]
     w_host = sample_weights(comm, sample_weight, source.n, est.dtype)
+    if targets.class_weight is not None:  # the labels of every row, read once
+        labels = ys.read(0, source.n)
+        w_host = named(
+            "class_weight", targets.weigh, labels[:, 0] if flat else labels, w_host, comm
+        )
     data = Streamed(source, ys, encode, converter(est.dtype), n_outputs, est.dtype, w_host=w_host)
     if comm is not None and replicated(comm, source.take, source.n, source.shape, ys.take, w_host):
         data = data.with_rows(np.arange(source.n)[shard(source.n, comm.rank, comm.size)])
