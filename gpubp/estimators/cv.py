@@ -63,16 +63,19 @@ class _CrossValidated:
         targets.class_weight = None
         return targets
 
-    def _fold_weights(self, folds, y_all, w_all, classes):
+    def _fold_weights(self, folds, y_all, w_all):
         """Each fold's training cases' weights: sample_weight times (``class_weight``) the
-        class weights computed on that fold's training cases."""
+        class weights of the classes in that fold's training cases, as a classifier fitted
+        on them alone would compute them."""
         class_weight = getattr(self, "class_weight", None)
         if class_weight is None:
             return [w_all[train] for train, _ in folds]
-        return [
-            w_all[train] * class_case_weights(class_weight, classes, y_all[train], w_all[train])
-            for train, _ in folds
-        ]
+        weights = []
+        for train, _ in folds:
+            y, w = y_all[train], w_all[train]
+            classes = np.unique(y) if y.ndim == 1 else None
+            weights.append(w * class_case_weights(class_weight, classes, y, w))
+        return weights
 
     def _settings(self):
         alphas = named("alphas", np.asarray, self.alphas, dtype=np.float64).ravel()
@@ -142,7 +145,7 @@ class _CrossValidated:
         splitter = check_cv(self.cv, y_all, classifier=is_classifier(self))
         folds = list(named("cv", splitter.split, np.zeros((len(y_all), 1)), y_all))
         classes = getattr(targets, "classes", None)
-        fold_weights = named("class_weight", self._fold_weights, folds, y_all, w_all, classes)
+        fold_weights = named("class_weight", self._fold_weights, folds, y_all, w_all)
         rng = plan.random_generator()
         runs = self._checkpoint_runs(plan, rng, folds, comm, K, classes)
         seeds = rng.integers(2**32, size=self.n_init)
