@@ -67,6 +67,7 @@ STOP_REASONS = {
     "max_iter": "max_iter={max_iter} reached without converging",
     "interrupted": "interrupted by the user (Ctrl-C)",
     "preempted": "preempted (SIGTERM or SIGUSR1)",
+    "callback": "a callback asked to stop (scikit-learn's callbacks)",
     "partial_fit": "partial_fit runs one epoch",
     "converged": "lbfgs converged: {message}",
     "not_converged": "lbfgs stopped without converging: {message}",
@@ -94,13 +95,16 @@ def run_epochs(
     verbose: int = 0,
     comm=None,
     run=None,
+    tasks=None,
 ) -> str:
     """The epoch loop of one network (``fit_stochastic``) and of a stack
     (``gpubp.train_stack.fit_stack``): up to ``max_iter`` epochs while ``record.going()``,
     Ctrl-C and the preempting signals caught between steps, a progress bar, and the
     checkpoints of ``run``. What an epoch's losses mean, when to stop and the words for
-    a quit are the ``record``'s. Returns why the loop stopped: "max_iter",
-    "partial_fit", "interrupted", "preempted" or the reason ``record.epoch_ended`` gave.
+    a quit are the ``record``'s. ``tasks`` (``gpubp.estimators.callbacks``) hears each
+    epoch begin and end, and may ask to stop. Returns why the loop stopped: "max_iter",
+    "partial_fit", "interrupted", "preempted", "callback" or the reason
+    ``record.epoch_ended`` gave.
     """
     resumed = run is not None and run.saved is not None
     record.begin(resumed)
@@ -119,6 +123,8 @@ def run_epochs(
             if run is not None:
                 run.watch(stop)
             while record.epochs < max_iter and record.going():
+                if tasks is not None:
+                    tasks.epoch_begins(net)
                 epoch = Epoch(net, data, rng, shuffle, batch_size, run)
                 # A diverging epoch is the record's to report, once.
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -130,8 +136,9 @@ def run_epochs(
                         warn_at_caller(record.quit_words(reason, steps))
                     break
                 stopped = record.epoch_ended(losses, epoch, optimizer, data.n_global, progress)
-                if stopped:
-                    reason = stopped
+                asked = tasks is not None and tasks.epoch_ends(net)
+                if stopped or asked:
+                    reason = stopped or "callback"
                     break
                 if incremental:
                     reason = "partial_fit"
@@ -223,6 +230,7 @@ def fit_stochastic(
     verbose: int = 0,
     comm=None,
     run=None,
+    tasks=None,
 ) -> None:
     """Epochs of minibatch steps with scikit-learn's stopping rules (``run_epochs``).
 
@@ -257,6 +265,7 @@ def fit_stochastic(
         verbose=verbose,
         comm=comm,
         run=run,
+        tasks=tasks,
     )
     history.stop_reason = reason
     if verbose and not incremental:

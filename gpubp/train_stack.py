@@ -151,6 +151,7 @@ def fit_stack(
     verbose: bool = False,
     comm=None,
     run=None,
+    tasks=None,
 ) -> None:
     """Up to ``max_iter`` epochs (``gpubp.train.run_epochs``); scikit-learn's stopping
     rules, network by network.
@@ -176,6 +177,7 @@ def fit_stack(
         verbose=verbose,
         comm=comm,
         run=run,
+        tasks=tasks,
     )
     quit = reason if reason in ("interrupted", "preempted") else ""
     still = history.running.copy()

@@ -51,6 +51,7 @@ from ..memory import device_memory_advice
 from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
 from ..optim import moved
 from ..train_stack import StackHistory
+from .callbacks import CallbackSupportMixin, fit_tasks, managed
 from .plan import ACTIVATIONS, OUT_ACTIVATIONS, STOCHASTIC_SOLVERS, Outcome, Plan, Previous
 from .predicting import predicted
 from .sklearn_mlp import to_sklearn
@@ -62,7 +63,7 @@ def host_arrays(y, sample_weight):
     return to_numpy(y), None if sample_weight is None else to_numpy(sample_weight)
 
 
-class BaseMLP(BaseEstimator):
+class BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -240,18 +241,24 @@ class BaseMLP(BaseEstimator):
             )
         return True
 
+    @managed
     def _fit(self, X, y, sample_weight, incremental):
         """Prepare the inputs, run the plan, publish its outcome (also when it stops with
-        an error: the network and record so far)."""
+        an error: the network and record so far); scikit-learn's callbacks see the fit as
+        a task and each epoch as a subtask (``gpubp.estimators.callbacks``)."""
         plan = Plan(self)
         previous = self._previous(incremental)
         plan.place(previous)
         prepared = self._prepare(plan, X, y, sample_weight, previous, incremental)
         outcome = Outcome()
+        epochs = 0 if self.solver == "lbfgs" else 1 if incremental else self.max_iter
+        task = "partial_fit" if incremental else "fit"
+        plan.tasks = fit_tasks(self, X, y, sample_weight, task, epochs, outcome.attributes)
         try:
             plan.run(prepared, previous, outcome, incremental)
         finally:
             self._publish(outcome)
+        plan.tasks.end()
         return self
 
     def _prepare(self, plan, X, y, sample_weight, previous, incremental, **options):

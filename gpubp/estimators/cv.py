@@ -28,6 +28,7 @@ from ..memory import device_memory_advice
 from ..network import count_parameters
 from ..train import Objective
 from ..train_stack import StackHistory, fit_stack
+from .callbacks import fit_tasks, managed
 from .classifier import MLPClassifier
 from .cv_results import cv_results, fold_scores
 from .docstrings import CV_ATTRIBUTES, documented
@@ -128,12 +129,15 @@ class _CrossValidated:
         with device_memory_advice(self.batch_size):
             return self._cross_validate(plan, X, y, sample_weight)
 
+    @managed
     def _cross_validate(self, plan, X, y, sample_weight):
         settings = self._settings()
         backend, comm = plan.place(None)
         prepared = self._prepare(
             plan, X, y, sample_weight, None, False, streaming=False, stack=True
         )
+        # the search's epochs as tasks of unknown number (no fitted estimator mid-search)
+        plan.tasks = fit_tasks(self, X, y, sample_weight, "fit", None, None)
         targets, whole = prepared.targets, prepared.data
         X, y_host, Y_dev, K = whole.X, prepared.y, whole.Y, prepared.n_outputs
         n, offset = X.shape[0], whole.offset
@@ -198,8 +202,10 @@ class _CrossValidated:
             if self.checkpoint is not None:
                 single.set_params(checkpoint=os.path.join(self.checkpoint, "refit"))
             weights = None if sample_weight is None else w_host
-            self.best_estimator_ = single.fit(X, y_host, weights)
+            with plan.tasks.propagated(single):
+                self.best_estimator_ = single.fit(X, y_host, weights)
             self._adopt(self.best_estimator_)
+        plan.tasks.end()
         return self
 
     def _checkpoint_runs(self, plan, rng, folds, comm, K, classes):

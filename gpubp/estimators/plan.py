@@ -36,6 +36,7 @@ from ..optim import SGD, Adam, moved
 from ..train import History, Objective, fit_stochastic
 from ..train_stack import StackHistory, fit_stack
 from .bagging import OUT_OF_BAG, bagged, bootstrap_counts, one_network, score_out_of_bag
+from .callbacks import NO_TASKS
 from .holdout import split_validation
 from .predicting import chunk_rows
 from .starts import choose_start, history_of
@@ -113,6 +114,7 @@ class Plan:
         self.params = estimator.get_params()
         vars(self).update(self.params)
         self.hidden = hidden_sizes(self.hidden_layer_sizes)
+        self.tasks = NO_TASKS  # scikit-learn's callbacks' tasks (``callbacks.fit_tasks``)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -239,6 +241,7 @@ class Plan:
             verbose=self.verbose if comm is None or comm.rank == 0 else 0,
             comm=comm,
             run=run,
+            tasks=self.tasks,
             **more,
         )
 
