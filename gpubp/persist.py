@@ -6,9 +6,11 @@ the classes and feature names, the name, shape and dtype of every array (and fro
 version 2 its SHA-256), and an optional training ``record`` (data, target, score,
 ...). ``save`` writes format version 2, a safetensors file that PyTorch, JAX, Rust
 or plain NumPy read with the safetensors library, or version 1, an .npz archive,
-where the name ends in .npz (``gpubp.file_formats`` has both containers). ``load``
-reads both: every array is checked against the description before anything is
-built, and reading a file never runs code from it.
+where the name ends in .npz (``gpubp.file_formats`` has both containers); a fitted
+scikit-learn Pipeline goes to a skops file (``gpubp.pipeline_files``). ``load``
+reads them all: in a model file every array is checked against the description
+before anything is built; a skops file builds only types skops or gpubp trusts.
+Reading a file never runs code from it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 
 from .errors import BackendError, InputError, ModelFileError
@@ -25,6 +28,7 @@ from .estimators.plan import hidden_sizes
 from .estimators.sklearn_mlp import SHARED_FITTED
 from .file_formats import READERS, container, sha256, write_npz, write_safetensors
 from .network import MLP, count_parameters
+from .pipeline_files import describe_pipeline, is_pipeline_file, load_pipeline, save_pipeline
 from .train import History
 
 FORMAT = "gpubp-model"
@@ -53,18 +57,28 @@ def save(model, path, *, record: dict | None = None) -> None:
 
     Parameters
     ----------
-    model : MLP, MLPClassifier, MLPRegressor, MLPClassifierCV or MLPRegressorCV
-        The network or fitted estimator (a CV estimator writes its ``best_estimator_``).
+    model : MLP, MLPClassifier, MLPRegressor, MLPClassifierCV, MLPRegressorCV or Pipeline
+        The network or fitted estimator (a CV estimator writes its ``best_estimator_``); a
+        fitted scikit-learn ``Pipeline`` is written in skops's format
+        (``gpubp.pipeline_files``), to a path ending in .skops.
     path : str or os.PathLike
         The file to write.
     record : dict, default=None
         JSON-able: how the model was trained (the command stores one).
     """
+    if isinstance(model, Pipeline):
+        if record is not None:
+            raise InputError("a Pipeline's file holds no training record; save it without one")
+        save_pipeline(model, path)
+        return
     if isinstance(model, (MLPClassifierCV, MLPRegressorCV)):
         model = model.refitted()  # what it predicts with
     kind = type(model).__name__
     if kind not in KINDS or not isinstance(model, KINDS[kind]):
-        raise InputError(f"save() takes an MLP, MLPClassifier or MLPRegressor, not {kind}")
+        raise InputError(
+            f"save() takes an MLP, MLPClassifier or MLPRegressor (or their CV forms), or a "
+            f"Pipeline, not {kind}"
+        )
     if isinstance(model, MLP):
         net, meta = model, {}
     else:
@@ -112,8 +126,8 @@ def save(model, path, *, record: dict | None = None) -> None:
 
 
 def load(path, backend="auto"):
-    """Read a model written by ``save`` (either format); it runs on ``backend`` ("auto",
-    "numpy", "cupy").
+    """Read a model written by ``save`` (either format, or a Pipeline's skops file); it
+    runs on ``backend`` ("auto", "numpy", "cupy").
 
     Raises ModelFileError for a file that is missing, truncated, corrupted, not a
     gpubp model, or written by an unknown version of the format. A file never runs code.
@@ -127,7 +141,7 @@ def load(path, backend="auto"):
 
     Returns
     -------
-    MLP, MLPClassifier or MLPRegressor
+    MLP, MLPClassifier, MLPRegressor or Pipeline
         The model, predicting exactly as the one saved on the same backend.
     """
     return load_with_description(path, backend)[0]
@@ -135,6 +149,9 @@ def load(path, backend="auto"):
 
 def load_with_description(path, backend="auto") -> tuple:
     """``(load(path, backend), describe(path))`` from one read of the file."""
+    if is_pipeline_file(path):
+        pipeline = load_pipeline(path, backend)
+        return pipeline, describe_pipeline(pipeline)
     meta, arrays = _read_file(path)
     try:
         model = _build(meta, arrays, backend)
@@ -150,7 +167,10 @@ def describe(path) -> dict:
     ``version``, ``kind``, ``network`` (layer sizes, activation, output, loss,
     dtype), ``params`` and ``fitted`` attributes of an estimator, ``record`` (how it
     was trained, if saved with one), ``classes`` and ``feature_names`` (lists or
-    None). The file is checked as ``load`` checks it."""
+    None); for a Pipeline's skops file also its ``steps``. The file is checked as
+    ``load`` checks it."""
+    if is_pipeline_file(path):
+        return describe_pipeline(load_pipeline(path, "numpy"))
     return _summary(*_read_file(path))
 
 

@@ -15,10 +15,18 @@ def run(args) -> int:
         return 0
     info = describe(args.model)
     net = info["network"]
-    sizes = net["layer_sizes"]
     print(f"model     : {args.model}")
-    print(f"format    : {info['format']} version {info['version']} ({container(args.model)})")
-    print(f"kind      : {info['kind']}")
+    if info["format"] == "skops":
+        print("format    : skops (a scikit-learn Pipeline, loaded without pickle)")
+        steps = ", ".join(f"{name} ({kind})" for name, kind in info["steps"])
+        print(f"steps     : {steps}")
+    else:
+        print(f"format    : {info['format']} version {info['version']} ({container(args.model)})")
+        print(f"kind      : {info['kind']}")
+    if net is None:
+        print("layers    : none (the pipeline does not end in a fitted gpubp estimator)")
+        return 0
+    sizes = net["layer_sizes"]
     print(
         f"layers    : {' -> '.join(map(str, sizes))} ({net['activation']} hidden units, "
         f"{net['output']} output, {net['loss']} loss), {net['dtype']}, "
@@ -28,6 +36,8 @@ def run(args) -> int:
         print(f"classes   : {some(info['classes'], 10)} ({len(info['classes'])})")
     if info["feature_names"] is not None:
         print(f"features  : {some(info['feature_names'], 10)} ({len(info['feature_names'])})")
+    elif info["format"] == "skops":
+        print("features  : unnamed (columns are taken in order)")
     else:
         print(f"features  : {sizes[0]}, unnamed (columns are taken in order)")
     fitted = info.get("fitted") or {}

@@ -9,8 +9,9 @@ import os
 import sys
 
 import numpy as np
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
 
-from ..estimators import MLPClassifier
 from ..file_formats import write_atomically
 from ..persist import load_with_description
 from ..tables import (
@@ -33,7 +34,7 @@ def run(args) -> int:
     model, description = load_with_description(args.model, backend=args.backend)
     if not hasattr(model, "n_features_in_"):
         raise CommandError(f"{args.model} holds a bare network; predict needs an estimator")
-    if args.proba and not isinstance(model, MLPClassifier):
+    if args.proba and not is_classifier(model):
         raise CommandError("--proba needs a classifier")
     trained_on = (description["record"] or {}).get("target")
     if read_in_chunks(args.csv):
@@ -84,7 +85,8 @@ def run(args) -> int:
 def _features(model, table, leave_out, args, note=True):
     """The model's input columns of the CSV: by name when the model knows its features'
     names (reordered; columns it does not know are left out with a note, when ``note``),
-    else by position after leaving out ``--target``."""
+    else by position after leaving out ``--target``. A Pipeline takes its columns as they
+    are (its own steps encode text); a gpubp estimator takes numbers."""
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         keep = [c for c in table.columns if c not in leave_out]
@@ -117,6 +119,8 @@ def _features(model, table, leave_out, args, note=True):
             f"{some(unknown, 10)}",
             file=sys.stderr,
         )
+    if isinstance(model, Pipeline):
+        return table[names]
     return pd.DataFrame(numbers(table[names], args.csv), columns=names)
 
 
