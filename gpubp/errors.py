@@ -63,9 +63,13 @@ class InsufficientMemoryError(MemoryError):
 
 
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` pointing at the first frame outside gpubp: the user's line."""
+    """``warnings.warn`` pointing at the first frame outside gpubp (and outside
+    scikit-learn's callback wrapper around gpubp's fit): the user's line."""
     frame, level = sys._getframe(1), 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+    while frame is not None and (
+        os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE)
+        or frame.f_globals.get("__name__", "").startswith("sklearn.callback")
+    ):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 

@@ -53,7 +53,7 @@ def is_pipeline_file(path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return "schema.json" in archive.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # not a zip, or a damaged one: the model file readers say which
         return False
 
 

@@ -809,6 +809,124 @@ PATH_SLIPS = [
 ]
 SLIPS += PATH_SLIPS
 
+# What scikit-learn's MLP users asked for (issue 52): class weights, the Poisson loss,
+# early stopping on the loss, callbacks, pipelines in skops files.
+ASKED_SLIPS = [
+    Slip(
+        "poisson-delta",
+        "the Poisson loss's delta goes through g' again: (f - y) f (functions.py)",
+        "gpubp/functions.py",
+        "return F, xp.sum(F - Y * T + y_log_y - Y, axis=-1), F - Y",
+        "return F, xp.sum(F - Y * T + y_log_y - Y, axis=-1), (F - Y) * F",
+        ("test_poisson", "test_optimizers"),
+    ),
+    Slip(
+        "poisson-factor",
+        "the Poisson loss scaled by 1 / (2K) as the squared error (estimators/targets.py)",
+        "gpubp/estimators/targets.py",
+        'return 1.0 if self.loss == "poisson" else 1.0 / (2 * K)',
+        "return 1.0 / (2 * K)",
+        ("test_poisson", "test_optimizers"),
+    ),
+    Slip(
+        "poisson-negative",
+        "negative counts let through unless below -1 (estimators/targets.py)",
+        "gpubp/estimators/targets.py",
+        'if self.loss == "poisson" and (Y < 0).any():',
+        'if self.loss == "poisson" and (Y < -1).any():',
+        ("test_poisson",),
+    ),
+    Slip(
+        "onnx-exp",
+        "the ONNX graph reshapes T, not exp(T), for loss='poisson' (onnx_export.py)",
+        "gpubp/onnx_export.py",
+        "            scope,\n            predictions,\n",
+        "            scope,\n            flat.full_name,\n",
+        ("test_poisson",),
+    ),
+    Slip(
+        "balanced-unweighted",
+        "'balanced' class weights from unweighted counts (estimators/targets.py)",
+        "gpubp/estimators/targets.py",
+        "class_weight, classes=classes, y=y, sample_weight=sample_weight",
+        "class_weight, classes=classes, y=y",
+        ("test_class_weight",),
+    ),
+    Slip(
+        "class-weight-streamed",
+        "a streamed fit takes a column of labels for multi-label rows (inputs/prepare.py)",
+        "gpubp/inputs/prepare.py",
+        "targets.weigh, labels[:, 0] if flat else labels, w_host, comm",
+        "targets.weigh, labels, w_host, comm",
+        ("test_class_weight",),
+    ),
+    Slip(
+        "cv-fold-balance",
+        "the CV search's class weights from all the cases, not each fold's (estimators/cv.py)",
+        "gpubp/estimators/cv.py",
+        "            y, w = y_all[train], w_all[train]\n",
+        "            y, w = y_all, w_all\n",
+        ("test_class_weight",),
+    ),
+    Slip(
+        "stop-on-loss-one",
+        "one network's loss rule counts a lower loss as no improvement (train.py)",
+        "gpubp/train.py",
+        "worse, better = val_loss > best - tol, val_loss < best",
+        "worse, better = val_loss < best - tol, val_loss < best",
+        ("test_early_stopping_loss",),
+    ),
+    Slip(
+        "stop-on-loss-stack",
+        "a stack stops on the score whatever early_stopping_metric says (train_stack.py)",
+        "gpubp/train_stack.py",
+        'if stop_on == "loss":  # lower is better',
+        'if stop_on == "losses":  # lower is better',
+        ("test_early_stopping_loss",),
+    ),
+    Slip(
+        "added-later-identity",
+        "early_stopping_metric in every checkpoint's identity (checkpoint.py)",
+        "gpubp/checkpoint.py",
+        'ADDED_LATER = {"early_stopping_metric": "score", "class_weight": None}',
+        'ADDED_LATER = {"class_weight": None}',
+        ("test_reference",),
+    ),
+    Slip(
+        "callback-stop-ignored",
+        "a callback's request to stop is not heard (train.py)",
+        "gpubp/train.py",
+        "                if stopped or asked:\n",
+        "                if stopped:\n",
+        ("test_callbacks",),
+    ),
+    Slip(
+        "callback-stale-net",
+        "an epoch's fitted_estimator keeps the network of the last fit (callbacks.py)",
+        "gpubp/estimators/callbacks.py",
+        'return {**self.fitted_attributes, "_net": None, "_weights": host}',
+        'return {**self.fitted_attributes, "_weights": host}',
+        ("test_callbacks",),
+    ),
+    Slip(
+        "pipeline-trust-all",
+        "a pipeline file's untrusted types are all trusted (pipeline_files.py)",
+        "gpubp/pipeline_files.py",
+        "unknown = [t for t in untrusted if t not in TRUSTED]",
+        "unknown = []",
+        ("test_pipeline_files",),
+    ),
+    Slip(
+        "pipeline-columns",
+        "the command turns a pipeline's text columns into numbers (cli/predict.py)",
+        "gpubp/cli/predict.py",
+        "    if isinstance(model, Pipeline):\n        return table[names]\n",
+        "",
+        ("test_pipeline_files",),
+    ),
+]
+SLIPS += ASKED_SLIPS
+
 
 def copy_tree(tree: Path, into: Path) -> None:
     """The tracked and untracked (not ignored) files of the git checkout ``tree``."""

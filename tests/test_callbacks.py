@@ -65,6 +65,8 @@ def test_each_epoch_is_a_task_whose_fitted_estimator_has_that_epochs_weights(dat
     recorder = Recorder()
     est = gpubp.MLPClassifier(**KW).set_callbacks(recorder)
     quiet(est.fit, X, y)
+    quiet(est.fit, X, y)  # a second fit: its epochs are its own, not the first fit's end
+    recorder.ended, recorder.weights = recorder.ended[-5:], recorder.weights[-4:]
     epochs = [e for e in recorder.ended if e[1] == "epoch"]
     assert epochs == [("MLPClassifier", "epoch", 1)] * 4
     assert recorder.ended[-1] == ("MLPClassifier", "fit", 0)

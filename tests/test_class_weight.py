@@ -143,3 +143,16 @@ def test_balanced_weights_from_counts_summed_over_ranks(three_classes):
     Y = (np.random.default_rng(0).random((50, 2)) < [0.2, 0.7]).astype(int)
     got = class_case_weights("balanced", None, Y, comm=TwoRanks())
     np.testing.assert_allclose(got, compute_sample_weight("balanced", Y), rtol=1e-12)
+
+
+def test_a_streamed_fit_weighs_its_classes_as_a_resident_one(tmp_path, three_classes):
+    """X read a chunk at a time from a memmap, y beside it: the class weights come from
+    every row's label, read once."""
+    X, y = three_classes
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    for class_weight in ({"ant": 1.0, "bee": 3.0, "cat": 9.0}, "balanced"):
+        streamed = fitted(mapped, y, class_weight=class_weight, streaming=True)
+        assert streamed._history.t == KW["max_iter"] * len(y)
+        assert_same_steps(streamed, fitted(X, y, class_weight=class_weight, streaming=False))

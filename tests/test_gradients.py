@@ -21,7 +21,7 @@ def problem(layer_sizes, output, seed):
 
 
 # Every activation x output x loss x depth x K x weight decay x reduction, except a
-# softmax with K = 1 (refused by MLP: its gradient is identically zero): 384 nets.
+# softmax with K = 1 (refused by MLP: its gradient is identically zero): 576 nets.
 SWEEP = [
     case
     for case in itertools.product(ACTIVATIONS, PAIRS, DEPTHS, [1, 3], [0.0, 0.3], ["mean", "sum"])
@@ -29,8 +29,8 @@ SWEEP = [
 ]
 
 
-def test_the_sweep_covers_384_nets_and_no_softmax_with_one_output():
-    assert len(SWEEP) == 384
+def test_the_sweep_covers_576_nets_and_no_softmax_with_one_output():
+    assert len(SWEEP) == 576
     with pytest.raises(ValueError, match="K >= 2"):
         gpubp.MLP([3, 1], output="softmax")
 
@@ -134,7 +134,7 @@ def test_the_matrix_covers_every_pairing_the_network_accepts():
             accepted.add((output, loss))
         except ValueError as exc:
             assert "cannot be paired" in str(exc)
-    assert accepted == set(PAIRS) and len(PAIRS) == 5
+    assert accepted == set(PAIRS) and len(PAIRS) == 7
 
 
 def test_case_weights_scale_each_cases_contribution():

@@ -28,16 +28,21 @@ def outputs_by_hand(weights, X, output):
             z = [v / sum(e) for v in e]
         elif output == "sigmoid":
             z = [1 / (1 + math.exp(-v)) for v in z]
+        elif output == "exp":
+            z = [math.exp(v) for v in z]
         rows.append(z)
     return rows
 
 
 def case_loss(loss, y, f):
-    """R_i for one case (ESL 11.9, 11.10 and the two-class deviance per output)."""
+    """R_i for one case (ESL 11.9, 11.10, the two-class deviance per output, and half the
+    Poisson deviance)."""
     if loss == "squared_error":
         return sum((yk - fk) ** 2 for yk, fk in zip(y, f))
     if loss == "cross_entropy":
         return -sum(yk * math.log(fk) for yk, fk in zip(y, f))
+    if loss == "poisson":
+        return sum((yk * math.log(yk / fk) if yk else 0.0) - yk + fk for yk, fk in zip(y, f))
     return -sum(yk * math.log(fk) + (1 - yk) * math.log(1 - fk) for yk, fk in zip(y, f))
 
 

@@ -111,12 +111,17 @@ LIMITS = {
 }
 
 
+# The exp output (the log link of counts) grows without bound: at T = 1000 it overflows,
+# in scikit-learn's MLP as here, so it has no limits to pin.
+SATURATING = [pair for pair in PAIRS if pair[0] != "exp"]
+
+
 def test_the_limits_cover_every_pairing():
-    assert set(LIMITS) == set(PAIRS)
+    assert set(LIMITS) == set(SATURATING) and len(SATURATING) == len(PAIRS) - 2
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("output,loss", SATURATING)
 def test_logits_of_plus_minus_1000_give_the_exact_limits(dtype, output, loss):
     net = gpubp.MLP([1, 3], "identity", output, loss, dtype=dtype, backend="numpy")
     net.set_weights([(np.array([[1000.0, -1000.0, 0.0]]), np.zeros(3))])

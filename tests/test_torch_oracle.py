@@ -20,7 +20,7 @@ def torch():
 
 def torch_loss(torch, weights, X, Y, activation, output, loss, weight_decay, reduction):
     sigma = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
-    g = {"softmax": lambda t: torch.softmax(t, 1), "sigmoid": torch.sigmoid}
+    g = {"softmax": lambda t: torch.softmax(t, 1), "sigmoid": torch.sigmoid, "exp": torch.exp}
     Z = X
     for W, b in weights[:-1]:
         A = Z @ W + b
@@ -31,6 +31,8 @@ def torch_loss(torch, weights, X, Y, activation, output, loss, weight_decay, red
         R = ((Y - F) ** 2).sum()
     elif loss == "cross_entropy":
         R = -(Y * torch.log_softmax(T, 1)).sum()
+    elif loss == "poisson":  # half the Poisson deviance: y log(y / f) - y + f, f = e^T
+        R = (torch.special.xlogy(Y, Y) - Y * T - Y + torch.exp(T)).sum()
     else:
         R = torch.nn.functional.binary_cross_entropy_with_logits(T, Y, reduction="sum")
     if reduction == "mean":
