@@ -437,6 +437,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     # -- pickling ----------------------------------------------------------------------
 
+    def __copy__(self):
+        """A shallow copy sharing the network, optimiser and record (no host copies, as a
+        pickle's state would make): scikit-learn's callbacks copy the estimator each epoch."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def __setstate__(self, state):
         """A pickle written before a parameter was added gets its default."""
         super().__setstate__(state)
