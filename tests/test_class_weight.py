@@ -154,6 +154,7 @@ def test_a_streamed_fit_weighs_its_classes_as_a_resident_one(tmp_path, three_cla
     mapped = np.load(path, mmap_mode="r")
     sw = np.linspace(0.5, 2.0, len(y))  # "balanced" counts the weighted cases
     for class_weight in ({"ant": 1.0, "bee": 3.0, "cat": 9.0}, "balanced"):
-        streamed = fitted(mapped, y, sw, class_weight=class_weight, streaming=True)
         resident = fitted(X, y, sw, class_weight=class_weight, streaming=False)
-        assert_same_steps(streamed, resident)
+        for labels in (y, y.reshape(-1, 1)):  # a column of labels is one label per case
+            streamed = fitted(mapped, labels, sw, class_weight=class_weight, streaming=True)
+            assert_same_steps(streamed, resident)
