@@ -854,7 +854,7 @@ ASKED_SLIPS = [
     ),
     Slip(
         "class-weight-streamed",
-        "a streamed fit takes a column of labels for multi-label rows: balanced unweighted (inputs/prepare.py)",
+        "a streamed fit takes a column of labels as multi-label rows (inputs/prepare.py)",
         "gpubp/inputs/prepare.py",
         "targets.weigh, labels[:, 0] if flat else labels, w_host, comm",
         "targets.weigh, labels, w_host, comm",
