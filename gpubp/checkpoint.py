@@ -91,10 +91,6 @@ def cadence(every) -> Cadence:
 
 NOT_IDENTITY = ("verbose", "backend", "checkpoint", "checkpoint_every")  # may change on resume
 LONGER = "max_iter"  # may grow: a run that reached it goes on (``Run``)
-# The estimators' parameters added since checkpoints, pickles and model files were first
-# written, with their defaults: left out of the identity at those defaults, so that a
-# checkpoint written before them resumes (and an older pickle gets them, ``BaseMLP``).
-ADDED_LATER = {"early_stopping_metric": "score", "class_weight": None}
 
 
 def plain(value):
@@ -111,15 +107,10 @@ def plain(value):
 
 def identity(kind, params, data, backend, comm, n_outputs, classes, more: dict) -> dict:
     """What a checkpoint of this fit must have been written for: the estimator's kind and
-    parameters (but NOT_IDENTITY, and ADDED_LATER at their defaults), the shapes, classes,
-    ranks and data, and ``more``."""
+    parameters (but NOT_IDENTITY), the shapes, classes, ranks and data, and ``more``."""
     return {
         "estimator": kind,
-        **{
-            k: plain(v)
-            for k, v in params.items()
-            if k not in NOT_IDENTITY and not (k in ADDED_LATER and v == ADDED_LATER[k])
-        },
+        **{k: plain(v) for k, v in params.items() if k not in NOT_IDENTITY},
         "n_features": data.n_features,
         "n_outputs": n_outputs,
         "classes": plain(classes),

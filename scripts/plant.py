@@ -165,8 +165,8 @@ SLIPS = [
     ),
     Slip(
         "cv-refit",
-        "the CV refit keeps the default learning rate, not the best one (estimators/cv.py)",
-        "gpubp/estimators/cv.py",
+        "the CV refit keeps the default learning rate, not the best one (estimators/cv_search.py)",
+        "gpubp/estimators/cv_search.py",
         "alpha=self.alpha_, learning_rate_init=self.learning_rate_init_",
         "alpha=self.alpha_",
         ("test_cv",),
@@ -640,7 +640,7 @@ SLIPS += [
     Slip(
         "cv-chunk-rng",
         "the CV's second chunk of networks shuffles on from the first's generator (cv.py)",
-        "gpubp/estimators/cv.py",
+        "gpubp/estimators/cv_search.py",
         "            chunk_rng = np.random.default_rng(shuffle_seed)\n",
         "            chunk_rng = chunk_rng if i else np.random.default_rng(shuffle_seed)\n",
         (*TOGETHER, "test_cv"),
@@ -718,8 +718,8 @@ PATH_SLIPS = [
     ),
     Slip(
         "cv-dense",
-        "the CV search hands a sparse X to its stack (estimators/cv.py)",
-        "gpubp/estimators/cv.py",
+        "the CV search hands a sparse X to its stack (estimators/cv_search.py)",
+        "gpubp/estimators/cv_search.py",
         "streaming=False, stack=True",
         "streaming=False, stack=False",
         ("test_cv", "test_edges"),
@@ -862,8 +862,8 @@ ASKED_SLIPS = [
     ),
     Slip(
         "cv-fold-balance",
-        "the CV search's class weights from all the cases, not each fold's (estimators/cv.py)",
-        "gpubp/estimators/cv.py",
+        "the CV search's class weights from all the cases, not each fold's (cv_search.py)",
+        "gpubp/estimators/cv_search.py",
         "            y, w = y_all[train], w_all[train]\n",
         "            y, w = y_all, w_all\n",
         ("test_class_weight",),
@@ -886,8 +886,8 @@ ASKED_SLIPS = [
     ),
     Slip(
         "added-later-identity",
-        "early_stopping_metric in every checkpoint's identity (checkpoint.py)",
-        "gpubp/checkpoint.py",
+        "early_stopping_metric in every checkpoint's identity (estimators/plan.py)",
+        "gpubp/estimators/plan.py",
         'ADDED_LATER = {"early_stopping_metric": "score", "class_weight": None}',
         'ADDED_LATER = {"class_weight": None}',
         ("test_reference",),

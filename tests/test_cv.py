@@ -279,7 +279,7 @@ def test_scoring_chunks_and_starts_in_cv(digits, monkeypatch):
     kw = dict(alphas=[1e-4, 1e-2], cv=3, max_iter=5, random_state=1, n_init=2)
     whole = MLPClassifierCV((8,), scoring="neg_log_loss", ensemble="average", **kw).fit(X, y)
     assert (whole.cv_results_["mean_test_score"] < 0).all()
-    from gpubp.estimators import cv as cv_module
+    from gpubp.estimators import cv_search as cv_module
 
     monkeypatch.setattr(cv_module, "STACK_BYTES", 1)  # one network per chunk
     chunked = MLPClassifierCV((8,), scoring="neg_log_loss", ensemble="average", **kw).fit(X, y)

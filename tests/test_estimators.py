@@ -560,7 +560,7 @@ def test_the_four_estimators_take_the_same_parameters_with_the_same_defaults():
     spells its signature out (the regressor adds ``loss``, the classifiers ``class_weight``,
     the CV forms their search's)."""
     from gpubp.estimators.base import BaseMLP
-    from gpubp.estimators.cv import CV_PARAMETERS
+    from gpubp.estimators.cv_search import CV_PARAMETERS
 
     shared = inspect.signature(BaseMLP.__init__).parameters
     for kind, own in [

@@ -20,7 +20,7 @@ import pytest
 import gpubp
 from gpubp import checkpoint
 from gpubp.backend import to_numpy
-from gpubp.estimators import cv, predicting
+from gpubp.estimators import cv_search, predicting
 from gpubp.estimators.plan import Plan
 from gpubp.inputs import data as inputs_data
 from gpubp.inputs import sources
@@ -383,7 +383,7 @@ def test_cross_validation_in_several_stacks_is_one_stack(monkeypatch):
     )
     one = gpubp.MLPClassifierCV(**params).fit(X[:-7], y[:-7])
     assert len(one._chunks(Plan(one), list(range(12)), [P, 5, 3], N - 7)) == 1
-    monkeypatch.setattr(cv, "STACK_BYTES", 1)  # a network a stack
+    monkeypatch.setattr(cv_search, "STACK_BYTES", 1)  # a network a stack
     assert len(one._chunks(Plan(one), list(range(12)), [P, 5, 3], N - 7)) == 12
     several = gpubp.MLPClassifierCV(**params).fit(X[:-7], y[:-7])
     for key, value in one.cv_results_.items():

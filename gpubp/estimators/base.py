@@ -21,8 +21,8 @@ A fit goes down once and comes back once (docs/architecture.md):
 =================  ==========================================================
 who                owns
 =================  ==========================================================
-this module        parameters, fit/partial_fit/predict, fitted attributes,
-                   weights and pickling
+this module        parameters, fit/partial_fit/predict, fitted attributes
+weights            the weights (network or host) and pickling
 targets            how y is encoded and scored (a subclass's ``_targets``)
 inputs.prepare     X, y and sample_weight made the training set
 plan               settings, the run, its checkpoints, and the ``Outcome``
@@ -32,7 +32,6 @@ train, train_stack the epoch loop: one network, a stack
 
 from __future__ import annotations
 
-import copy
 import os
 from numbers import Integral, Real
 
@@ -42,20 +41,26 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..backend import get_backend, to_numpy
-from ..checkpoint import ADDED_LATER
 from ..distributed import MODES
 from ..errors import renamed
 from ..inputs.data import SHUFFLES
 from ..inputs.prepare import prepare
 from ..memory import device_memory_advice
 from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
-from ..optim import moved
 from ..train_stack import StackHistory
 from .callbacks import CallbackSupportMixin, fit_tasks, managed
-from .plan import ACTIVATIONS, OUT_ACTIVATIONS, STOCHASTIC_SOLVERS, Outcome, Plan, Previous
+from .plan import (
+    ACTIVATIONS,
+    OUT_ACTIVATIONS,
+    STOCHASTIC_SOLVERS,
+    Outcome,
+    Plan,
+    Previous,
+)
 from .predicting import predicted
 from .sklearn_mlp import to_sklearn
 from .starts import average_outputs, ensemble_history
+from .weights import HeldWeights
 
 
 def host_arrays(y, sample_weight):
@@ -63,7 +68,7 @@ def host_arrays(y, sample_weight):
     return to_numpy(y), None if sample_weight is None else to_numpy(sample_weight)
 
 
-class BaseMLP(CallbackSupportMixin, BaseEstimator):
+class BaseMLP(CallbackSupportMixin, HeldWeights, BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -332,54 +337,6 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         self.best_validation_score_ = h.best_validation_score
         self.stop_reason_ = h.stop_reason
 
-    # -- the weights -------------------------------------------------------------------
-
-    @property
-    def coefs_(self) -> list[np.ndarray]:
-        """[W_1, ..., W_{L+1}] as NumPy arrays, read from the network when asked for (one
-        copy to the host); assigning a list sets the network's weights."""
-        return [W for W, _ in self._host_weights()]
-
-    @coefs_.setter
-    def coefs_(self, value):
-        self._set_host_weights(coefs=value)
-
-    @property
-    def intercepts_(self) -> list[np.ndarray]:
-        """[b_1, ..., b_{L+1}] as NumPy arrays; see ``coefs_``."""
-        return [b for _, b in self._host_weights()]
-
-    @intercepts_.setter
-    def intercepts_(self, value):
-        self._set_host_weights(intercepts=value)
-
-    def _has_weights(self) -> bool:
-        return self.__dict__.get("_net") is not None or "_weights" in self.__dict__
-
-    def _host_weights(self):
-        net = self.__dict__.get("_net")
-        if net is not None:
-            return net.get_weights()
-        weights = self.__dict__.get("_weights")
-        if weights is None or None in weights:
-            raise AttributeError(f"this {type(self).__name__} has no weights yet: call fit")
-        return list(zip(*weights))
-
-    def _set_host_weights(self, coefs=None, intercepts=None):
-        """Weights from the host, for the network if there is one, else kept until one is
-        built (``load`` sets coefs_ and then intercepts_)."""
-        net = self.__dict__.get("_net")
-        if net is None:
-            W, b = self.__dict__.get("_weights") or (None, None)
-        else:
-            W, b = zip(*net.get_weights())
-        W = W if coefs is None else list(coefs)
-        b = b if intercepts is None else list(intercepts)
-        if net is None:
-            self._weights = (W, b)
-        else:
-            net.set_weights(list(zip(W, b)))
-
     # -- predicting --------------------------------------------------------------------
 
     def to_sklearn(self):
@@ -434,39 +391,3 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         """f(X); for an ensemble of starts, the average of their outputs (ESL 11.5.6)."""
         return self._predicted(X, lambda net, T: average_outputs(net.backend.xp, net.g(T)))
-
-    # -- pickling ----------------------------------------------------------------------
-
-    def __copy__(self):
-        """A shallow copy sharing the network, optimiser and record (no host copies, as a
-        pickle's state would make): scikit-learn's callbacks copy the estimator each epoch."""
-        twin = type(self).__new__(type(self))
-        twin.__dict__.update(self.__dict__)
-        return twin
-
-    def __setstate__(self, state):
-        """A pickle written before a parameter was added gets its default."""
-        super().__setstate__(state)
-        for name in self._get_param_names():
-            if name in ADDED_LATER:
-                self.__dict__.setdefault(name, ADDED_LATER[name])
-
-    def __getstate__(self):
-        """NumPy only: a model trained on a GPU unpickles where there is no CuPy.
-
-        A copy: pickling leaves the estimator, its network and its optimiser as they were.
-        """
-        state = dict(super().__getstate__())
-        if self._has_weights():
-            weights = self._host_weights()
-            state["_weights"] = ([W for W, _ in weights], [b for _, b in weights])
-        state.pop("_net", None)
-        state.pop("_checked_input", None)
-        state.pop("_last_targets", None)
-        if "_optimizer" in state:
-            state["_optimizer"] = moved(state["_optimizer"], to_numpy)
-        if "_history" in state and state["_history"].best_theta is not None:
-            history = copy.copy(state["_history"])
-            history.best_theta = to_numpy(history.best_theta)
-            state["_history"] = history
-        return state

@@ -56,6 +56,10 @@ OUT_ACTIVATIONS = {
     "exp": "exp",
 }
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
+# The estimators' parameters added since checkpoints, pickles and model files were first
+# written, with their defaults: left out of a checkpoint's identity at those defaults, so
+# that a checkpoint written before them resumes (and an older pickle gets them, ``BaseMLP``).
+ADDED_LATER = {"early_stopping_metric": "score", "class_weight": None}
 
 
 @dataclass
@@ -253,7 +257,8 @@ class Plan:
         if folder is None:
             return None
         self.refuse_lbfgs("checkpoint")
-        who = identity(self.kind, self.params, data, backend, comm, n_outputs, classes, more)
+        params = {k: v for k, v in self.params.items() if (k, v) not in ADDED_LATER.items()}
+        who = identity(self.kind, params, data, backend, comm, n_outputs, classes, more)
         return open_run(folder, self.checkpoint_every, who, comm)
 
     def run(self, prepared, previous, outcome: Outcome, incremental: bool) -> None:
