@@ -124,12 +124,18 @@ def test_epochs_nest_under_gridsearchcv_and_pipeline_and_the_cv_estimators_refit
     assert names[-1] == ("MLPClassifierCV", "fit")
 
 
-def test_a_progress_bar_draws_the_epochs(data, capsys):
+def test_a_progress_bar_draws_the_epochs_nested_in_a_search_and_a_pipeline(data, capsys):
     pytest.importorskip("rich")
     X, y = data
     est = gpubp.MLPClassifier(**KW).set_callbacks(callback.ProgressBar())
     quiet(est.fit, X, y)
     assert "MLPClassifier - fit" in capsys.readouterr().out
+    pipe = make_pipeline(StandardScaler(), gpubp.MLPClassifier(**KW))
+    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2]}, cv=2)
+    search.set_callbacks(callback.ProgressBar(max_propagation_depth=None))
+    quiet(search.fit, X, y)
+    bars = capsys.readouterr().out
+    assert bars.count("Pipeline - fit-final-estimator | MLPClassifier - fit") == 2 * 2 + 1
 
 
 @pytest.mark.slow
