@@ -163,6 +163,31 @@ def test_a_model_trained_on_the_gpu_pickles_and_saves_as_numpy(tmp_path):
     np.testing.assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
 
 
+@pytest.mark.parametrize("ensemble", ["average", "bagging"])
+def test_a_stack_trained_on_the_gpu_pickles_and_saves_in_a_pipeline_as_numpy(tmp_path, ensemble):
+    """A stack's record keeps the weights of its stopped networks on the device: a pickle
+    and a pipeline's skops file take host copies, and load without CuPy's types."""
+    import pickle
+
+    import skops.io
+    from sklearn.datasets import make_classification
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(n_samples=100, n_features=5, random_state=0)
+    kw = dict(max_iter=4, n_init=2, ensemble=ensemble, backend="cupy", random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        pipe = make_pipeline(StandardScaler(), gpubp.MLPClassifier((8,), **kw)).fit(X, y)
+    want = pipe.predict_proba(X)
+    back = load_without_cupy(pickle.dumps(pipe))
+    back.set_params(mlpclassifier__backend="numpy")
+    np.testing.assert_allclose(back.predict_proba(X), want, rtol=1e-5)
+    gpubp.save(pipe, tmp_path / "m.skops")
+    assert not any("cupy" in t for t in skops.io.get_untrusted_types(file=tmp_path / "m.skops"))
+    on_cpu = gpubp.load(tmp_path / "m.skops", backend="numpy")
+    np.testing.assert_allclose(on_cpu.predict_proba(X), want, rtol=1e-5)
+
+
 def test_partial_fit_and_score_take_targets_on_the_gpu():
     """Every call into scikit-learn gets host arrays, whatever the caller passed."""
     import cupy

@@ -10,6 +10,7 @@ import copy
 import numpy as np
 
 from ..backend import to_numpy
+from ..checkpoint import ON_DEVICE
 from ..optim import moved
 from .plan import ADDED_LATER
 
@@ -95,8 +96,10 @@ class HeldWeights:
         state.pop("_last_targets", None)
         if "_optimizer" in state:
             state["_optimizer"] = moved(state["_optimizer"], to_numpy)
-        if "_history" in state and state["_history"].best_theta is not None:
-            history = copy.copy(state["_history"])
-            history.best_theta = to_numpy(history.best_theta)
-            state["_history"] = history
+        history = state.get("_history")
+        on_device = [k for k in ON_DEVICE if getattr(history, k, None) is not None]
+        if on_device:  # the best weights, and a stack's kept ones: host copies
+            history = state["_history"] = copy.copy(history)
+            for key in on_device:
+                setattr(history, key, to_numpy(getattr(history, key)))
         return state
