@@ -49,14 +49,7 @@ from ..memory import device_memory_advice
 from ..network import DTYPES, INITS, MATMUL_PRECISIONS, MLP, PENALTIES
 from ..train_stack import StackHistory
 from .callbacks import CallbackSupportMixin, fit_tasks, managed
-from .plan import (
-    ACTIVATIONS,
-    OUT_ACTIVATIONS,
-    STOCHASTIC_SOLVERS,
-    Outcome,
-    Plan,
-    Previous,
-)
+from .plan import ACTIVATIONS, OUT_ACTIVATIONS, STOCHASTIC_SOLVERS, Outcome, Plan, Previous
 from .predicting import predicted
 from .sklearn_mlp import to_sklearn
 from .starts import average_outputs, ensemble_history

@@ -6,7 +6,8 @@ A fit (or a partial_fit) is the estimator's root task and each epoch one subtask
 bars, and ``ScoringMonitor`` scores each epoch's ``fitted_estimator``: a copy of the
 estimator with that epoch's weights (for a stack of random starts, their average).
 A callback's ``on_fit_task_end`` that returns True stops training after that epoch
-(``stop_reason_ == "callback"``). L-BFGS has no epochs: its fit is one task. The CV
+(``stop_reason_ == "callback"``; with ``checkpoint``, such a run is finished, as one that
+early stopping ended). L-BFGS has no epochs: its fit is one task. The CV
 estimators' search reports the epochs of each stack of networks (no ``fitted_estimator``:
 mid-search there is no one model), then the refit as a propagated subtask.
 
@@ -22,8 +23,8 @@ try:
     from sklearn.callback import CallbackSupportMixin, with_callbacks
 except ImportError:  # scikit-learn < 1.9
 
-    class CallbackSupportMixin:  # noqa: D101 - nothing to support
-        pass
+    class CallbackSupportMixin:
+        """Nothing to support: scikit-learn has no callbacks before 1.9."""
 
     with_callbacks = None
 

@@ -58,7 +58,7 @@ OUT_ACTIVATIONS = {
 STOCHASTIC_SOLVERS = ("sgd", "adam", "gd")
 # The estimators' parameters added since checkpoints, pickles and model files were first
 # written, with their defaults: left out of a checkpoint's identity at those defaults, so
-# that a checkpoint written before them resumes (and an older pickle gets them, ``BaseMLP``).
+# that a checkpoint written before them resumes (and an older pickle gets them: weights.py).
 ADDED_LATER = {"early_stopping_metric": "score", "class_weight": None}
 
 
