@@ -21,6 +21,21 @@ LISTED = ("classes", "feature_names")  # arrays of an .npz, lists in a version 2
 LISTED_KINDS = "biufU"  # booleans, integers, floats, text
 
 
+def network_description(net) -> dict:
+    """What a description says of a network: its architecture, penalty and dtype (JSON)."""
+    return {
+        "layer_sizes": list(net.layer_sizes),
+        "activation": net.activation,
+        "output": net.output,
+        "loss": net.loss,
+        "weight_decay": np.asarray(net.weight_decay).tolist(),
+        "penalty": net.penalty,
+        "w0": net.w0,
+        "dtype": net.dtype.name,
+        "n_networks": net.n_networks,
+    }
+
+
 def checked_description(text, path, kind) -> dict:
     try:
         meta = json.loads(text)

@@ -35,6 +35,7 @@ from .model_checks import (
     checked_arrays,
     checked_description,
     checked_fitted,
+    network_description,
 )
 from .network import MLP
 from .pipeline_files import describe_pipeline, is_pipeline_file, load_pipeline, save_pipeline
@@ -103,17 +104,7 @@ def save(model, path, *, record: dict | None = None) -> None:
         "format": FORMAT,
         "version": VERSIONS["npz" if npz else "safetensors"],
         "kind": kind,
-        "network": {
-            "layer_sizes": list(net.layer_sizes),
-            "activation": net.activation,
-            "output": net.output,
-            "loss": net.loss,
-            "weight_decay": np.asarray(net.weight_decay).tolist(),
-            "penalty": net.penalty,
-            "w0": net.w0,
-            "dtype": net.dtype.name,
-            "n_networks": net.n_networks,
-        },
+        "network": network_description(net),
         **meta,
         **({} if record is None else {"record": _json_record(record)}),
     }

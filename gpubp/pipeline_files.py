@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import zipfile
 
+import numpy as np
 from sklearn.pipeline import Pipeline
 
 from .errors import InputError, ModelFileError
 from .estimators import BaseMLP, MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 from .file_formats import write_atomically
+from .model_checks import network_description
 from .optim import SGD, Adam
 from .train import History
 from .train_stack import StackHistory
@@ -105,32 +107,24 @@ def load_pipeline(path, backend="auto"):
 
 
 def describe_pipeline(pipeline) -> dict:
-    """What ``gpubp.describe`` says of a pipeline: its steps, and the final gpubp
+    """What ``gpubp.persist.describe`` says of a pipeline: its steps, and the final gpubp
     estimator's network."""
     final = pipeline.steps[-1][1]
-    network = None
-    if isinstance(final, BaseMLP) and hasattr(final, "coefs_"):
-        net = final.get_network()
-        network = {
-            "layer_sizes": list(net.layer_sizes),
-            "activation": net.activation,
-            "output": net.output,
-            "loss": net.loss,
-            "dtype": net.dtype.name,
-        }
+    trained = isinstance(final, BaseMLP) and hasattr(final, "coefs_")
     return {
         "format": "skops",
         "version": None,
         "kind": "Pipeline",
         "steps": [[name, type(step).__name__] for name, step in pipeline.steps],
-        "network": network,
+        "network": network_description(final.get_network()) if trained else None,
         "params": None,
         "fitted": {k: getattr(final, k) for k in FITTED if hasattr(final, k)} or None,
         "record": None,
-        "classes": _listed(getattr(final, "classes_", None)),
-        "feature_names": _listed(getattr(pipeline, "feature_names_in_", None)),
+        "classes": _as_list(getattr(final, "classes_", None)),
+        "feature_names": _as_list(getattr(pipeline, "feature_names_in_", None)),
     }
 
 
-def _listed(values):
-    return None if values is None else [v.item() if hasattr(v, "item") else v for v in values]
+def _as_list(values):
+    """Classes or feature names as plain JSON values, as ``describe`` gives them."""
+    return None if values is None else np.asarray(values).tolist()
